@@ -1,0 +1,3 @@
+pub mod canvas;
+pub mod sandbox;
+pub mod types;
