@@ -1,3 +1,13 @@
+pub mod api;
+pub mod auth;
 pub mod canvas;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod rules;
 pub mod sandbox;
+pub mod scheduling;
+pub mod startup;
+pub mod telemetry;
 pub mod types;

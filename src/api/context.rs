@@ -1,0 +1,192 @@
+//! Per-request plumbing: the `x-request-id` header, problem+json for every error (ours and
+//! actix's own), latency metrics per route template, and one log line per request.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+
+use crate::error::{ApiError, Code, PROBLEM_JSON};
+use crate::metrics::Metrics;
+use crate::telemetry::RequestId;
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let http_request = req.request().clone();
+    let response = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            let error = foreign(e.as_response_error().status_code(), &e);
+            ServiceResponse::new(http_request, error.response(None))
+        }
+    };
+    let request_id = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut response = as_problem(response, &request_id);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    let status = response.status();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = response.request().method().as_str().to_owned();
+    let elapsed = started.elapsed();
+    if let Some(m) = metrics {
+        m.http_requests
+            .with_label_values(&[&method, &route, status.as_str()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[&method, &route])
+            .observe(elapsed.as_secs_f64());
+    }
+    tracing::info!(
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(response)
+}
+
+/// Renders every error response as our problem document, with the request id in it.
+fn as_problem(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let error = match response.response().error() {
+        Some(e) => Some(
+            e.as_error::<ApiError>()
+                .cloned()
+                .unwrap_or_else(|| foreign(status, e)),
+        ),
+        None if status.is_client_error() || status.is_server_error() => {
+            let is_problem = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+            (!is_problem).then(|| by_status(status))
+        }
+        None => None,
+    };
+    let Some(error) = error else {
+        return response;
+    };
+    tracing::Span::current().record("error.code", error.code.as_str());
+    let (request, _) = response.into_parts();
+    ServiceResponse::new(request, error.response(Some(request_id)))
+}
+
+/// An actix or library error that did not come through `ApiError`: keep its status, give it
+/// our code, and never echo its text (it may quote the request).
+fn foreign(status: StatusCode, e: &actix_web::Error) -> ApiError {
+    if status.is_server_error() {
+        return ApiError::internal(e);
+    }
+    by_status(status)
+}
+
+fn by_status(status: StatusCode) -> ApiError {
+    match status.as_u16() {
+        401 => ApiError::new(Code::Unauthorized, "Authentication is required."),
+        403 => ApiError::new(Code::Forbidden, "Not allowed."),
+        404 => ApiError::not_found("There is nothing at this address."),
+        405 => ApiError::new(Code::MethodNotAllowed, "This method is not allowed here."),
+        413 => ApiError::new(Code::PayloadTooLarge, "The request body is too large."),
+        s if s >= 500 => ApiError::internal(&format!("HTTP {s} without an error")),
+        _ => ApiError::invalid("request", "the request could not be read"),
+    }
+}
+
+/// For `default_service`: unknown paths get a problem document too.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("There is nothing at this address."))
+}
+
+/// serde's messages quote the offending value (`invalid type: string "Jane"`); keep the shape
+/// of the complaint and drop the value, which may be patient data.
+fn sanitize(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((_, expected)) = rest.split_once(", expected ")
+        {
+            return format!(
+                "{}, expected {expected}",
+                prefix.trim_end_matches([':', ' '])
+            );
+        }
+    }
+    message.to_owned()
+}
+
+/// The field a serde message is about, when it names one.
+fn field_of(message: &str) -> Option<String> {
+    for marker in ["missing field `", "unknown field `", "duplicate field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+pub fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let error = match &e {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(Code::PayloadTooLarge, "The request body is too large.")
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::invalid("body", "Content-Type must be application/json")
+        }
+        JsonPayloadError::Deserialize(de) => {
+            let message = de.to_string();
+            let field = field_of(&message).unwrap_or_else(|| "body".into());
+            ApiError::invalid(field, sanitize(&message))
+        }
+        _ => ApiError::invalid("body", "the body could not be read"),
+    };
+    error.into()
+}
+
+pub fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let message = e.to_string();
+    let field = field_of(&message).unwrap_or_else(|| "query".into());
+    ApiError::invalid(field, sanitize(&message)).into()
+}
+
+pub fn path_error(e: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::invalid("path", sanitize(&e.to_string())).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_values_never_reach_the_client() {
+        let m = "invalid type: string \"Jane Doe\", expected u32 at line 1 column 20";
+        assert_eq!(sanitize(m), "invalid type, expected u32");
+        assert_eq!(
+            sanitize("missing field `slot_id` at line 1 column 2"),
+            "missing field `slot_id`"
+        );
+        assert_eq!(
+            field_of("missing field `slot_id` at line 1"),
+            Some("slot_id".into())
+        );
+        assert_eq!(field_of("expected value"), None);
+    }
+}

@@ -1,0 +1,55 @@
+//! The OpenAPI 3.1 document, generated from the handlers and DTOs. The committed
+//! `openapi/openapi.json` must equal `ApiDoc::openapi()`; a test compares them.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "slotgate",
+        description = "Scheduling API gateway for clinics on the Canvas Medical EHR: who can see a patient, when, and booking it exactly once.\n\nEvery error is `application/problem+json` with a stable `code`; every response carries `x-request-id`. Authenticate with a bearer JWT from the clinic's identity provider (scopes `scheduling.read`, `scheduling.book`, `scheduling.staff`, `scheduling.admin`).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "/", description = "This slotgate instance")),
+    paths(
+        super::health::healthz,
+        super::health::readyz,
+        super::health::metrics,
+        super::locations::list,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    tags(
+        (name = "browse", description = "Reasons, locations, clinicians and their availability"),
+        (name = "operations", description = "Health, readiness and metrics for operators"),
+    ),
+    modifiers(&BearerJwt)
+)]
+pub struct ApiDoc;
+
+struct BearerJwt;
+
+impl Modify for BearerJwt {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A JWT from the clinic's identity provider; `slotgate token` mints development ones."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as served and committed, pretty-printed with a trailing newline.
+pub fn openapi_json() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    text
+}

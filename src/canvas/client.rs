@@ -1,0 +1,398 @@
+//! The HTTP side of the Canvas client: auth, timeouts, bounded concurrency, retries of reads,
+//! spans with the outbound `traceparent`, and paging through search bundles.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::propagation::Injector;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use url::Url;
+
+use super::Error;
+use super::fhir::Bundle;
+use super::token::TokenSource;
+use crate::config::Secret;
+use crate::metrics::Metrics;
+
+/// Searches stop after this many pages; a Canvas bug must not become an endless loop.
+const MAX_PAGES: usize = 200;
+/// Canvas's page size maximum (§7).
+pub const PAGE_SIZE: &str = "100";
+/// A `Retry-After` longer than this is not waited for inside a request.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub fhir_url: Url,
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_concurrency: usize,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+}
+
+#[derive(Clone)]
+pub struct CanvasClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    token: TokenSource,
+    permits: Semaphore,
+    max_retries: u32,
+    retry_base: Duration,
+    metrics: Option<Metrics>,
+}
+
+/// What came back from a successful call.
+pub(super) struct Answer {
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl CanvasClient {
+    pub fn new(options: ClientOptions, metrics: Option<Metrics>) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("slotgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Upstream {
+                operation: "client",
+                reason: e.to_string(),
+            })?;
+        let mut base = options.fhir_url;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                token: TokenSource::new(
+                    options.token_url,
+                    options.client_id,
+                    options.client_secret,
+                ),
+                permits: Semaphore::new(options.max_concurrency.max(1)),
+                max_retries: options.max_retries,
+                retry_base: options.retry_base,
+                metrics,
+            }),
+        })
+    }
+
+    /// Acquires (or reuses) a token: the readiness probe's question "does Canvas answer?".
+    pub async fn ensure_token(&self) -> Result<(), Error> {
+        let result = self.inner.token.get(&self.inner.http).await.map(drop);
+        if let Some(m) = &self.inner.metrics {
+            m.canvas_up.set(i64::from(result.is_ok()));
+        }
+        result
+    }
+
+    pub(super) fn url(&self, path: &str) -> Url {
+        // The base always ends in '/', and paths are our own constants.
+        self.inner
+            .base
+            .join(path)
+            .unwrap_or_else(|_| self.inner.base.clone())
+    }
+
+    /// GETs a search and follows `next` links, returning every resource of type `resource`.
+    pub(super) async fn search<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        resource: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Vec<T>, Error> {
+        let mut url = self.url(resource);
+        url.query_pairs_mut()
+            .extend_pairs(params)
+            .append_pair("_count", PAGE_SIZE);
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let answer = self.execute(operation, Method::GET, url, None).await?;
+            let bundle: Bundle<serde_json::Value> = decode(operation, &answer.body)?;
+            let next = bundle.next_link().map(str::to_owned);
+            for entry in bundle.entry {
+                // Canvas may mix OperationOutcome warnings into a bundle; keep our type only.
+                if entry.resource.get("resourceType").and_then(|t| t.as_str()) == Some(resource) {
+                    out.push(serde_json::from_value(entry.resource).map_err(|e| {
+                        Error::Upstream {
+                            operation,
+                            reason: format!("unreadable {resource}: {e}"),
+                        }
+                    })?);
+                }
+            }
+            match next {
+                Some(link) => url = self.resolve_link(operation, &link)?,
+                None => return Ok(out),
+            }
+        }
+        Err(Error::Upstream {
+            operation,
+            reason: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Canvas's paging links are relative to the FHIR root (`/Appointment?_offset=10`); an
+    /// absolute link must stay on Canvas's origin, so the bearer token never leaves it.
+    fn resolve_link(&self, operation: &'static str, link: &str) -> Result<Url, Error> {
+        let base = &self.inner.base;
+        let url = match link.strip_prefix('/') {
+            Some(relative) => base.join(relative),
+            None => base.join(link),
+        }
+        .map_err(|_| Error::Upstream {
+            operation,
+            reason: "unusable next link".into(),
+        })?;
+        if url.origin() != base.origin() {
+            return Err(Error::Upstream {
+                operation,
+                reason: "next link points away from Canvas".into(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// One logical call: token, permit, span, retries (GET only) and one re-authentication.
+    pub(super) async fn execute(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, Error> {
+        let span = tracing::info_span!(
+            "canvas.request",
+            otel.name = operation,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            canvas.operation = operation,
+            http.request.method = %method,
+            http.response.status_code = tracing::field::Empty,
+            fumage.correlation_id = tracing::field::Empty,
+            retries = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self
+            .attempts(operation, method, url, body)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Error::Timeout { .. }) => "timeout",
+            Err(Error::Unavailable { .. }) => "unavailable",
+            Err(Error::NotFound { .. }) => "not_found",
+            Err(Error::Upstream { .. }) => "upstream_error",
+            Err(_) => "refused",
+        };
+        span.record(
+            "otel.status_code",
+            if result.is_ok() { "OK" } else { "ERROR" },
+        );
+        if let Some(m) = &self.inner.metrics {
+            m.canvas_requests
+                .with_label_values(&[operation, outcome])
+                .inc();
+            m.canvas_duration
+                .with_label_values(&[operation])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn attempts(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, Error> {
+        let inner = &self.inner;
+        let retry_reads = method == Method::GET;
+        let is_write = !retry_reads;
+        let mut retries = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            let token = inner.token.get(&inner.http).await?;
+            let permit = inner.permits.acquire().await;
+            let sent = self.send_once(&method, &url, &token, body.as_deref()).await;
+            drop(permit);
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    let error = transport_error(operation, &e, is_write);
+                    if retry_reads && e.is_connect() && retries < inner.max_retries {
+                        retries += 1;
+                        tokio::time::sleep(self.backoff(retries, None)).await;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            };
+            let status = response.status();
+            let span = tracing::Span::current();
+            span.record("http.response.status_code", status.as_u16());
+            span.record("retries", retries);
+            if let Some(id) = response
+                .headers()
+                .get("fumage-correlation-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                span.record("fumage.correlation_id", id);
+            }
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+                // Canvas's advice: re-acquire the token once, then give up (§1).
+                inner.token.invalidate(&token).await;
+                reauthenticated = true;
+                continue;
+            }
+            if retry_reads && is_retryable(status) && retries < inner.max_retries {
+                let hint = retry_after(response.headers());
+                if hint.is_none_or(|h| h <= MAX_RETRY_AFTER) {
+                    retries += 1;
+                    tokio::time::sleep(self.backoff(retries, hint)).await;
+                    continue;
+                }
+            }
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(operation, &e, is_write))?;
+            if status.is_success() {
+                return Ok(Answer { headers, body });
+            }
+            return Err(Error::from_status(operation, status.as_u16(), &body));
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        token: &Secret,
+        body: Option<&[u8]>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        // The W3C trace context of this call's span, so Canvas-side logs join our trace.
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut HeaderInjector(&mut headers))
+        });
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .bearer_auth(token.expose());
+        if let Some(body) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        request.send().await
+    }
+
+    /// Exponential backoff with full jitter, never shorter than Canvas's `Retry-After`.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .inner
+            .retry_base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10));
+        let jittered = ceiling.mul_f64(fastrand::f64());
+        retry_after.map_or(jittered, |hint| hint.max(jittered))
+    }
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let wait = jiff::Timestamp::now().duration_until(when);
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+pub(super) fn transport_error(
+    operation: &'static str,
+    e: &reqwest::Error,
+    is_write: bool,
+) -> Error {
+    if e.is_connect() {
+        Error::Unavailable {
+            operation,
+            reason: "connection failed".into(),
+            maybe_sent: false,
+        }
+    } else if e.is_timeout() {
+        Error::Timeout { operation }
+    } else {
+        Error::Unavailable {
+            operation,
+            reason: "connection lost".into(),
+            maybe_sent: is_write,
+        }
+    }
+}
+
+pub(super) fn decode<T: DeserializeOwned>(
+    operation: &'static str,
+    body: &[u8],
+) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::Upstream {
+        operation,
+        reason: format!("unreadable answer: {e}"),
+    })
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+}

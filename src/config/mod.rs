@@ -1,0 +1,325 @@
+//! Typed settings, loaded once and validated once. Compiled-in defaults, then the file named by
+//! `SLOTGATE_CONFIG`, then `SLOTGATE_<SECTION>__<KEY>` variables; a bad setting stops start-up
+//! with a message naming its key, and `slotgate check-config` lists every one.
+
+mod raw;
+mod validate;
+
+pub use validate::random_hex;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use url::Url;
+
+use crate::rules::model::{BookingPolicy, Rules};
+
+pub use raw::RawSettings;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+pub const DEMO_REASONS: &str = include_str!("demo.toml");
+
+/// A value that must never reach a log, an error message or a `Debug` print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub canvas: CanvasSettings,
+    pub auth: AuthSettings,
+    pub cache: CacheSettings,
+    pub rate_limit: RateLimitSettings,
+    pub booking: BookingPolicy,
+    pub state: StateSettings,
+    pub telemetry: TelemetrySettings,
+    pub rules: Rules,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    /// 0: one per CPU core.
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CanvasSettings {
+    pub target: CanvasTarget,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_concurrency: usize,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+}
+
+/// Where Canvas is: a real instance, or the sandbox slotgate starts for itself.
+#[derive(Debug, Clone)]
+pub enum CanvasTarget {
+    Remote(CanvasEndpoint),
+    Embedded(SandboxSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct CanvasEndpoint {
+    /// The FHIR root, always ending in `/`.
+    pub fhir_url: Url,
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    pub listen: SocketAddr,
+    /// 0: the demo clinic.
+    pub clinicians: usize,
+    pub latency_ms: u64,
+    pub error_rate: f64,
+    pub reject_double_booking: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub hs256_secret: Option<Secret>,
+    /// True when slotgate made the HS256 secret up for the embedded sandbox.
+    pub hs256_generated: bool,
+    pub rs256_public_key_pem: Option<String>,
+    pub es256_public_key_pem: Option<String>,
+    pub jwks_url: Option<Url>,
+    pub patient_claim: String,
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub slot_ttl: Duration,
+    pub stale_if_error: Duration,
+    pub directory_ttl: Duration,
+    pub max_slot_entries: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub browse_per_minute: u32,
+    pub book_per_minute: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum StateSettings {
+    Memory,
+    Redis { url: Url, key_prefix: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub service_name: String,
+}
+
+/// One thing wrong with a configuration, named by its key (`canvas.client_secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    /// Read `SLOTGATE_<SECTION>__<KEY>` variables (off in tests that pin every value).
+    pub environment: bool,
+    /// Extra TOML documents merged last, in order, over file and environment (tests).
+    pub overrides: &'a [&'a str],
+}
+
+impl Settings {
+    /// Loads from `SLOTGATE_CONFIG` and the environment, as the server does.
+    pub fn from_environment() -> Result<Settings, Problems> {
+        let file = std::env::var_os("SLOTGATE_CONFIG").filter(|v| !v.is_empty());
+        Settings::load(&Sources {
+            file: file.as_deref().map(Path::new),
+            environment: true,
+            overrides: &[],
+        })
+    }
+
+    pub fn load(sources: &Sources<'_>) -> Result<Settings, Problems> {
+        if let Some(file) = sources.file
+            && !file.is_file()
+        {
+            return Err(Problems(vec![Problem {
+                key: "SLOTGATE_CONFIG".into(),
+                message: format!("{} is not a readable file", file.display()),
+            }]));
+        }
+        let raw = extract(&figment(sources, None))?;
+        if validate::is_embedded(&raw.canvas) {
+            // The embedded sandbox comes with the rules of the clinic it seeds; the clinic's
+            // own file and environment still win over them.
+            let demo = embedded_rules(raw.sandbox.clinicians);
+            let raw = extract(&figment(sources, Some(&demo)))?;
+            validate::validate(raw)
+        } else {
+            validate::validate(raw)
+        }
+    }
+}
+
+/// Keys whose environment values are text even when they look like numbers (`0123`), because
+/// figment would otherwise parse them and lose leading zeros.
+const TEXT_KEYS: [&str; 8] = [
+    "canvas.instance",
+    "canvas.client_id",
+    "canvas.client_secret",
+    "auth.issuer",
+    "auth.audience",
+    "auth.hs256_secret",
+    "sync.canvas_webhook_secret",
+    "state.key_prefix",
+];
+
+fn figment(sources: &Sources<'_>, embedded_rules: Option<&str>) -> Figment {
+    let mut figment = Figment::from(Toml::string(DEFAULTS));
+    if let Some(rules) = embedded_rules {
+        figment = figment.merge(Toml::string(rules));
+    }
+    if let Some(file) = sources.file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    if sources.environment {
+        let is_text = |key: &str| {
+            TEXT_KEYS
+                .iter()
+                .any(|k| k.replace('.', "__").eq_ignore_ascii_case(key))
+        };
+        figment = figment.merge(
+            Env::prefixed("SLOTGATE_")
+                .filter(move |k| !k.as_str().eq_ignore_ascii_case("config") && !is_text(k.as_str()))
+                .split("__")
+                .lowercase(true),
+        );
+        for key in TEXT_KEYS {
+            let var = format!("SLOTGATE_{}", key.replace('.', "__").to_ascii_uppercase());
+            if let Ok(value) = std::env::var(&var) {
+                figment = figment.merge(Serialized::global(key, value));
+            }
+        }
+    }
+    for overrides in sources.overrides {
+        figment = figment.merge(Toml::string(overrides));
+    }
+    figment
+}
+
+fn embedded_rules(clinicians: u64) -> String {
+    let today = jiff::ZonedDateTime::now().date();
+    let clinic = match clinicians {
+        0 => crate::sandbox::Clinic::demo(today),
+        n => crate::sandbox::Clinic::generated(n as usize, today),
+    };
+    format!("{DEMO_REASONS}\n{}", clinic.slotgate_rules_toml())
+}
+
+fn extract(figment: &Figment) -> Result<RawSettings, Problems> {
+    figment.extract::<RawSettings>().map_err(|error| {
+        Problems(
+            error
+                .into_iter()
+                .map(|e| {
+                    let source = e
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.source.as_ref())
+                        .map(|s| format!(" (from {s})"))
+                        .unwrap_or_default();
+                    let mut path = e.path.clone();
+                    if let figment::error::Kind::MissingField(field) = &e.kind
+                        && path.last().map(String::as_str) != Some(field.as_ref())
+                    {
+                        path.push(field.to_string());
+                    }
+                    Problem {
+                        key: if path.is_empty() {
+                            "(top level)".into()
+                        } else {
+                            path.join(".")
+                        },
+                        message: format!("{}{source}", describe(&e.kind)),
+                    }
+                })
+                .collect(),
+        )
+    })
+}
+
+fn describe(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::UnknownField(_, expected) => {
+            format!("unknown key; expected one of {}", expected.join(", "))
+        }
+        Kind::MissingField(_) => "required key is missing".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! Prometheus metrics. Labels are bounded: route templates, operations, outcomes, never raw
+//! paths, ids or anything a patient typed.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// One registry per application, so that tests running several apps do not share counters.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub canvas_requests: IntCounterVec,
+    pub canvas_duration: HistogramVec,
+    pub canvas_up: IntGauge,
+}
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("slotgate".into()), None)
+            .expect("a static prefix is a valid registry prefix");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route template and status",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("static metric definition");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route template",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("static metric definition");
+        let canvas_requests = IntCounterVec::new(
+            Opts::new(
+                "canvas_requests_total",
+                "Calls to Canvas by operation and outcome",
+            ),
+            &["operation", "outcome"],
+        )
+        .expect("static metric definition");
+        let canvas_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "canvas_request_duration_seconds",
+                "Canvas call latency by operation",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("static metric definition");
+        let canvas_up = IntGauge::new(
+            "canvas_up",
+            "1 when the last Canvas token request succeeded",
+        )
+        .expect("static metric definition");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(canvas_requests.clone()),
+            Box::new(canvas_duration.clone()),
+            Box::new(canvas_up.clone()),
+        ] {
+            registry
+                .register(c)
+                .expect("each metric is registered once");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            canvas_requests,
+            canvas_duration,
+            canvas_up,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,2 @@
+//! Pure business rules: no I/O, no clock (`now` is a parameter), unit tests beside them.
+pub mod model;

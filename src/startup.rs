@@ -1,0 +1,194 @@
+//! The application factory used by `main` and by every test: binds the listener (port 0 in
+//! tests), starts the embedded sandbox when no Canvas is configured, builds the state and the
+//! HTTP server, and stops everything in order.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, AppState, context, docs::ApiDoc};
+use crate::auth::Verifier;
+use crate::canvas::{CanvasClient, ClientOptions};
+use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, random_hex};
+use crate::metrics::Metrics;
+use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
+use crate::telemetry::SlotgateRootSpan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the embedded Canvas sandbox did not start: {0}")]
+    Sandbox(std::io::Error),
+    #[error("the Canvas client could not be built: {0}")]
+    Canvas(#[from] crate::canvas::Error),
+    #[error("the token verifier could not be built: {0}")]
+    Auth(#[from] jsonwebtoken::errors::Error),
+}
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    sandbox: Option<Sandbox>,
+    settings: Arc<Settings>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let (endpoint, sandbox) = match &settings.canvas.target {
+            CanvasTarget::Remote(endpoint) => (endpoint.clone(), None),
+            CanvasTarget::Embedded(options) => {
+                let (endpoint, sandbox) = start_sandbox(options).await?;
+                (endpoint, Some(sandbox))
+            }
+        };
+        let metrics = Metrics::new();
+        let canvas = CanvasClient::new(
+            ClientOptions {
+                fhir_url: endpoint.fhir_url,
+                token_url: endpoint.token_url,
+                client_id: endpoint.client_id,
+                client_secret: endpoint.client_secret,
+                timeout: settings.canvas.timeout,
+                connect_timeout: settings.canvas.connect_timeout,
+                max_concurrency: settings.canvas.max_concurrency,
+                max_retries: settings.canvas.max_retries,
+                retry_base: settings.canvas.retry_base,
+            },
+            Some(metrics.clone()),
+        )?;
+        let verifier = web::Data::new(Verifier::new(&settings.auth)?);
+        let listener =
+            TcpListener::bind(settings.server.listen).map_err(|source| StartError::Bind {
+                address: settings.server.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind {
+            address: settings.server.listen,
+            source,
+        })?;
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState {
+            canvas,
+            settings: settings.clone(),
+        });
+        let metrics = web::Data::new(metrics);
+        let max_body = settings.server.max_body_bytes;
+        let openapi = ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(Compress::default())
+                .wrap(from_fn(context::request_context))
+                .wrap(TracingLogger::<SlotgateRootSpan>::new())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(context::json_error),
+                )
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::QueryConfig::default().error_handler(context::query_error))
+                .app_data(web::PathConfig::default().error_handler(context::path_error))
+                .app_data(state.clone())
+                .app_data(metrics.clone())
+                .app_data(verifier.clone())
+                .configure(api::configure)
+                .service(web::redirect("/swagger-ui", "/swagger-ui/"))
+                .service(
+                    SwaggerUi::new("/swagger-ui/{_:.*}")
+                        .url("/api-docs/openapi.json", openapi.clone()),
+                )
+                .default_service(web::to(context::not_found))
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            address: settings.server.listen,
+            source,
+        })?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Application {
+            address,
+            server: server.run(),
+            sandbox,
+            settings,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The embedded sandbox, when slotgate started one.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    /// A handle that stops the server gracefully (in-flight requests finish).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT or `handle().stop()`, then stops the sandbox.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(sandbox) = self.sandbox {
+            sandbox.stop().await;
+        }
+        result
+    }
+}
+
+async fn start_sandbox(
+    options: &crate::config::SandboxSettings,
+) -> Result<(CanvasEndpoint, Sandbox), StartError> {
+    // Fresh credentials per process: the sandbox is private to this slotgate.
+    let client_id = format!("slotgate-{}", &random_hex(4));
+    let client_secret = random_hex(24);
+    let sandbox = Sandbox::start(SandboxOptions {
+        listen: options.listen,
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+        clinic: match options.clinicians {
+            0 => ClinicSpec::Demo,
+            n => ClinicSpec::Generated { clinicians: n },
+        },
+        faults: Faults {
+            latency_ms: options.latency_ms,
+            error_rate: options.error_rate,
+            ..Faults::default()
+        },
+        reject_double_booking: options.reject_double_booking,
+        token_ttl_seconds: 36_000,
+    })
+    .await
+    .map_err(StartError::Sandbox)?;
+    let base = sandbox.base_url();
+    let parse =
+        |s: &str| url::Url::parse(s).map_err(|e| StartError::Sandbox(std::io::Error::other(e)));
+    let endpoint = CanvasEndpoint {
+        fhir_url: parse(&format!("{base}/"))?,
+        token_url: parse(&format!("{base}/auth/token/"))?,
+        client_id,
+        client_secret: Secret::new(client_secret),
+    };
+    Ok((endpoint, sandbox))
+}

@@ -1,0 +1,126 @@
+//! `spawn_app()`: the real application on a random loopback port, on its embedded sandbox
+//! (also on a random port), with typed helpers to call it like a client would.
+
+use reqwest::Response;
+use slotgate::auth::DevToken;
+use slotgate::config::{Settings, Sources};
+use slotgate::sandbox::SandboxControl;
+use slotgate::startup::Application;
+
+/// Every test app listens on port 0 with one worker; the sandbox too.
+const TEST_BASE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+workers = 1
+shutdown_timeout_seconds = 1
+[sandbox]
+listen = "127.0.0.1:0"
+[telemetry]
+log_format = "json"
+"#;
+
+pub const STAFF_SCOPES: &str = "scheduling.read scheduling.book scheduling.staff scheduling.admin";
+
+#[allow(dead_code)] // not every test file uses every handle
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub sandbox: Option<SandboxControl>,
+    pub sandbox_url: Option<String>,
+    pub settings: Settings,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[&str]) -> TestApp {
+    slotgate::telemetry::init_for_tests();
+    let mut layers = vec![TEST_BASE];
+    layers.extend_from_slice(overrides);
+    let settings = Settings::load(&Sources {
+        file: None,
+        environment: false,
+        overrides: &layers,
+    })
+    .expect("test configuration is valid");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the application starts");
+    let address = format!("http://{}", app.address());
+    let sandbox = app.sandbox().map(|s| s.control());
+    let sandbox_url = app.sandbox().map(|s| s.base_url());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        sandbox,
+        sandbox_url,
+        settings,
+        handle,
+    }
+}
+
+impl TestApp {
+    /// A token signed with this app's HS256 secret.
+    pub fn token(&self, patient: Option<&str>, scope: &str) -> String {
+        let auth = &self.settings.auth;
+        let minter = DevToken {
+            secret: auth.hs256_secret.as_ref().expect("tests sign with HS256"),
+            issuer: &auth.issuer,
+            audience: &auth.audience,
+            patient_claim: &auth.patient_claim,
+        };
+        let patient = patient.map(|p| p.parse().expect("a patient key"));
+        minter
+            .mint("test-user", patient.as_ref(), scope, 600)
+            .unwrap()
+    }
+
+    pub fn staff_token(&self) -> String {
+        self.token(None, STAFF_SCOPES)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.http.get(format!("{}{path}", self.address));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().await.expect("the request reaches slotgate")
+    }
+}
+
+/// Asserts a problem+json body with the given status and code and returns it.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "{content_type}"
+    );
+    let body: serde_json::Value = response.json().await.expect("a JSON problem");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "request id in body and header"
+    );
+    body
+}

@@ -1,0 +1,96 @@
+use crate::helpers::{assert_problem, spawn_app};
+use slotgate::sandbox::Faults;
+
+#[tokio::test]
+async fn locations_come_from_the_sandbox_through_canvas_fhir() {
+    let app = spawn_app().await;
+    let r = app.get("/v1/locations", Some(&app.staff_token())).await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let locations = body["locations"].as_array().unwrap();
+    assert!(locations.len() >= 3, "{body}");
+    let states: std::collections::BTreeSet<&str> = locations
+        .iter()
+        .map(|l| l["state"].as_str().unwrap())
+        .collect();
+    assert!(states.len() >= 3, "three states: {states:?}");
+    let zones: std::collections::BTreeSet<&str> = locations
+        .iter()
+        .map(|l| l["timezone"].as_str().unwrap())
+        .collect();
+    assert!(zones.len() >= 2, "two zones: {zones:?}");
+    for l in locations {
+        assert!(uuid::Uuid::parse_str(l["id"].as_str().unwrap()).is_ok());
+        assert!(!l["name"].as_str().unwrap().is_empty());
+    }
+    let names: Vec<&str> = locations
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "sorted by name");
+    // It really went over HTTP to the sandbox, with a bearer token.
+    let journal = app.sandbox.as_ref().unwrap().journal();
+    assert!(
+        journal
+            .iter()
+            .any(|j| j.method == "GET" && j.path == "/Location" && j.status == 200)
+    );
+    assert!(journal.iter().any(|j| j.path == "/auth/token/"));
+}
+
+#[tokio::test]
+async fn a_read_token_is_required() {
+    let app = spawn_app().await;
+    assert_problem(app.get("/v1/locations", None).await, 401, "unauthorized").await;
+    let r = app.get("/v1/locations", Some("not.a.jwt")).await;
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_problem(r, 401, "unauthorized").await;
+    let no_scope = app.token(None, "openid");
+    assert_problem(
+        app.get("/v1/locations", Some(&no_scope)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let reader = app.token(None, "scheduling.read");
+    assert_eq!(app.get("/v1/locations", Some(&reader)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn canvas_failures_map_to_gateway_codes() {
+    let app = spawn_app_fast_fail().await;
+    let sandbox = app.sandbox.as_ref().unwrap();
+    let token = app.staff_token();
+    // A token first, so the failure is the FHIR call's.
+    assert_eq!(app.get("/v1/locations", Some(&token)).await.status(), 200);
+    sandbox.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_problem(
+        app.get("/v1/locations", Some(&token)).await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    sandbox.set_faults(Faults {
+        latency_ms: 1500,
+        ..Faults::default()
+    });
+    let body = assert_problem(
+        app.get("/v1/locations", Some(&token)).await,
+        504,
+        "upstream_timeout",
+    )
+    .await;
+    assert!(
+        !body["detail"].as_str().unwrap().contains("127.0.0.1"),
+        "no upstream URLs leak"
+    );
+}
+
+async fn spawn_app_fast_fail() -> crate::helpers::TestApp {
+    crate::helpers::spawn_app_with(&["[canvas]\ntimeout_ms = 500\nconnect_timeout_ms = 200\nmax_retries = 1\nretry_base_ms = 10\n"]).await
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary: helpers plus one file per capability. Tests start the real
+//! application and the Canvas sandbox on random loopback ports and speak HTTP to them.
+
+mod canvas_client;
+mod cli;
+mod health;
+mod helpers;
+mod locations;
+mod openapi;
