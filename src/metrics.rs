@@ -14,6 +14,8 @@ pub struct Metrics {
     pub canvas_requests: IntCounterVec,
     pub canvas_duration: HistogramVec,
     pub canvas_up: IntGauge,
+    /// Slot cache lookups by outcome: hit, miss (one Canvas call), stale.
+    pub slot_cache: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -63,8 +65,14 @@ impl Metrics {
             "1 when the last Canvas token request succeeded",
         )
         .expect("static metric definition");
+        let slot_cache = IntCounterVec::new(
+            Opts::new("slot_cache_lookups_total", "Slot cache lookups by outcome"),
+            &["outcome"],
+        )
+        .expect("static metric definition");
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(slot_cache.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(canvas_requests.clone()),
             Box::new(canvas_duration.clone()),
@@ -81,6 +89,7 @@ impl Metrics {
             canvas_requests,
             canvas_duration,
             canvas_up,
+            slot_cache,
         }
     }
 

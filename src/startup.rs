@@ -17,6 +17,9 @@ use crate::auth::Verifier;
 use crate::canvas::{CanvasClient, ClientOptions};
 use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, random_hex};
 use crate::metrics::Metrics;
+use crate::scheduling::directory::Directory;
+use crate::scheduling::slot_cache::SlotCache;
+use crate::scheduling::slot_id::SlotIds;
 use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
 use crate::telemetry::SlotgateRootSpan;
 
@@ -40,6 +43,8 @@ pub struct Application {
     server: Server,
     sandbox: Option<Sandbox>,
     settings: Arc<Settings>,
+    /// Loops that run beside the server (directory refresh, …); stopped with it.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -77,9 +82,25 @@ impl Application {
             source,
         })?;
         let settings = Arc::new(settings);
+        let directory = Arc::new(Directory::new(
+            canvas.clone(),
+            Arc::new(settings.rules.clone()),
+            settings.cache.directory_ttl,
+        ));
+        let background = vec![tokio::spawn(directory.clone().refresh_forever())];
+        let slot_cache = Arc::new(SlotCache::new(
+            canvas.clone(),
+            settings.cache.slot_ttl,
+            settings.cache.stale_if_error,
+            settings.cache.max_slot_entries,
+            Some(metrics.clone()),
+        ));
         let state = web::Data::new(AppState {
             canvas,
             settings: settings.clone(),
+            directory,
+            slot_cache,
+            slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
         });
         let metrics = web::Data::new(metrics);
         let max_body = settings.server.max_body_bytes;
@@ -122,6 +143,7 @@ impl Application {
             server: server.run(),
             sandbox,
             settings,
+            background,
         })
     }
 
@@ -150,6 +172,9 @@ impl Application {
     /// Serves until SIGTERM/SIGINT or `handle().stop()`, then stops the sandbox.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        for task in &self.background {
+            task.abort();
+        }
         if let Some(sandbox) = self.sandbox {
             sandbox.stop().await;
         }

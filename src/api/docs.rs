@@ -16,7 +16,10 @@ use utoipa::{Modify, OpenApi};
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
+        super::reasons::list,
         super::locations::list,
+        super::practitioners::list,
+        super::availability::search,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(

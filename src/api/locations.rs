@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::auth::ReadAccess;
 use crate::error::ApiError;
-use crate::scheduling::directory;
 
 /// A practice location.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,10 +48,12 @@ pub async fn list(
     _: ReadAccess,
     state: web::Data<AppState>,
 ) -> Result<web::Json<LocationList>, ApiError> {
-    let places = directory::locations(&state.canvas, &state.settings.rules).await?;
+    let snapshot = state.directory.snapshot().await?;
     Ok(web::Json(LocationList {
-        locations: places
-            .into_iter()
+        locations: snapshot
+            .places
+            .iter()
+            .cloned()
             .map(|p| LocationDto {
                 id: p.info.id,
                 name: p.name,

@@ -52,6 +52,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub rate_limit: RateLimitSettings,
     pub booking: BookingPolicy,
+    /// Signs `slot_id`s; every replica must share it.
+    pub slot_id_secret: Secret,
     pub state: StateSettings,
     pub telemetry: TelemetrySettings,
     pub rules: Rules,
@@ -225,7 +227,8 @@ impl Settings {
 
 /// Keys whose environment values are text even when they look like numbers (`0123`), because
 /// figment would otherwise parse them and lose leading zeros.
-const TEXT_KEYS: [&str; 8] = [
+const TEXT_KEYS: [&str; 9] = [
+    "booking.slot_id_secret",
     "canvas.instance",
     "canvas.client_id",
     "canvas.client_secret",

@@ -103,6 +103,8 @@ pub struct RawBooking {
     pub hold_minutes: u64,
     pub patient_cancel_cutoff_hours: u64,
     pub max_active_per_patient: u64,
+    #[serde(default, deserialize_with = "opt_string")]
+    pub slot_id_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

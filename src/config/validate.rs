@@ -90,6 +90,22 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
     let booking = booking(&mut found, &raw.booking);
     sync(&mut found, &raw.sync);
     let state = state(&mut found, &raw.state);
+    let slot_id_secret = match raw.booking.slot_id_secret.filter(|s| !s.is_empty()) {
+        Some(s) if s.len() >= 32 => Secret::new(s),
+        Some(_) => {
+            found.add("booking.slot_id_secret", "must be at least 32 characters long");
+            Secret::new(String::new())
+        }
+        None if matches!(state, StateSettings::Redis { .. }) => {
+            found.add(
+                "booking.slot_id_secret",
+                "required with backend = \"redis\": every replica must trust the others' slot ids",
+            );
+            Secret::new(String::new())
+        }
+        // One process: a secret of its own is enough.
+        None => Secret::new(random_hex(32)),
+    };
     let telemetry = telemetry(&mut found, raw.telemetry);
     let rules = Rules {
         reasons: reasons(&mut found, &raw.reasons),
@@ -104,6 +120,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             cache,
             rate_limit,
             booking,
+            slot_id_secret,
             state,
             telemetry,
             rules,

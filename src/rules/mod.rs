@@ -1,2 +1,4 @@
 //! Pure business rules: no I/O, no clock (`now` is a parameter), unit tests beside them.
+pub mod eligibility;
 pub mod model;
+pub mod window;

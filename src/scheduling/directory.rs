@@ -1,7 +1,20 @@
-//! Locations, as Canvas knows them and the clinic maps them.
+//! What Canvas says about the clinic (schedules, clinicians and their licences, locations),
+//! joined with the clinic's rules into one snapshot. Read often, changed rarely: kept for
+//! `[cache] directory_ttl_seconds`, refreshed in the background, and when Canvas fails the
+//! last good snapshot keeps serving.
 
-use crate::canvas::{self, CanvasClient};
-use crate::rules::model::{LocationInfo, Rules};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::canvas::fhir::{EXT_MEETING_ROOM_LINK, extension};
+use crate::canvas::{self, CanvasClient, licenses};
+use crate::rules::eligibility::Licensure;
+use crate::rules::model::{LocationInfo, PractitionerProfile, Rules};
+use crate::types::{PractitionerId, ScheduleId};
 
 /// A practice location a patient can be seen at.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,20 +23,147 @@ pub struct Place {
     pub name: String,
 }
 
-/// Canvas's active locations that the clinic mapped in `[[locations]]`, by name. Unmapped ones
-/// cannot be scheduled (their zone and state are unknown), so they are left out.
-pub async fn locations(canvas: &CanvasClient, rules: &Rules) -> Result<Vec<Place>, canvas::Error> {
-    let mut places: Vec<Place> = canvas
-        .locations()
-        .await?
-        .into_iter()
-        .filter(|l| l.status.as_deref() != Some("inactive"))
-        .filter_map(|l| {
-            let info = rules.location_by_id(&l.id)?.clone();
-            let name = l.name.or_else(|| l.alias.first().cloned()).unwrap_or(l.id);
-            Some(Place { info, name })
-        })
-        .collect();
-    places.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.info.id.cmp(&b.info.id)));
-    Ok(places)
+#[derive(Debug, Clone)]
+pub struct Clinician {
+    pub id: PractitionerId,
+    pub name: String,
+    pub profile: PractitionerProfile,
+    pub licensure: Licensure,
+    /// The clinic's configured link, else the Canvas personal meeting room.
+    pub meeting_link: Option<String>,
+}
+
+/// A bookable (clinician × mapped location) schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleEntry {
+    pub id: ScheduleId,
+    /// Index into `Snapshot::places`.
+    pub place: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub clinicians: BTreeMap<PractitionerId, Clinician>,
+    pub places: Vec<Place>,
+    pub schedules: Vec<ScheduleEntry>,
+    pub fetched_at: Timestamp,
+}
+
+impl Snapshot {
+    pub fn place_by_key(&self, schedule_key: &str) -> Option<&Place> {
+        self.places.iter().find(|p| p.info.schedule_key == schedule_key)
+    }
+
+    pub fn place_by_id(&self, id: &str) -> Option<&Place> {
+        self.places.iter().find(|p| p.info.id == id)
+    }
+
+    /// Builds the snapshot from Canvas's answers and the clinic's rules.
+    pub fn build(
+        rules: &Rules,
+        schedules: Vec<canvas::fhir::Schedule>,
+        practitioners: Vec<canvas::fhir::Practitioner>,
+        locations: Vec<canvas::fhir::Location>,
+        fetched_at: Timestamp,
+    ) -> Snapshot {
+        let mut places: Vec<Place> = locations
+            .into_iter()
+            .filter(|l| l.status.as_deref() != Some("inactive"))
+            .filter_map(|l| {
+                // Unmapped locations cannot be scheduled: their zone and state are unknown.
+                let info = rules.location_by_id(&l.id)?.clone();
+                let name = l.name.or_else(|| l.alias.first().cloned()).unwrap_or(l.id);
+                Some(Place { info, name })
+            })
+            .collect();
+        places.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.info.id.cmp(&b.info.id)));
+        let clinicians: BTreeMap<PractitionerId, Clinician> = practitioners
+            .into_iter()
+            .filter(|p| p.active != Some(false))
+            .filter_map(|p| {
+                let id: PractitionerId = p.id.parse().ok()?;
+                let profile = rules.practitioners.get(&id).cloned().unwrap_or_else(|| PractitionerProfile {
+                    modalities: crate::rules::model::Modality::ALL.to_vec(),
+                    ..PractitionerProfile::default()
+                });
+                let licensure = Licensure::new(&profile, &licenses::licenses(&p));
+                let name = p.name.first().and_then(|n| n.display()).unwrap_or_else(|| id.to_string());
+                let meeting_link = profile.telehealth_url.clone().or_else(|| {
+                    extension(&p.extension, EXT_MEETING_ROOM_LINK).and_then(|e| e.value_url.clone())
+                });
+                Some((id.clone(), Clinician { id, name, profile, licensure, meeting_link }))
+            })
+            .collect();
+        let mut schedules: Vec<ScheduleEntry> = schedules
+            .into_iter()
+            .filter_map(|s| {
+                let id: ScheduleId = s.id.parse().ok()?;
+                let place = places.iter().position(|p| p.info.schedule_key == id.location_key)?;
+                clinicians.contains_key(&id.practitioner).then_some(ScheduleEntry { id, place })
+            })
+            .collect();
+        schedules.sort_by(|a, b| a.id.cmp(&b.id));
+        Snapshot { clinicians, places, schedules, fetched_at }
+    }
+}
+
+pub struct Directory {
+    canvas: CanvasClient,
+    rules: Arc<Rules>,
+    ttl: Duration,
+    current: RwLock<Option<(Arc<Snapshot>, Instant)>>,
+    loading: Mutex<()>,
+}
+
+impl Directory {
+    pub fn new(canvas: CanvasClient, rules: Arc<Rules>, ttl: Duration) -> Self {
+        Self { canvas, rules, ttl, current: RwLock::new(None), loading: Mutex::new(()) }
+    }
+
+    /// The current snapshot. Loads it on first use (one load however many callers wait);
+    /// after that a stale copy is served while a refresh is attempted, and kept if it fails.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, canvas::Error> {
+        if let Some((snapshot, loaded)) = self.current.read().await.as_ref()
+            && loaded.elapsed() < self.ttl
+        {
+            return Ok(snapshot.clone());
+        }
+        let _gate = self.loading.lock().await;
+        let existing = self.current.read().await.clone();
+        match existing {
+            Some((snapshot, loaded)) if loaded.elapsed() < self.ttl => Ok(snapshot),
+            Some((snapshot, _)) => {
+                if let Err(e) = self.load().await {
+                    tracing::warn!(error = %e, "directory refresh failed; serving the last good copy");
+                }
+                Ok(self.current.read().await.as_ref().map(|(s, _)| s.clone()).unwrap_or(snapshot))
+            }
+            None => self.load().await,
+        }
+    }
+
+    /// Fetches schedules, practitioners and locations at once and replaces the snapshot.
+    pub async fn load(&self) -> Result<Arc<Snapshot>, canvas::Error> {
+        let (schedules, practitioners, locations) = tokio::try_join!(
+            self.canvas.schedules(),
+            self.canvas.practitioners(),
+            self.canvas.locations()
+        )?;
+        let snapshot = Arc::new(Snapshot::build(&self.rules, schedules, practitioners, locations, Timestamp::now()));
+        *self.current.write().await = Some((snapshot.clone(), Instant::now()));
+        Ok(snapshot)
+    }
+
+    /// Refreshes every `ttl` until the task is dropped, so requests rarely wait for Canvas.
+    pub async fn refresh_forever(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.ttl);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let _gate = self.loading.lock().await;
+            if let Err(e) = self.load().await {
+                tracing::warn!(error = %e, "directory refresh failed; keeping the last good copy");
+            }
+        }
+    }
 }

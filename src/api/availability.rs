@@ -1,0 +1,245 @@
+//! `GET /v1/availability`.
+
+use actix_web::{HttpRequest, get, web};
+use jiff::{Timestamp, ToSpan};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::params::{Params, date, integer, parsed, time_zone};
+use super::refs::{LocationRef, PractitionerRef, ReasonRef};
+use crate::auth::ReadAccess;
+use crate::error::{ApiError, Code};
+use crate::rules::model::Modality;
+use crate::rules::window::{self, RangeError};
+use crate::scheduling::availability::{self, Query};
+use crate::scheduling::slot_id::SlotClaim;
+use crate::types::{PractitionerId, UsState};
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "start": "2026-12-01T09:00:00-08:00", "end": "2026-12-01T09:30:00-08:00", "practitioner": {"id": "4150cd20de8a470aa570a852859ac87e", "name": "Amara Okafor MD"}, "location": {"id": "b3476a18-3f63-422d-87e7-b3dc0cd55060", "name": "Oakland Clinic"}, "modality": "telehealth"}))]
+pub struct SlotDto {
+    /// Opaque; pass it to `POST /v1/holds` or `POST /v1/appointments` unchanged.
+    pub slot_id: String,
+    /// RFC 3339 in the answer's `timezone`.
+    pub start: String,
+    pub end: String,
+    pub practitioner: PractitionerRef,
+    pub location: LocationRef,
+    pub modality: Modality,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"reason": {"code": "INIV", "display": "Initial Visit"}, "duration_minutes": 30, "timezone": "America/Los_Angeles", "slots": [{"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "start": "2026-12-01T09:00:00-08:00", "end": "2026-12-01T09:30:00-08:00", "practitioner": {"id": "4150cd20de8a470aa570a852859ac87e", "name": "Amara Okafor MD"}, "location": {"id": "b3476a18-3f63-422d-87e7-b3dc0cd55060", "name": "Oakland Clinic"}, "modality": "telehealth"}], "as_of": "2026-11-30T18:00:00Z", "stale": false}))]
+pub struct AvailabilityDto {
+    pub reason: ReasonRef,
+    pub duration_minutes: u32,
+    /// The IANA zone `start` and `end` are given in.
+    pub timezone: String,
+    /// Sorted by start, then clinician.
+    pub slots: Vec<SlotDto>,
+    /// When the oldest Canvas data behind this answer was fetched.
+    pub as_of: String,
+    /// True when Canvas could not be reached and the answer comes from the last good cache.
+    pub stale: bool,
+}
+
+/// The question. `reason` and `duration` are required; `state` is required for telehealth.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; parsing names each bad one itself
+pub struct AvailabilityParams {
+    /// A reason code from `/v1/reasons`.
+    #[param(min_length = 1, max_length = 128)]
+    reason: String,
+    /// Minutes; one of the reason's `durations_minutes`.
+    #[param(minimum = 1, maximum = 480)]
+    duration: u32,
+    /// Two-letter US state where the patient will be during the visit; required for telehealth.
+    #[param(pattern = "^[A-Za-z]{2}$")]
+    state: Option<String>,
+    /// Default: every modality the reason allows (telehealth only when `state` is given).
+    modality: Option<Modality>,
+    /// First local date in `tz`, inclusive (default today).
+    #[param(format = Date)]
+    start: Option<String>,
+    /// Last local date in `tz`, inclusive (default `start` + 6 days); at most
+    /// `[booking] max_range_days` days counted inclusively.
+    #[param(format = Date)]
+    end: Option<String>,
+    /// IANA time zone of the dates and of the answer (default: the `location`'s zone, else UTC).
+    #[param(min_length = 1, example = "America/Los_Angeles")]
+    tz: Option<String>,
+    /// Only this clinician (Canvas Practitioner id).
+    #[param(pattern = "^[0-9a-f]{32}$")]
+    practitioner: Option<String>,
+    /// Only this Canvas Location id.
+    #[param(format = Uuid)]
+    location: Option<String>,
+    #[param(min_length = 1, max_length = 128)]
+    specialty: Option<String>,
+    #[param(min_length = 1, max_length = 128)]
+    language: Option<String>,
+    /// At most this many slots (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+const PARAMS: [&str; 12] = [
+    "reason", "duration", "state", "modality", "start", "end", "tz", "practitioner", "location", "specialty",
+    "language", "limit",
+];
+
+/// Bookable slots.
+///
+/// Only clinicians who offer the reason's specialty and modality and hold an active STATE licence
+/// for `state` (and, in person, for the location's state) on the slot's local date appear. Slots
+/// honour the booking window, holds and bookings Canvas does not show yet.
+#[utoipa::path(
+    context_path = "/v1",
+    tag = "browse",
+    params(AvailabilityParams),
+    security(("bearer" = ["scheduling.read"])),
+    responses(
+        (status = 200, description = "The bookable slots", body = AvailabilityDto),
+        (status = 400, description = "A parameter is missing, empty, malformed or unknown, or the range is too long (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks scheduling.read", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`reason_not_allowed`, `duration_not_allowed` or `modality_not_allowed`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Canvas failed", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Canvas is unavailable and nothing is cached", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Canvas was too slow", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/availability")]
+pub async fn search(caller: ReadAccess, request: HttpRequest, state: web::Data<AppState>) -> Result<web::Json<AvailabilityDto>, ApiError> {
+    let staff = caller.0.scopes.staff;
+    let settings = &state.settings;
+    let mut p = Params::parse(request.query_string(), &PARAMS);
+    let reason_code = p.require("reason", |s| if s.len() > 128 { Err("is too long".into()) } else { Ok(s.to_owned()) });
+    let duration = p.require("duration", integer(1, 480));
+    let patient_state: Option<UsState> = p.get("state", parsed("a two-letter US state code"));
+    let modality = p.get("modality", |s| Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned()));
+    let start = p.get("start", date);
+    let end = p.get("end", date);
+    let tz = p.get("tz", time_zone);
+    let practitioner: Option<PractitionerId> = p.get("practitioner", parsed("a Canvas practitioner id"));
+    let location = p.get("location", |s| uuid::Uuid::parse_str(s).map(|u| u.to_string()).map_err(|_| "is not a Canvas Location id".to_owned()));
+    let specialty = p.text("specialty");
+    let language = p.text("language");
+    let limit = p.get("limit", integer(1, 1000)).unwrap_or(100);
+    if modality == Some(Modality::Telehealth) && !p.has("state") {
+        p.error("state", "is required for telehealth: the state where the patient will be");
+    }
+    p.finish()?;
+    let (Some(code), Some(duration)) = (reason_code, duration) else {
+        return Err(ApiError::invalid("reason", "is required"));
+    };
+
+    let reason = settings
+        .rules
+        .reason(&code)
+        .filter(|r| staff || r.patient_bookable)
+        .ok_or_else(|| ApiError::new(Code::ReasonNotAllowed, "There is no bookable reason with this code."))?;
+    if !window::duration_allowed(reason, duration) {
+        return Err(ApiError::new(
+            Code::DurationNotAllowed,
+            format!("This reason is booked for {} minutes.", join(&reason.durations)),
+        ));
+    }
+    let modalities = match modality {
+        Some(m) if !reason.modalities.contains_key(&m) => {
+            return Err(ApiError::new(Code::ModalityNotAllowed, format!("This reason is not offered {m}.")));
+        }
+        Some(m) => vec![m],
+        None => reason
+            .modalities
+            .keys()
+            .copied()
+            .filter(|m| *m == Modality::InPerson || patient_state.is_some())
+            .collect(),
+    };
+    if modalities.is_empty() {
+        return Err(ApiError::invalid("state", "is required for telehealth: the state where the patient will be"));
+    }
+
+    let snapshot = state.directory.snapshot().await?;
+    let place = match &location {
+        Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| ApiError::invalid("location", "is not a location from /v1/locations"))?),
+        None => None,
+    };
+    let tz = tz.or_else(|| place.map(|p| p.info.timezone.clone())).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = Timestamp::now();
+    let today = now.to_zoned_datetime(tz.clone()).date();
+    let start = start.unwrap_or(today);
+    let end = end.unwrap_or_else(|| start.saturating_add(6.days()));
+    match window::check_range(&settings.booking, start, end) {
+        Ok(_) => {}
+        Err(RangeError::EndBeforeStart) => return Err(ApiError::invalid("end", "must not be before start")),
+        Err(RangeError::TooLong { days, max }) => {
+            return Err(ApiError::invalid("end", format!("the range is {days} days; at most {max} may be asked at once")));
+        }
+    }
+    let query = Query {
+        reason: reason.clone(),
+        duration_minutes: duration,
+        patient_state,
+        modalities,
+        start,
+        end,
+        tz: tz.clone(),
+        practitioner,
+        location,
+        specialty,
+        language,
+        limit: limit as usize,
+    };
+    let window = window::window(&settings.booking, now, staff);
+    // Holds and bookings Canvas does not show yet: filled in by the booking store.
+    let busy = state.busy_slots().await;
+    let answer = availability::find(
+        &state.directory,
+        &state.slot_cache,
+        &query,
+        window,
+        &busy,
+        settings.canvas.max_concurrency,
+    )
+    .await?;
+    let slots = answer
+        .offers
+        .iter()
+        .map(|o| SlotDto {
+            slot_id: state.slot_ids.issue(&SlotClaim {
+                practitioner: o.practitioner.clone(),
+                location_key: o.place.info.schedule_key.clone(),
+                start: o.start.as_second(),
+                duration_minutes: duration,
+                modality: o.modality,
+                reason: reason.code.clone(),
+            }),
+            start: rfc3339(o.start, &tz),
+            end: rfc3339(o.end, &tz),
+            practitioner: PractitionerRef { id: o.practitioner.to_string(), name: o.practitioner_name.clone() },
+            location: LocationRef { id: o.place.info.id.clone(), name: o.place.name.clone() },
+            modality: o.modality,
+        })
+        .collect();
+    Ok(web::Json(AvailabilityDto {
+        reason: ReasonRef { code: reason.code.clone(), display: reason.display.clone() },
+        duration_minutes: duration,
+        timezone: tz.iana_name().unwrap_or("UTC").to_owned(),
+        slots,
+        as_of: answer.as_of.to_string(),
+        stale: answer.stale,
+    }))
+}
+
+fn join(durations: &[u32]) -> String {
+    durations.iter().map(u32::to_string).collect::<Vec<_>>().join(" or ")
+}
+
+/// RFC 3339 with the zone's offset at that instant (`2026-03-08T03:00:00-07:00`).
+pub fn rfc3339(ts: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    crate::canvas::fhir::Instant::new(ts, tz.to_offset(ts)).to_string()
+}

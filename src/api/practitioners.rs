@@ -1,0 +1,140 @@
+//! `GET /v1/practitioners`.
+
+use actix_web::{HttpRequest, get, web};
+use jiff::ToSpan;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::params::{Params, parsed};
+use super::refs::LocationRef;
+use crate::auth::ReadAccess;
+use crate::error::{ApiError, Code};
+use crate::rules::eligibility::{offers_modality, offers_specialty};
+use crate::rules::model::Modality;
+use crate::types::UsState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "4150cd20de8a470aa570a852859ac87e", "name": "Amara Okafor MD", "specialties": ["primary_care"], "languages": ["en", "es"], "modalities": ["telehealth", "in_person"], "licensed_states": ["CA", "NY"], "locations": [{"id": "b3476a18-3f63-422d-87e7-b3dc0cd55060", "name": "Oakland Clinic"}]}))]
+pub struct PractitionerDto {
+    pub id: String,
+    pub name: String,
+    pub specialties: Vec<String>,
+    pub languages: Vec<String>,
+    pub modalities: Vec<Modality>,
+    /// States with a STATE licence valid on some day from today to the booking horizon.
+    pub licensed_states: Vec<String>,
+    /// Locations with a schedule for this clinician.
+    pub locations: Vec<LocationRef>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"practitioners": [{"id": "4150cd20de8a470aa570a852859ac87e", "name": "Amara Okafor MD", "specialties": ["primary_care"], "languages": ["en", "es"], "modalities": ["telehealth", "in_person"], "licensed_states": ["CA", "NY"], "locations": [{"id": "b3476a18-3f63-422d-87e7-b3dc0cd55060", "name": "Oakland Clinic"}]}]}))]
+pub struct PractitionerList {
+    pub practitioners: Vec<PractitionerDto>,
+}
+
+/// Filters; every one is optional and they combine with AND.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; parsing names each bad one itself
+pub struct PractitionerFilters {
+    /// Licensed in this US state (two letters).
+    #[param(pattern = "^[A-Za-z]{2}$")]
+    state: Option<String>,
+    /// Sees this reason (its specialty and one of its modalities).
+    #[param(min_length = 1, max_length = 128)]
+    reason: Option<String>,
+    /// Practises this modality.
+    modality: Option<Modality>,
+    /// Has a schedule at this Canvas Location id.
+    #[param(format = Uuid)]
+    location: Option<String>,
+    #[param(min_length = 1, max_length = 128)]
+    specialty: Option<String>,
+    /// A language code, as configured (`en`, `es`).
+    #[param(min_length = 1, max_length = 128)]
+    language: Option<String>,
+}
+
+/// Clinicians eligible for the filters.
+#[utoipa::path(
+    context_path = "/v1",
+    tag = "browse",
+    params(PractitionerFilters),
+    security(("bearer" = ["scheduling.read"])),
+    responses(
+        (status = 200, description = "The clinicians, by name", body = PractitionerList),
+        (status = 400, description = "A filter is malformed or unknown", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks scheduling.read", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The reason is unknown or not bookable by this caller (`reason_not_allowed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Canvas is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/practitioners")]
+pub async fn list(caller: ReadAccess, request: HttpRequest, state: web::Data<AppState>) -> Result<web::Json<PractitionerList>, ApiError> {
+    let mut p = Params::parse(
+        request.query_string(),
+        &["state", "reason", "modality", "location", "specialty", "language"],
+    );
+    let us_state: Option<UsState> = p.get("state", parsed("a two-letter US state code"));
+    let reason_code = p.text("reason");
+    let modality = p.get("modality", |s| Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned()));
+    let location = p.text("location");
+    let specialty = p.text("specialty");
+    let language = p.text("language");
+    p.finish()?;
+    let rules = &state.settings.rules;
+    let reason = match reason_code {
+        Some(code) => Some(
+            rules
+                .reason(&code)
+                .filter(|r| caller.0.scopes.staff || r.patient_bookable)
+                .ok_or_else(|| ApiError::new(Code::ReasonNotAllowed, "There is no bookable reason with this code."))?,
+        ),
+        None => None,
+    };
+    let snapshot = state.directory.snapshot().await?;
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let horizon = today.saturating_add(i64::from(state.settings.booking.max_horizon_days).days());
+    let practitioners = snapshot
+        .clinicians
+        .values()
+        .filter_map(|c| {
+            let profile = &c.profile;
+            let places: Vec<&crate::scheduling::directory::Place> = snapshot
+                .schedules
+                .iter()
+                .filter(|s| s.id.practitioner == c.id)
+                .filter_map(|s| snapshot.places.get(s.place))
+                .collect();
+            let states = c.licensure.states(today, horizon);
+            let fits = !places.is_empty()
+                && us_state.is_none_or(|s| states.contains(&s))
+                && modality.is_none_or(|m| profile.modalities.contains(&m))
+                && reason.is_none_or(|r| {
+                    offers_specialty(r, profile)
+                        && Modality::ALL
+                            .iter()
+                            .filter(|m| modality.is_none_or(|wanted| wanted == **m))
+                            .any(|m| offers_modality(r, profile, *m))
+                })
+                && location.as_ref().is_none_or(|l| places.iter().any(|p| &p.info.id == l))
+                && specialty.as_ref().is_none_or(|s| profile.specialties.contains(s))
+                && language.as_ref().is_none_or(|l| profile.languages.contains(l));
+            fits.then(|| PractitionerDto {
+                id: c.id.to_string(),
+                name: c.name.clone(),
+                specialties: profile.specialties.clone(),
+                languages: profile.languages.clone(),
+                modalities: profile.modalities.clone(),
+                licensed_states: states.iter().map(ToString::to_string).collect(),
+                locations: places.iter().map(|p| LocationRef { id: p.info.id.clone(), name: p.name.clone() }).collect(),
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut practitioners = practitioners;
+    practitioners.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    Ok(web::Json(PractitionerList { practitioners }))
+}

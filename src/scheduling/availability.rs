@@ -1,0 +1,260 @@
+//! "Who can see me, and when?": the clinic's rules applied to Canvas's free slots.
+//!
+//! Two pure steps around the Canvas fan-out, so the rules can be tested without I/O:
+//! `plan` picks the schedules worth asking Canvas about and the local dates to ask for;
+//! `assemble` turns their free slots into offers, keeping only what every rule allows.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use super::directory::{Clinician, Directory, Place, ScheduleEntry, Snapshot};
+use super::slot_cache::{FreeSlot, SlotCache, SlotKey};
+use crate::canvas;
+use crate::rules::eligibility::{licensed_for_visit, offers_modality, offers_specialty};
+use crate::rules::model::{Modality, Reason};
+use crate::rules::window::Window;
+use crate::types::{PractitionerId, UsState};
+
+/// A validated availability question.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub reason: Reason,
+    pub duration_minutes: u32,
+    pub patient_state: Option<UsState>,
+    /// The modalities asked about (already checked against the reason).
+    pub modalities: Vec<Modality>,
+    /// Local dates in `tz`, both inclusive.
+    pub start: Date,
+    pub end: Date,
+    pub tz: TimeZone,
+    pub practitioner: Option<PractitionerId>,
+    pub location: Option<String>,
+    pub specialty: Option<String>,
+    pub language: Option<String>,
+    pub limit: usize,
+}
+
+/// Time a clinician is taken although Canvas may not show it yet (holds, fresh bookings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    pub practitioner: PractitionerId,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// A schedule worth asking Canvas about, and for which modalities.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub schedule: &'a ScheduleEntry,
+    pub clinician: &'a Clinician,
+    pub place: &'a Place,
+    pub modalities: Vec<Modality>,
+    /// The Canvas Slot search: clinic-local dates at the schedule's location.
+    pub from: Date,
+    pub to: Date,
+}
+
+/// An offered slot, before it gets its id.
+#[derive(Debug, Clone)]
+pub struct Offer<'a> {
+    pub clinician: &'a Clinician,
+    pub place: &'a Place,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub modality: Modality,
+}
+
+/// The instants `[from, until)` the query covers, clipped to the booking window.
+pub fn span(query: &Query, window: &Window) -> Option<(Timestamp, Timestamp)> {
+    let first = query.start.to_zoned_datetime(query.tz.clone()).ok()?.timestamp();
+    let after = query
+        .end
+        .tomorrow()
+        .ok()?
+        .to_zoned_datetime(query.tz.clone())
+        .ok()?
+        .timestamp();
+    let from = first.max(window.earliest);
+    let until = after.min(window.latest.saturating_add(SignedDuration::from_secs(1)).ok()?);
+    (from < until).then_some((from, until))
+}
+
+fn local_date(ts: Timestamp, tz: &TimeZone) -> Date {
+    ts.to_zoned_datetime(tz.clone()).date()
+}
+
+/// The schedules whose clinician and location pass every rule that does not depend on the
+/// slot itself, with the local dates to ask Canvas for.
+pub fn plan<'a>(query: &Query, snapshot: &'a Snapshot, span: (Timestamp, Timestamp)) -> Vec<Candidate<'a>> {
+    let (from, until) = span;
+    let last = until.saturating_sub(SignedDuration::from_secs(1)).unwrap_or(until);
+    snapshot
+        .schedules
+        .iter()
+        .filter_map(|schedule| {
+            let clinician = snapshot.clinicians.get(&schedule.id.practitioner)?;
+            let place = snapshot.places.get(schedule.place)?;
+            let profile = &clinician.profile;
+            let wanted = query.practitioner.as_ref().is_none_or(|p| p == &clinician.id)
+                && query.location.as_ref().is_none_or(|l| l == &place.info.id)
+                && query.specialty.as_ref().is_none_or(|s| profile.specialties.contains(s))
+                && query.language.as_ref().is_none_or(|l| profile.languages.contains(l))
+                && offers_specialty(&query.reason, profile);
+            if !wanted {
+                return None;
+            }
+            let tz = &place.info.timezone;
+            let (d0, d1) = (local_date(from, tz), local_date(last, tz));
+            let modalities: Vec<Modality> = query
+                .modalities
+                .iter()
+                .copied()
+                .filter(|m| offers_modality(&query.reason, profile, *m))
+                .filter(|m| {
+                    // A cheap pre-check: some licence overlaps the dates at all.
+                    let l = &clinician.licensure;
+                    match m {
+                        Modality::Telehealth => query.patient_state.is_some_and(|s| l.covers_any(s, d0, d1)),
+                        Modality::InPerson => {
+                            l.covers_any(place.info.state, d0, d1)
+                                && query.patient_state.is_none_or(|s| l.covers_any(s, d0, d1))
+                        }
+                    }
+                })
+                .collect();
+            (!modalities.is_empty()).then(|| Candidate { schedule, clinician, place, modalities, from: d0, to: d1 })
+        })
+        .collect()
+}
+
+/// Offers from the candidates' free slots: inside the span, the right length, not busy,
+/// licensed on the slot's local date; one telehealth offer per clinician and time however
+/// many locations list it; sorted by start, then clinician, then location; at most `limit`.
+pub fn assemble<'a>(
+    query: &Query,
+    candidates: &[Candidate<'a>],
+    free: &[&[FreeSlot]],
+    busy: &[Busy],
+    span: (Timestamp, Timestamp),
+) -> Vec<Offer<'a>> {
+    let length = SignedDuration::from_mins(i64::from(query.duration_minutes));
+    let mut offers = Vec::new();
+    for (candidate, slots) in candidates.iter().zip(free) {
+        let clinician = candidate.clinician;
+        let taken: Vec<&Busy> = busy.iter().filter(|b| b.practitioner == clinician.id).collect();
+        for slot in slots.iter() {
+            let inside = span.0 <= slot.start && slot.start < span.1;
+            if !inside
+                || slot.start.duration_until(slot.end) != length
+                || taken.iter().any(|b| b.start < slot.end && slot.start < b.end)
+            {
+                continue;
+            }
+            for &modality in &candidate.modalities {
+                if licensed_for_visit(
+                    &clinician.licensure,
+                    modality,
+                    query.patient_state,
+                    candidate.place.info.state,
+                    slot.local_date,
+                ) {
+                    offers.push(Offer { clinician, place: candidate.place, start: slot.start, end: slot.end, modality });
+                }
+            }
+        }
+    }
+    let prefer = |o: &Offer| (Some(o.place.info.state) != query.patient_state, o.place.info.schedule_key.len(), o.place.info.schedule_key.clone());
+    offers.sort_by(|a, b| {
+        order(a, b).then_with(|| match (a.modality, b.modality) {
+            (Modality::Telehealth, Modality::Telehealth) => prefer(a).cmp(&prefer(b)),
+            _ => Ordering::Equal,
+        })
+    });
+    // Telehealth does not happen at a location: the same clinician and time listed under
+    // several locations is one offer (the first, preferred, one is kept).
+    offers.dedup_by(|later, kept| {
+        later.modality == Modality::Telehealth
+            && kept.modality == Modality::Telehealth
+            && later.clinician.id == kept.clinician.id
+            && later.start == kept.start
+    });
+    offers.sort_by(|a, b| order(a, b).then_with(|| a.place.name.cmp(&b.place.name)));
+    offers.truncate(query.limit);
+    offers
+}
+
+fn order(a: &Offer, b: &Offer) -> Ordering {
+    a.start
+        .cmp(&b.start)
+        .then_with(|| a.clinician.name.cmp(&b.clinician.name))
+        .then_with(|| a.clinician.id.cmp(&b.clinician.id))
+        .then_with(|| a.modality.cmp(&b.modality))
+}
+
+/// The answer before it becomes a DTO.
+pub struct Answer {
+    pub snapshot: Arc<Snapshot>,
+    pub offers: Vec<OwnedOffer>,
+    pub as_of: Timestamp,
+    pub stale: bool,
+}
+
+/// An offer that outlives the snapshot borrow.
+#[derive(Debug, Clone)]
+pub struct OwnedOffer {
+    pub practitioner: PractitionerId,
+    pub practitioner_name: String,
+    pub place: Place,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub modality: Modality,
+}
+
+/// Plans, fans out to the slot cache with bounded concurrency, assembles.
+pub async fn find(
+    directory: &Directory,
+    cache: &SlotCache,
+    query: &Query,
+    window: Window,
+    busy: &[Busy],
+    fan_out: usize,
+) -> Result<Answer, canvas::Error> {
+    let snapshot = directory.snapshot().await?;
+    let Some(span) = span(query, &window) else {
+        return Ok(Answer { as_of: snapshot.fetched_at, snapshot, offers: Vec::new(), stale: false });
+    };
+    let candidates = plan(query, &snapshot, span);
+    let lookups: Vec<_> = futures::stream::iter(candidates.iter().map(|c| {
+        let key = SlotKey {
+            schedule: c.schedule.id.clone(),
+            from: c.from,
+            to: c.to,
+            duration_minutes: query.duration_minutes,
+        };
+        let tz = c.place.info.timezone.clone();
+        async move { cache.get(&key, &tz).await }
+    }))
+    .buffered(fan_out.max(1))
+    .try_collect()
+    .await?;
+    let as_of = lookups.iter().map(|l| l.list.fetched_at).min().unwrap_or(snapshot.fetched_at);
+    let stale = lookups.iter().any(|l| l.stale);
+    let free: Vec<&[FreeSlot]> = lookups.iter().map(|l| l.list.slots.as_slice()).collect();
+    let offers = assemble(query, &candidates, &free, busy, span)
+        .into_iter()
+        .map(|o| OwnedOffer {
+            practitioner: o.clinician.id.clone(),
+            practitioner_name: o.clinician.name.clone(),
+            place: o.place.clone(),
+            start: o.start,
+            end: o.end,
+            modality: o.modality,
+        })
+        .collect();
+    Ok(Answer { snapshot: snapshot.clone(), offers, as_of, stale })
+}

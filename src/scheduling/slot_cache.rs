@@ -1,0 +1,137 @@
+//! Canvas's free slots per (schedule, local date range, duration), cached so that thousands of
+//! patients browsing cost Canvas one Slot search per schedule per TTL. Concurrent identical
+//! misses share one Canvas call; when Canvas fails, the last good answer is served (marked
+//! stale) for `[cache] stale_if_error_seconds`; bookings and notifications invalidate a
+//! clinician's entries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use moka::future::Cache;
+
+use crate::canvas::{self, CanvasClient};
+use crate::metrics::Metrics;
+use crate::types::{PractitionerId, ScheduleId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SlotKey {
+    pub schedule: ScheduleId,
+    /// Clinic-local dates, both inclusive, as Canvas's Slot search takes them.
+    pub from: Date,
+    pub to: Date,
+    pub duration_minutes: u32,
+}
+
+/// One free slot as Canvas offered it, with its local date at the location precomputed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSlot {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub local_date: Date,
+}
+
+#[derive(Debug)]
+pub struct SlotList {
+    pub slots: Vec<FreeSlot>,
+    pub fetched_at: Timestamp,
+}
+
+/// A cached answer and whether it is the stale fallback.
+pub struct Lookup {
+    pub list: Arc<SlotList>,
+    pub stale: bool,
+}
+
+pub struct SlotCache {
+    canvas: CanvasClient,
+    fresh: Cache<SlotKey, Arc<SlotList>>,
+    last_good: Cache<SlotKey, Arc<SlotList>>,
+    metrics: Option<Metrics>,
+}
+
+impl SlotCache {
+    pub fn new(
+        canvas: CanvasClient,
+        ttl: Duration,
+        stale_if_error: Duration,
+        max_entries: u64,
+        metrics: Option<Metrics>,
+    ) -> Self {
+        let fresh = Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(ttl)
+            .support_invalidation_closures()
+            .build();
+        let last_good = Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(ttl + stale_if_error)
+            .build();
+        Self { canvas, fresh, last_good, metrics }
+    }
+
+    /// The free slots for `key`, from the cache or one Canvas call shared by every caller
+    /// that misses at the same time. `tz` is the location's zone (for local dates).
+    pub async fn get(&self, key: &SlotKey, tz: &TimeZone) -> Result<Lookup, canvas::Error> {
+        if let Some(list) = self.fresh.get(key).await {
+            self.count("hit");
+            return Ok(Lookup { list, stale: false });
+        }
+        let fetch = async {
+            self.count("miss");
+            let slots = self
+                .canvas
+                .slots(&key.schedule, key.from, key.to, key.duration_minutes)
+                .await?;
+            let list = Arc::new(SlotList {
+                slots: slots
+                    .into_iter()
+                    .map(|s| FreeSlot {
+                        start: s.start.timestamp,
+                        end: s.end.timestamp,
+                        local_date: s.start.timestamp.to_zoned_datetime(tz.clone()).date(),
+                    })
+                    .filter(|s| s.end > s.start)
+                    .collect(),
+                fetched_at: Timestamp::now(),
+            });
+            self.last_good.insert(key.clone(), list.clone()).await;
+            Ok::<_, canvas::Error>(list)
+        };
+        match self.fresh.try_get_with(key.clone(), fetch).await {
+            Ok(list) => Ok(Lookup { list, stale: false }),
+            Err(error) => match self.last_good.get(key).await {
+                Some(list) => {
+                    self.count("stale");
+                    Ok(Lookup { list, stale: true })
+                }
+                None => Err((*error).clone()),
+            },
+        }
+    }
+
+    /// Drops every fresh entry of a clinician (any location, any range): the next query asks
+    /// Canvas again. The stale fallback stays, for when Canvas is down.
+    pub fn invalidate_practitioner(&self, practitioner: &PractitionerId) {
+        let practitioner = practitioner.clone();
+        if let Err(e) = self
+            .fresh
+            .invalidate_entries_if(move |k, _| k.schedule.practitioner == practitioner)
+        {
+            tracing::warn!(error = %e, "slot cache invalidation failed; dropping everything");
+            self.fresh.invalidate_all();
+        }
+    }
+
+    pub fn invalidate_all(&self) {
+        self.fresh.invalidate_all();
+    }
+
+    fn count(&self, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            m.slot_cache.with_label_values(&[outcome]).inc();
+        }
+    }
+}
