@@ -1,1 +1,2 @@
 //! The Canvas-shaped sandbox server.
+pub mod slots;
