@@ -1,2 +1,3 @@
 //! The Canvas-shaped sandbox server.
+pub mod clinic;
 pub mod slots;
