@@ -14,7 +14,7 @@ pub enum NoteCategory {
     ScheduleEvent,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteType {
     pub name: String,
     pub system: String,
