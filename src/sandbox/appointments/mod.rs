@@ -11,10 +11,12 @@ use crate::types::{PatientId, PractitionerId};
 
 mod render;
 pub mod search;
+mod seed;
 #[cfg(test)]
 mod tests;
 pub mod write;
 
+pub use seed::seeded_book;
 pub use write::AppointmentWrite;
 
 /// Canvas's answer to an overlapping booking when double booking is disabled (§4).
