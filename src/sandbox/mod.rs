@@ -1,67 +1,204 @@
-//! TEMPORARY stub of the sandbox interface; replaced by the real sandbox branch at merge.
-use std::net::SocketAddr;
+//! The Canvas sandbox: a Canvas-shaped FHIR server ("Fumage" plus the OAuth token endpoint)
+//! that slotgate embeds for newcomers and every integration test talks to over real HTTP.
+//!
+//! It is faithful to the wire facts of `shared/design/canvas-fhir.md`, so whatever works
+//! against it works against Canvas. The seed lives in [`clinic`], slot math in [`slots`],
+//! appointment rules in [`appointments`]; [`http`] only routes.
 
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
 
+use crate::canvas::fhir;
+
+pub mod appointments;
+pub mod clinic;
+pub mod http;
+pub mod params;
+pub mod slots;
+mod state;
+
+pub use clinic::Clinic;
+use state::{Shared, today_utc};
+
+/// How to start a sandbox. `Default` is the demo clinic on a random loopback port.
+#[derive(Debug, Clone)]
 pub struct SandboxOptions {
+    /// Port 0 picks a random free port.
     pub listen: SocketAddr,
+    /// The OAuth client credentials the token endpoint accepts.
     pub client_id: String,
     pub client_secret: String,
     pub clinic: ClinicSpec,
     pub faults: Faults,
+    /// Canvas allows double booking unless configured otherwise (§4).
     pub reject_double_booking: bool,
+    /// `expires_in` of issued tokens; Canvas: 36000 (ten hours).
     pub token_ttl_seconds: u64,
 }
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            client_id: "sandbox-client".into(),
+            client_secret: "sandbox-secret".into(),
+            clinic: ClinicSpec::Demo,
+            faults: Faults::default(),
+            reject_double_booking: false,
+            token_ttl_seconds: 36_000,
+        }
+    }
+}
+
+/// Which seed to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClinicSpec {
     Demo,
     Generated { clinicians: usize },
 }
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+
+/// Failure modes to inject; changeable while running.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Faults {
+    /// Added to every FHIR and token response.
     pub latency_ms: u64,
+    /// Fraction (0.0..=1.0) of FHIR requests answered 503 OperationOutcome.
     pub error_rate: f64,
+    /// Every request (token and FHIR) answered 503.
     pub down: bool,
+    /// `POST /Appointment` stores the appointment, then waits this long before answering.
     pub stall_after_create_ms: u64,
 }
-pub struct Clinic;
-impl Clinic {
-    pub fn demo(_today: jiff::civil::Date) -> Clinic {
-        Clinic
-    }
-    pub fn generated(_n: usize, _today: jiff::civil::Date) -> Clinic {
-        Clinic
-    }
-    pub fn slotgate_rules_toml(&self) -> String {
-        String::new()
-    }
-}
-pub struct Sandbox {
-    addr: SocketAddr,
-}
-#[derive(Clone)]
-pub struct SandboxControl;
-impl Sandbox {
-    pub async fn start(options: SandboxOptions) -> std::io::Result<Sandbox> {
-        Ok(Sandbox {
-            addr: options.listen,
-        })
-    }
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-    pub fn control(&self) -> SandboxControl {
-        SandboxControl
-    }
-    pub async fn stop(self) {}
-}
+
+/// One request as the sandbox saw it (every route but `/_sandbox/*`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
     pub method: String,
     pub path: String,
+    pub query: String,
+    pub traceparent: Option<String>,
+    /// JSON bodies as sent; form bodies as an object with secrets masked.
+    pub body: Option<serde_json::Value>,
     pub status: u16,
 }
+
+/// A running sandbox. Dropping it stops the server without waiting; `stop` waits.
+pub struct Sandbox {
+    addr: SocketAddr,
+    control: SandboxControl,
+    handle: ServerHandle,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Sandbox {
+    /// Binds, seeds and spawns the server on the current tokio runtime.
+    pub async fn start(options: SandboxOptions) -> std::io::Result<Sandbox> {
+        let today = today_utc();
+        let clinic = match options.clinic {
+            ClinicSpec::Demo => Clinic::demo(today),
+            ClinicSpec::Generated { clinicians } => Clinic::generated(clinicians, today),
+        };
+        let shared = Arc::new(Shared::new(&options, clinic).map_err(std::io::Error::other)?);
+        let listener = TcpListener::bind(options.listen)?;
+        let mut addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        let data = web::Data::from(shared.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(http::frontdoor::frontdoor))
+                .configure(http::routes)
+                .default_service(web::to(http::unknown_path))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        Ok(Sandbox {
+            addr,
+            control: SandboxControl { shared },
+            handle,
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`: the FHIR root, with the token endpoint at `/auth/token/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn control(&self) -> SandboxControl {
+        self.control.clone()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to 5 s), and waits for the end.
+    pub async fn stop(mut self) {
+        self.handle.stop(true).await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            // The command is sent at once; nobody waits for it.
+            drop(self.handle.stop(false));
+        }
+    }
+}
+
+/// A handle on a running sandbox's state, for tests and for slotgate's embedding.
+#[derive(Clone, Debug)]
+pub struct SandboxControl {
+    shared: Arc<Shared>,
+}
+
 impl SandboxControl {
-    pub fn set_faults(&self, _f: Faults) {}
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.set_faults(faults);
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.shared.faults()
+    }
+
+    pub fn set_reject_double_booking(&self, on: bool) {
+        self.shared.set_reject_double_booking(on);
+    }
+
+    pub fn reject_double_booking(&self) -> bool {
+        self.shared.reject_double_booking()
+    }
+
     pub fn journal(&self) -> Vec<JournalEntry> {
-        Vec::new()
+        self.shared.journal()
+    }
+
+    pub fn clear_journal(&self) {
+        self.shared.clear_journal();
+    }
+
+    /// Every appointment, in creation order, as `GET /Appointment/<id>` returns it.
+    pub fn appointments(&self) -> Vec<fhir::Appointment> {
+        self.shared.appointments()
+    }
+
+    /// The seed the sandbox serves.
+    pub fn clinic(&self) -> Arc<Clinic> {
+        self.shared.clinic.clone()
     }
 }

@@ -1,0 +1,118 @@
+//! What happens to every request before a handler sees it: the journal, injected faults, the
+//! bearer check, and the `fumage-correlation-id` header Canvas puts on every response (§1).
+
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web::{Bytes, Data};
+use actix_web::{Error, HttpMessage};
+use serde_json::Value;
+
+use super::outcome::FhirError;
+use crate::sandbox::JournalEntry;
+use crate::sandbox::state::Shared;
+
+const CORRELATION_ID: HeaderName = HeaderName::from_static("fumage-correlation-id");
+/// The sandbox's own control routes: no journal, no faults, no auth.
+pub const CONTROL_PREFIX: &str = "/_sandbox";
+/// The OAuth host's routes: faults apply (`down`), the bearer check does not.
+const AUTH_PREFIX: &str = "/auth/";
+
+/// Form fields never written to the journal in clear.
+const SECRET_FIELDS: [&str; 2] = ["client_secret", "refresh_token"];
+
+fn journal_body(content_type: &str, body: &Bytes) -> Option<Value> {
+    if body.is_empty() {
+        return None;
+    }
+    if let Ok(json) = serde_json::from_slice::<Value>(body) {
+        return Some(json);
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let fields = url::form_urlencoded::parse(body)
+            .map(|(k, v)| {
+                let shown = if SECRET_FIELDS.contains(&k.as_ref()) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), Value::String(shown))
+            })
+            .collect();
+        return Some(Value::Object(fields));
+    }
+    Some(Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+fn begin_entry(req: &ServiceRequest, body: &Bytes) -> JournalEntry {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    JournalEntry {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        query: req.query_string().to_owned(),
+        traceparent: header("traceparent"),
+        body: journal_body(&req.content_type().to_owned(), body),
+        status: 0,
+    }
+}
+
+fn bearer_token(req: &ServiceRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Faults first (a down Canvas answers nothing else), then authentication.
+async fn answer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    shared: &Shared,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let faults = shared.faults();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    let token_route = req.path().starts_with(AUTH_PREFIX);
+    let unlucky = !token_route && faults.error_rate > 0.0 && fastrand::f64() < faults.error_rate;
+    if faults.down || unlucky {
+        return Ok(req.error_response(FhirError::unavailable()));
+    }
+    if !token_route && !bearer_token(&req).is_some_and(|t| shared.token_valid(t)) {
+        return Ok(req.error_response(FhirError::unauthorized()));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+pub async fn frontdoor(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    if req.path().starts_with(CONTROL_PREFIX) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let Some(shared) = req.app_data::<Data<Shared>>().cloned() else {
+        return Ok(req.error_response(FhirError::unavailable()));
+    };
+    let body = match req.extract::<Bytes>().await {
+        Ok(body) => body,
+        Err(e) => return Ok(req.error_response(FhirError::bad_request(e.to_string()))),
+    };
+    req.set_payload(body.clone().into());
+    let mut entry = begin_entry(&req, &body);
+    let mut res = answer(req, next, &shared).await?;
+    entry.status = res.status().as_u16();
+    shared.record(entry);
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(CORRELATION_ID, value);
+    }
+    Ok(res)
+}

@@ -1,0 +1,126 @@
+//! The sandbox's mutable world, shared by the server workers and `SandboxControl`: issued
+//! tokens, fault knobs, settings, the appointment book and the request journal.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use super::appointments::{AppointmentError, Book, seeded_book};
+use super::clinic::Clinic;
+use super::{Faults, JournalEntry, SandboxOptions};
+use crate::canvas::fhir;
+
+/// The journal keeps this many most recent requests.
+const JOURNAL_CAPACITY: usize = 10_000;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves plain data behind; keep serving.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Today's date in UTC, the default `start` of a Slot search (§3).
+pub fn today_utc() -> Date {
+    Timestamp::now().to_zoned_datetime(TimeZone::UTC).date()
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub clinic: Arc<Clinic>,
+    client_id: String,
+    client_secret: String,
+    token_ttl: Duration,
+    tokens: Mutex<HashMap<String, Instant>>,
+    faults: Mutex<Faults>,
+    reject_double_booking: AtomicBool,
+    book: Mutex<Book>,
+    journal: Mutex<VecDeque<JournalEntry>>,
+}
+
+impl Shared {
+    pub fn new(options: &SandboxOptions, clinic: Clinic) -> Result<Shared, AppointmentError> {
+        let book = seeded_book(&clinic, Timestamp::now())?;
+        Ok(Shared {
+            clinic: Arc::new(clinic),
+            client_id: options.client_id.clone(),
+            client_secret: options.client_secret.clone(),
+            token_ttl: Duration::from_secs(options.token_ttl_seconds),
+            tokens: Mutex::new(HashMap::new()),
+            faults: Mutex::new(options.faults.clone()),
+            reject_double_booking: AtomicBool::new(options.reject_double_booking),
+            book: Mutex::new(book),
+            journal: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    pub fn client_matches(&self, id: Option<&str>, secret: Option<&str>) -> bool {
+        id == Some(self.client_id.as_str()) && secret == Some(self.client_secret.as_str())
+    }
+
+    pub fn token_ttl_seconds(&self) -> u64 {
+        self.token_ttl.as_secs()
+    }
+
+    /// A fresh random bearer token, valid for the configured lifetime.
+    pub fn issue_token(&self) -> String {
+        let token: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(40)
+            .collect();
+        let now = Instant::now();
+        let mut tokens = lock(&self.tokens);
+        tokens.retain(|_, expires| *expires > now);
+        tokens.insert(token.clone(), now + self.token_ttl);
+        token
+    }
+
+    pub fn token_valid(&self, token: &str) -> bool {
+        lock(&self.tokens)
+            .get(token)
+            .is_some_and(|expires| *expires > Instant::now())
+    }
+
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.faults) = faults;
+    }
+
+    pub fn reject_double_booking(&self) -> bool {
+        self.reject_double_booking.load(Ordering::Relaxed)
+    }
+
+    pub fn set_reject_double_booking(&self, on: bool) {
+        self.reject_double_booking.store(on, Ordering::Relaxed);
+    }
+
+    /// Runs `f` with the appointment book locked; keep it short and never await inside.
+    pub fn with_book<R>(&self, f: impl FnOnce(&mut Book) -> R) -> R {
+        f(&mut lock(&self.book))
+    }
+
+    pub fn appointments(&self) -> Vec<fhir::Appointment> {
+        self.with_book(|book| book.records().iter().map(|r| r.to_fhir()).collect())
+    }
+
+    pub fn record(&self, entry: JournalEntry) {
+        let mut journal = lock(&self.journal);
+        if journal.len() == JOURNAL_CAPACITY {
+            journal.pop_front();
+        }
+        journal.push_back(entry);
+    }
+
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        lock(&self.journal).iter().cloned().collect()
+    }
+
+    pub fn clear_journal(&self) {
+        lock(&self.journal).clear();
+    }
+}

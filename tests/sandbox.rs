@@ -1,0 +1,15 @@
+//! The Canvas sandbox over real HTTP on loopback, as slotgate and client teams use it.
+
+#[path = "sandbox/helpers.rs"]
+mod helpers;
+
+#[path = "sandbox/appointments.rs"]
+mod appointments;
+#[path = "sandbox/auth.rs"]
+mod auth;
+#[path = "sandbox/directory.rs"]
+mod directory;
+#[path = "sandbox/faults.rs"]
+mod faults;
+#[path = "sandbox/slots.rs"]
+mod slots;
