@@ -17,10 +17,10 @@ use crate::auth::Verifier;
 use crate::canvas::{CanvasClient, ClientOptions};
 use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, random_hex};
 use crate::metrics::Metrics;
+use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
 use crate::scheduling::directory::Directory;
 use crate::scheduling::slot_cache::SlotCache;
 use crate::scheduling::slot_id::SlotIds;
-use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
 use crate::telemetry::SlotgateRootSpan;
 
 #[derive(Debug, thiserror::Error)]

@@ -86,8 +86,18 @@ pub struct AvailabilityParams {
 }
 
 const PARAMS: [&str; 12] = [
-    "reason", "duration", "state", "modality", "start", "end", "tz", "practitioner", "location", "specialty",
-    "language", "limit",
+    "reason",
+    "duration",
+    "state",
+    "modality",
+    "start",
+    "end",
+    "tz",
+    "practitioner",
+    "location",
+    "specialty",
+    "language",
+    "limit",
 ];
 
 /// Bookable slots.
@@ -112,24 +122,44 @@ const PARAMS: [&str; 12] = [
     )
 )]
 #[get("/availability")]
-pub async fn search(caller: ReadAccess, request: HttpRequest, state: web::Data<AppState>) -> Result<web::Json<AvailabilityDto>, ApiError> {
+pub async fn search(
+    caller: ReadAccess,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<AvailabilityDto>, ApiError> {
     let staff = caller.0.scopes.staff;
     let settings = &state.settings;
     let mut p = Params::parse(request.query_string(), &PARAMS);
-    let reason_code = p.require("reason", |s| if s.len() > 128 { Err("is too long".into()) } else { Ok(s.to_owned()) });
+    let reason_code = p.require("reason", |s| {
+        if s.len() > 128 {
+            Err("is too long".into())
+        } else {
+            Ok(s.to_owned())
+        }
+    });
     let duration = p.require("duration", integer(1, 480));
     let patient_state: Option<UsState> = p.get("state", parsed("a two-letter US state code"));
-    let modality = p.get("modality", |s| Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned()));
+    let modality = p.get("modality", |s| {
+        Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned())
+    });
     let start = p.get("start", date);
     let end = p.get("end", date);
     let tz = p.get("tz", time_zone);
-    let practitioner: Option<PractitionerId> = p.get("practitioner", parsed("a Canvas practitioner id"));
-    let location = p.get("location", |s| uuid::Uuid::parse_str(s).map(|u| u.to_string()).map_err(|_| "is not a Canvas Location id".to_owned()));
+    let practitioner: Option<PractitionerId> =
+        p.get("practitioner", parsed("a Canvas practitioner id"));
+    let location = p.get("location", |s| {
+        uuid::Uuid::parse_str(s)
+            .map(|u| u.to_string())
+            .map_err(|_| "is not a Canvas Location id".to_owned())
+    });
     let specialty = p.text("specialty");
     let language = p.text("language");
     let limit = p.get("limit", integer(1, 1000)).unwrap_or(100);
     if modality == Some(Modality::Telehealth) && !p.has("state") {
-        p.error("state", "is required for telehealth: the state where the patient will be");
+        p.error(
+            "state",
+            "is required for telehealth: the state where the patient will be",
+        );
     }
     p.finish()?;
     let (Some(code), Some(duration)) = (reason_code, duration) else {
@@ -140,16 +170,27 @@ pub async fn search(caller: ReadAccess, request: HttpRequest, state: web::Data<A
         .rules
         .reason(&code)
         .filter(|r| staff || r.patient_bookable)
-        .ok_or_else(|| ApiError::new(Code::ReasonNotAllowed, "There is no bookable reason with this code."))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::ReasonNotAllowed,
+                "There is no bookable reason with this code.",
+            )
+        })?;
     if !window::duration_allowed(reason, duration) {
         return Err(ApiError::new(
             Code::DurationNotAllowed,
-            format!("This reason is booked for {} minutes.", join(&reason.durations)),
+            format!(
+                "This reason is booked for {} minutes.",
+                join(&reason.durations)
+            ),
         ));
     }
     let modalities = match modality {
         Some(m) if !reason.modalities.contains_key(&m) => {
-            return Err(ApiError::new(Code::ModalityNotAllowed, format!("This reason is not offered {m}.")));
+            return Err(ApiError::new(
+                Code::ModalityNotAllowed,
+                format!("This reason is not offered {m}."),
+            ));
         }
         Some(m) => vec![m],
         None => reason
@@ -160,24 +201,36 @@ pub async fn search(caller: ReadAccess, request: HttpRequest, state: web::Data<A
             .collect(),
     };
     if modalities.is_empty() {
-        return Err(ApiError::invalid("state", "is required for telehealth: the state where the patient will be"));
+        return Err(ApiError::invalid(
+            "state",
+            "is required for telehealth: the state where the patient will be",
+        ));
     }
 
     let snapshot = state.directory.snapshot().await?;
     let place = match &location {
-        Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| ApiError::invalid("location", "is not a location from /v1/locations"))?),
+        Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| {
+            ApiError::invalid("location", "is not a location from /v1/locations")
+        })?),
         None => None,
     };
-    let tz = tz.or_else(|| place.map(|p| p.info.timezone.clone())).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = tz
+        .or_else(|| place.map(|p| p.info.timezone.clone()))
+        .unwrap_or(jiff::tz::TimeZone::UTC);
     let now = Timestamp::now();
     let today = now.to_zoned_datetime(tz.clone()).date();
     let start = start.unwrap_or(today);
     let end = end.unwrap_or_else(|| start.saturating_add(6.days()));
     match window::check_range(&settings.booking, start, end) {
         Ok(_) => {}
-        Err(RangeError::EndBeforeStart) => return Err(ApiError::invalid("end", "must not be before start")),
+        Err(RangeError::EndBeforeStart) => {
+            return Err(ApiError::invalid("end", "must not be before start"));
+        }
         Err(RangeError::TooLong { days, max }) => {
-            return Err(ApiError::invalid("end", format!("the range is {days} days; at most {max} may be asked at once")));
+            return Err(ApiError::invalid(
+                "end",
+                format!("the range is {days} days; at most {max} may be asked at once"),
+            ));
         }
     }
     let query = Query {
@@ -220,13 +273,22 @@ pub async fn search(caller: ReadAccess, request: HttpRequest, state: web::Data<A
             }),
             start: rfc3339(o.start, &tz),
             end: rfc3339(o.end, &tz),
-            practitioner: PractitionerRef { id: o.practitioner.to_string(), name: o.practitioner_name.clone() },
-            location: LocationRef { id: o.place.info.id.clone(), name: o.place.name.clone() },
+            practitioner: PractitionerRef {
+                id: o.practitioner.to_string(),
+                name: o.practitioner_name.clone(),
+            },
+            location: LocationRef {
+                id: o.place.info.id.clone(),
+                name: o.place.name.clone(),
+            },
             modality: o.modality,
         })
         .collect();
     Ok(web::Json(AvailabilityDto {
-        reason: ReasonRef { code: reason.code.clone(), display: reason.display.clone() },
+        reason: ReasonRef {
+            code: reason.code.clone(),
+            display: reason.display.clone(),
+        },
         duration_minutes: duration,
         timezone: tz.iana_name().unwrap_or("UTC").to_owned(),
         slots,
@@ -236,7 +298,11 @@ pub async fn search(caller: ReadAccess, request: HttpRequest, state: web::Data<A
 }
 
 fn join(durations: &[u32]) -> String {
-    durations.iter().map(u32::to_string).collect::<Vec<_>>().join(" or ")
+    durations
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// RFC 3339 with the zone's offset at that instant (`2026-03-08T03:00:00-07:00`).

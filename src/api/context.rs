@@ -21,14 +21,9 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let http_request = req.request().clone();
-    let response = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
-            let error = foreign(e.as_response_error().status_code(), &e);
-            ServiceResponse::new(http_request, error.response(None))
-        }
-    };
+    // Handlers and extractors put their errors in the response; an `Err` here would be an
+    // inner middleware's, and the App turns it into a response on its own.
+    let response = next.call(req).await?.map_into_boxed_body();
     let request_id = response
         .request()
         .extensions()

@@ -19,10 +19,16 @@ impl Params {
             if !allowed.contains(&name.as_str()) {
                 errors.push(FieldError {
                     field: name.chars().take(64).collect(),
-                    message: format!("is not a parameter of this operation (expected one of {})", allowed.join(", ")),
+                    message: format!(
+                        "is not a parameter of this operation (expected one of {})",
+                        allowed.join(", ")
+                    ),
                 });
             } else if values.insert(name.clone(), value.into_owned()).is_some() {
-                errors.push(FieldError { field: name, message: "is given more than once".into() });
+                errors.push(FieldError {
+                    field: name,
+                    message: "is given more than once".into(),
+                });
             }
         }
         Params { values, errors }
@@ -33,11 +39,18 @@ impl Params {
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// The parameter parsed by `parse`, or `None` (recording why when it is present but bad).
-    pub fn get<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub fn get<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let value = self.values.get(name)?.clone();
         if value.trim().is_empty() {
             self.error(name, "must not be empty");
@@ -53,7 +66,11 @@ impl Params {
     }
 
     /// A required parameter.
-    pub fn require<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub fn require<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         if !self.values.contains_key(name) {
             self.error(name, "is required");
             return None;
@@ -62,12 +79,22 @@ impl Params {
     }
 
     pub fn text(&mut self, name: &str) -> Option<String> {
-        self.get(name, |s| if s.len() > 128 { Err("is too long".into()) } else { Ok(s.to_owned()) })
+        self.get(name, |s| {
+            if s.len() > 128 {
+                Err("is too long".into())
+            } else {
+                Ok(s.to_owned())
+            }
+        })
     }
 
     /// Every problem found, or the go-ahead.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::invalid_fields(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_fields(self.errors))
+        }
     }
 }
 
@@ -79,20 +106,20 @@ pub fn integer(min: u32, max: u32) -> impl FnOnce(&str) -> Result<u32, String> {
 }
 
 pub fn date(s: &str) -> Result<jiff::civil::Date, String> {
-    if s.len() == 10 {
-        if let Ok(d) = s.parse() {
-            return Ok(d);
-        }
+    if s.len() == 10
+        && let Ok(d) = s.parse()
+    {
+        return Ok(d);
     }
     Err("must be a date like 2026-12-01".into())
 }
 
 pub fn time_zone(s: &str) -> Result<jiff::tz::TimeZone, String> {
     // Only IANA names: a fixed offset cannot follow DST.
-    if s.contains('/') || s == "UTC" {
-        if let Ok(tz) = jiff::tz::TimeZone::get(s) {
-            return Ok(tz);
-        }
+    if (s.contains('/') || s == "UTC")
+        && let Ok(tz) = jiff::tz::TimeZone::get(s)
+    {
+        return Ok(tz);
     }
     Err("must be an IANA time zone like America/Los_Angeles".into())
 }
@@ -113,7 +140,7 @@ mod tests {
         assert_eq!(p.require("d", integer(1, 5)), None);
         let e = p.finish().unwrap_err();
         let fields: Vec<&str> = e.errors.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["zzz", "a", "b", "c", "d"]);
+        assert_eq!(fields, ["a", "zzz", "b", "c", "d"]);
     }
 
     #[test]

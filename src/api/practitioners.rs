@@ -73,14 +73,27 @@ pub struct PractitionerFilters {
     )
 )]
 #[get("/practitioners")]
-pub async fn list(caller: ReadAccess, request: HttpRequest, state: web::Data<AppState>) -> Result<web::Json<PractitionerList>, ApiError> {
+pub async fn list(
+    caller: ReadAccess,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<PractitionerList>, ApiError> {
     let mut p = Params::parse(
         request.query_string(),
-        &["state", "reason", "modality", "location", "specialty", "language"],
+        &[
+            "state",
+            "reason",
+            "modality",
+            "location",
+            "specialty",
+            "language",
+        ],
     );
     let us_state: Option<UsState> = p.get("state", parsed("a two-letter US state code"));
     let reason_code = p.text("reason");
-    let modality = p.get("modality", |s| Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned()));
+    let modality = p.get("modality", |s| {
+        Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned())
+    });
     let location = p.text("location");
     let specialty = p.text("specialty");
     let language = p.text("language");
@@ -91,12 +104,19 @@ pub async fn list(caller: ReadAccess, request: HttpRequest, state: web::Data<App
             rules
                 .reason(&code)
                 .filter(|r| caller.0.scopes.staff || r.patient_bookable)
-                .ok_or_else(|| ApiError::new(Code::ReasonNotAllowed, "There is no bookable reason with this code."))?,
+                .ok_or_else(|| {
+                    ApiError::new(
+                        Code::ReasonNotAllowed,
+                        "There is no bookable reason with this code.",
+                    )
+                })?,
         ),
         None => None,
     };
     let snapshot = state.directory.snapshot().await?;
-    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
     let horizon = today.saturating_add(i64::from(state.settings.booking.max_horizon_days).days());
     let practitioners = snapshot
         .clinicians
@@ -120,9 +140,15 @@ pub async fn list(caller: ReadAccess, request: HttpRequest, state: web::Data<App
                             .filter(|m| modality.is_none_or(|wanted| wanted == **m))
                             .any(|m| offers_modality(r, profile, *m))
                 })
-                && location.as_ref().is_none_or(|l| places.iter().any(|p| &p.info.id == l))
-                && specialty.as_ref().is_none_or(|s| profile.specialties.contains(s))
-                && language.as_ref().is_none_or(|l| profile.languages.contains(l));
+                && location
+                    .as_ref()
+                    .is_none_or(|l| places.iter().any(|p| &p.info.id == l))
+                && specialty
+                    .as_ref()
+                    .is_none_or(|s| profile.specialties.contains(s))
+                && language
+                    .as_ref()
+                    .is_none_or(|l| profile.languages.contains(l));
             fits.then(|| PractitionerDto {
                 id: c.id.to_string(),
                 name: c.name.clone(),
@@ -130,7 +156,13 @@ pub async fn list(caller: ReadAccess, request: HttpRequest, state: web::Data<App
                 languages: profile.languages.clone(),
                 modalities: profile.modalities.clone(),
                 licensed_states: states.iter().map(ToString::to_string).collect(),
-                locations: places.iter().map(|p| LocationRef { id: p.info.id.clone(), name: p.name.clone() }).collect(),
+                locations: places
+                    .iter()
+                    .map(|p| LocationRef {
+                        id: p.info.id.clone(),
+                        name: p.name.clone(),
+                    })
+                    .collect(),
             })
         })
         .collect::<Vec<_>>();

@@ -93,7 +93,10 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
     let slot_id_secret = match raw.booking.slot_id_secret.filter(|s| !s.is_empty()) {
         Some(s) if s.len() >= 32 => Secret::new(s),
         Some(_) => {
-            found.add("booking.slot_id_secret", "must be at least 32 characters long");
+            found.add(
+                "booking.slot_id_secret",
+                "must be at least 32 characters long",
+            );
             Secret::new(String::new())
         }
         None if matches!(state, StateSettings::Redis { .. }) => {

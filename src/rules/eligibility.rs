@@ -116,13 +116,19 @@ mod tests {
     }
 
     fn reason(specialties: &[&str], modalities: &[Modality]) -> Reason {
-        let coding = TypeCoding { system: "s".into(), code: "c".into() };
+        let coding = TypeCoding {
+            system: "s".into(),
+            code: "c".into(),
+        };
         Reason {
             code: "R".into(),
             system: "INTERNAL".into(),
             display: "R".into(),
             durations: vec![30],
-            modalities: modalities.iter().map(|m| (*m, coding.clone())).collect::<BTreeMap<_, _>>(),
+            modalities: modalities
+                .iter()
+                .map(|m| (*m, coding.clone()))
+                .collect::<BTreeMap<_, _>>(),
             specialties: specialties.iter().map(|s| s.to_string()).collect(),
             patient_bookable: true,
         }
@@ -137,24 +143,48 @@ mod tests {
     }
 
     fn state_license(state: &str, start: Option<Date>, end: Option<Date>) -> License {
-        License { kind: "STATE".into(), state: Some(st(state)), start, end, primary: false }
+        License {
+            kind: "STATE".into(),
+            state: Some(st(state)),
+            start,
+            end,
+            primary: false,
+        }
     }
 
     #[test]
     fn specialty_matches_any_of_the_reasons_or_anyone_when_none() {
         let pc = profile(&["primary_care"], &Modality::ALL);
-        assert!(offers_specialty(&reason(&["primary_care", "dermatology"], &[]), &pc));
+        assert!(offers_specialty(
+            &reason(&["primary_care", "dermatology"], &[]),
+            &pc
+        ));
         assert!(!offers_specialty(&reason(&["dermatology"], &[]), &pc));
         assert!(offers_specialty(&reason(&[], &[]), &pc));
-        assert!(!offers_specialty(&reason(&["dermatology"], &[]), &profile(&[], &Modality::ALL)));
+        assert!(!offers_specialty(
+            &reason(&["dermatology"], &[]),
+            &profile(&[], &Modality::ALL)
+        ));
     }
 
     #[test]
     fn modality_needs_both_the_reason_and_the_clinician() {
         let r = reason(&[], &[Modality::Telehealth]);
-        assert!(offers_modality(&r, &profile(&[], &Modality::ALL), Modality::Telehealth));
-        assert!(!offers_modality(&r, &profile(&[], &Modality::ALL), Modality::InPerson));
-        assert!(!offers_modality(&r, &profile(&[], &[Modality::InPerson]), Modality::Telehealth));
+        assert!(offers_modality(
+            &r,
+            &profile(&[], &Modality::ALL),
+            Modality::Telehealth
+        ));
+        assert!(!offers_modality(
+            &r,
+            &profile(&[], &Modality::ALL),
+            Modality::InPerson
+        ));
+        assert!(!offers_modality(
+            &r,
+            &profile(&[], &[Modality::InPerson]),
+            Modality::Telehealth
+        ));
     }
 
     #[test]
@@ -175,11 +205,20 @@ mod tests {
     fn open_ended_licences_and_other_licence_types() {
         let licences = [
             state_license("TX", None, None),
-            License { kind: "DEA".into(), state: Some(st("NY")), start: None, end: None, primary: true },
+            License {
+                kind: "DEA".into(),
+                state: Some(st("NY")),
+                start: None,
+                end: None,
+                primary: true,
+            },
         ];
         let l = Licensure::new(&PractitionerProfile::default(), &licences);
         assert!(l.covers(st("TX"), date(1990, 1, 1)));
-        assert!(!l.covers(st("NY"), date(2026, 1, 1)), "a DEA registration is not a state licence");
+        assert!(
+            !l.covers(st("NY"), date(2026, 1, 1)),
+            "a DEA registration is not a state licence"
+        );
     }
 
     #[test]
@@ -189,14 +228,22 @@ mod tests {
         let (from, to) = (date(2026, 3, 8), date(2026, 3, 14));
         assert!(ends.covers_any(st("CA"), from, to));
         assert!(starts.covers_any(st("CA"), from, to));
-        assert!(ends.covers(st("CA"), date(2026, 3, 10)) && !ends.covers(st("CA"), date(2026, 3, 11)));
-        assert!(!starts.covers(st("CA"), date(2026, 3, 9)) && starts.covers(st("CA"), date(2026, 3, 10)));
+        assert!(
+            ends.covers(st("CA"), date(2026, 3, 10)) && !ends.covers(st("CA"), date(2026, 3, 11))
+        );
+        assert!(
+            !starts.covers(st("CA"), date(2026, 3, 9))
+                && starts.covers(st("CA"), date(2026, 3, 10))
+        );
         assert!(!ends.covers_any(st("CA"), date(2026, 3, 11), date(2026, 3, 20)));
     }
 
     #[test]
     fn the_override_replaces_canvas_licences() {
-        let p = PractitionerProfile { licensed_states: Some(vec![st("WA")]), ..PractitionerProfile::default() };
+        let p = PractitionerProfile {
+            licensed_states: Some(vec![st("WA")]),
+            ..PractitionerProfile::default()
+        };
         let l = Licensure::new(&p, &[state_license("CA", None, None)]);
         assert!(l.covers(st("WA"), date(2026, 1, 1)));
         assert!(!l.covers(st("CA"), date(2026, 1, 1)));
@@ -217,14 +264,56 @@ mod tests {
 
     #[test]
     fn visits_need_the_right_states() {
-        let l = Licensure::Canvas(vec![state_license("CA", None, None), state_license("AZ", None, None)]);
+        let l = Licensure::Canvas(vec![
+            state_license("CA", None, None),
+            state_license("AZ", None, None),
+        ]);
         let d = date(2026, 6, 1);
-        assert!(licensed_for_visit(&l, Modality::Telehealth, Some(st("CA")), st("NY"), d));
-        assert!(!licensed_for_visit(&l, Modality::Telehealth, Some(st("NY")), st("CA"), d));
-        assert!(!licensed_for_visit(&l, Modality::Telehealth, None, st("CA"), d), "telehealth needs the patient's state");
-        assert!(licensed_for_visit(&l, Modality::InPerson, None, st("AZ"), d));
-        assert!(licensed_for_visit(&l, Modality::InPerson, Some(st("CA")), st("AZ"), d));
-        assert!(!licensed_for_visit(&l, Modality::InPerson, Some(st("NY")), st("AZ"), d));
-        assert!(!licensed_for_visit(&l, Modality::InPerson, Some(st("CA")), st("TN"), d));
+        assert!(licensed_for_visit(
+            &l,
+            Modality::Telehealth,
+            Some(st("CA")),
+            st("NY"),
+            d
+        ));
+        assert!(!licensed_for_visit(
+            &l,
+            Modality::Telehealth,
+            Some(st("NY")),
+            st("CA"),
+            d
+        ));
+        assert!(
+            !licensed_for_visit(&l, Modality::Telehealth, None, st("CA"), d),
+            "telehealth needs the patient's state"
+        );
+        assert!(licensed_for_visit(
+            &l,
+            Modality::InPerson,
+            None,
+            st("AZ"),
+            d
+        ));
+        assert!(licensed_for_visit(
+            &l,
+            Modality::InPerson,
+            Some(st("CA")),
+            st("AZ"),
+            d
+        ));
+        assert!(!licensed_for_visit(
+            &l,
+            Modality::InPerson,
+            Some(st("NY")),
+            st("AZ"),
+            d
+        ));
+        assert!(!licensed_for_visit(
+            &l,
+            Modality::InPerson,
+            Some(st("CA")),
+            st("TN"),
+            d
+        ));
     }
 }

@@ -15,6 +15,7 @@ use crate::types::{PractitionerId, UsState};
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "telehealth")]
 pub enum Modality {
     Telehealth,
     InPerson,

@@ -16,10 +16,18 @@ pub struct Window {
 /// Minimum notice and horizon from `now`. Staff are exempt from the notice (they book the
 /// walk-in at the desk) but not from the horizon.
 pub fn window(policy: &BookingPolicy, now: Timestamp, staff: bool) -> Window {
-    let notice = if staff { 0 } else { i64::from(policy.min_notice_minutes) };
-    let earliest = now.saturating_add(SignedDuration::from_mins(notice)).unwrap_or(now);
+    let notice = if staff {
+        0
+    } else {
+        i64::from(policy.min_notice_minutes)
+    };
+    let earliest = now
+        .saturating_add(SignedDuration::from_mins(notice))
+        .unwrap_or(now);
     let latest = now
-        .saturating_add(SignedDuration::from_hours(i64::from(policy.max_horizon_days) * 24))
+        .saturating_add(SignedDuration::from_hours(
+            i64::from(policy.max_horizon_days) * 24,
+        ))
         .unwrap_or(now);
     Window { earliest, latest }
 }
@@ -44,7 +52,10 @@ pub fn check_range(policy: &BookingPolicy, start: Date, end: Date) -> Result<i64
         return Err(RangeError::EndBeforeStart);
     }
     if days > i64::from(policy.max_range_days) {
-        return Err(RangeError::TooLong { days, max: policy.max_range_days });
+        return Err(RangeError::TooLong {
+            days,
+            max: policy.max_range_days,
+        });
     }
     Ok(days)
 }
@@ -78,7 +89,10 @@ mod tests {
         assert!(w.allows("2026-12-01T12:00:00Z".parse().unwrap()));
         assert!(w.allows("2027-03-01T10:00:00Z".parse().unwrap()));
         assert!(!w.allows("2027-03-01T10:00:01Z".parse().unwrap()));
-        assert!(!w.allows("2026-11-30T12:00:00Z".parse().unwrap()), "the past is never bookable");
+        assert!(
+            !w.allows("2026-11-30T12:00:00Z".parse().unwrap()),
+            "the past is never bookable"
+        );
     }
 
     #[test]
@@ -91,13 +105,23 @@ mod tests {
 
     #[test]
     fn ranges_count_both_ends_and_cross_month_ends() {
-        assert_eq!(check_range(&policy(), date(2026, 1, 31), date(2026, 1, 31)), Ok(1));
-        assert_eq!(check_range(&policy(), date(2026, 1, 25), date(2026, 2, 7)), Ok(14));
+        assert_eq!(
+            check_range(&policy(), date(2026, 1, 31), date(2026, 1, 31)),
+            Ok(1)
+        );
+        assert_eq!(
+            check_range(&policy(), date(2026, 1, 25), date(2026, 2, 7)),
+            Ok(14)
+        );
         assert_eq!(
             check_range(&policy(), date(2026, 1, 25), date(2026, 2, 8)),
             Err(RangeError::TooLong { days: 15, max: 14 })
         );
-        assert_eq!(check_range(&policy(), date(2024, 2, 28), date(2024, 3, 1)), Ok(3), "leap day");
+        assert_eq!(
+            check_range(&policy(), date(2024, 2, 28), date(2024, 3, 1)),
+            Ok(3),
+            "leap day"
+        );
         assert_eq!(
             check_range(&policy(), date(2026, 2, 2), date(2026, 2, 1)),
             Err(RangeError::EndBeforeStart)

@@ -71,7 +71,11 @@ pub struct Offer<'a> {
 
 /// The instants `[from, until)` the query covers, clipped to the booking window.
 pub fn span(query: &Query, window: &Window) -> Option<(Timestamp, Timestamp)> {
-    let first = query.start.to_zoned_datetime(query.tz.clone()).ok()?.timestamp();
+    let first = query
+        .start
+        .to_zoned_datetime(query.tz.clone())
+        .ok()?
+        .timestamp();
     let after = query
         .end
         .tomorrow()
@@ -80,7 +84,12 @@ pub fn span(query: &Query, window: &Window) -> Option<(Timestamp, Timestamp)> {
         .ok()?
         .timestamp();
     let from = first.max(window.earliest);
-    let until = after.min(window.latest.saturating_add(SignedDuration::from_secs(1)).ok()?);
+    let until = after.min(
+        window
+            .latest
+            .saturating_add(SignedDuration::from_secs(1))
+            .ok()?,
+    );
     (from < until).then_some((from, until))
 }
 
@@ -90,9 +99,15 @@ fn local_date(ts: Timestamp, tz: &TimeZone) -> Date {
 
 /// The schedules whose clinician and location pass every rule that does not depend on the
 /// slot itself, with the local dates to ask Canvas for.
-pub fn plan<'a>(query: &Query, snapshot: &'a Snapshot, span: (Timestamp, Timestamp)) -> Vec<Candidate<'a>> {
+pub fn plan<'a>(
+    query: &Query,
+    snapshot: &'a Snapshot,
+    span: (Timestamp, Timestamp),
+) -> Vec<Candidate<'a>> {
     let (from, until) = span;
-    let last = until.saturating_sub(SignedDuration::from_secs(1)).unwrap_or(until);
+    let last = until
+        .saturating_sub(SignedDuration::from_secs(1))
+        .unwrap_or(until);
     snapshot
         .schedules
         .iter()
@@ -100,10 +115,19 @@ pub fn plan<'a>(query: &Query, snapshot: &'a Snapshot, span: (Timestamp, Timesta
             let clinician = snapshot.clinicians.get(&schedule.id.practitioner)?;
             let place = snapshot.places.get(schedule.place)?;
             let profile = &clinician.profile;
-            let wanted = query.practitioner.as_ref().is_none_or(|p| p == &clinician.id)
+            let wanted = query
+                .practitioner
+                .as_ref()
+                .is_none_or(|p| p == &clinician.id)
                 && query.location.as_ref().is_none_or(|l| l == &place.info.id)
-                && query.specialty.as_ref().is_none_or(|s| profile.specialties.contains(s))
-                && query.language.as_ref().is_none_or(|l| profile.languages.contains(l))
+                && query
+                    .specialty
+                    .as_ref()
+                    .is_none_or(|s| profile.specialties.contains(s))
+                && query
+                    .language
+                    .as_ref()
+                    .is_none_or(|l| profile.languages.contains(l))
                 && offers_specialty(&query.reason, profile);
             if !wanted {
                 return None;
@@ -119,7 +143,9 @@ pub fn plan<'a>(query: &Query, snapshot: &'a Snapshot, span: (Timestamp, Timesta
                     // A cheap pre-check: some licence overlaps the dates at all.
                     let l = &clinician.licensure;
                     match m {
-                        Modality::Telehealth => query.patient_state.is_some_and(|s| l.covers_any(s, d0, d1)),
+                        Modality::Telehealth => {
+                            query.patient_state.is_some_and(|s| l.covers_any(s, d0, d1))
+                        }
                         Modality::InPerson => {
                             l.covers_any(place.info.state, d0, d1)
                                 && query.patient_state.is_none_or(|s| l.covers_any(s, d0, d1))
@@ -127,7 +153,14 @@ pub fn plan<'a>(query: &Query, snapshot: &'a Snapshot, span: (Timestamp, Timesta
                     }
                 })
                 .collect();
-            (!modalities.is_empty()).then(|| Candidate { schedule, clinician, place, modalities, from: d0, to: d1 })
+            (!modalities.is_empty()).then(|| Candidate {
+                schedule,
+                clinician,
+                place,
+                modalities,
+                from: d0,
+                to: d1,
+            })
         })
         .collect()
 }
@@ -146,12 +179,17 @@ pub fn assemble<'a>(
     let mut offers = Vec::new();
     for (candidate, slots) in candidates.iter().zip(free) {
         let clinician = candidate.clinician;
-        let taken: Vec<&Busy> = busy.iter().filter(|b| b.practitioner == clinician.id).collect();
+        let taken: Vec<&Busy> = busy
+            .iter()
+            .filter(|b| b.practitioner == clinician.id)
+            .collect();
         for slot in slots.iter() {
             let inside = span.0 <= slot.start && slot.start < span.1;
             if !inside
                 || slot.start.duration_until(slot.end) != length
-                || taken.iter().any(|b| b.start < slot.end && slot.start < b.end)
+                || taken
+                    .iter()
+                    .any(|b| b.start < slot.end && slot.start < b.end)
             {
                 continue;
             }
@@ -163,12 +201,24 @@ pub fn assemble<'a>(
                     candidate.place.info.state,
                     slot.local_date,
                 ) {
-                    offers.push(Offer { clinician, place: candidate.place, start: slot.start, end: slot.end, modality });
+                    offers.push(Offer {
+                        clinician,
+                        place: candidate.place,
+                        start: slot.start,
+                        end: slot.end,
+                        modality,
+                    });
                 }
             }
         }
     }
-    let prefer = |o: &Offer| (Some(o.place.info.state) != query.patient_state, o.place.info.schedule_key.len(), o.place.info.schedule_key.clone());
+    let prefer = |o: &Offer| {
+        (
+            Some(o.place.info.state) != query.patient_state,
+            o.place.info.schedule_key.len(),
+            o.place.info.schedule_key.clone(),
+        )
+    };
     offers.sort_by(|a, b| {
         order(a, b).then_with(|| match (a.modality, b.modality) {
             (Modality::Telehealth, Modality::Telehealth) => prefer(a).cmp(&prefer(b)),
@@ -226,7 +276,12 @@ pub async fn find(
 ) -> Result<Answer, canvas::Error> {
     let snapshot = directory.snapshot().await?;
     let Some(span) = span(query, &window) else {
-        return Ok(Answer { as_of: snapshot.fetched_at, snapshot, offers: Vec::new(), stale: false });
+        return Ok(Answer {
+            as_of: snapshot.fetched_at,
+            snapshot,
+            offers: Vec::new(),
+            stale: false,
+        });
     };
     let candidates = plan(query, &snapshot, span);
     let lookups: Vec<_> = futures::stream::iter(candidates.iter().map(|c| {
@@ -242,7 +297,11 @@ pub async fn find(
     .buffered(fan_out.max(1))
     .try_collect()
     .await?;
-    let as_of = lookups.iter().map(|l| l.list.fetched_at).min().unwrap_or(snapshot.fetched_at);
+    let as_of = lookups
+        .iter()
+        .map(|l| l.list.fetched_at)
+        .min()
+        .unwrap_or(snapshot.fetched_at);
     let stale = lookups.iter().any(|l| l.stale);
     let free: Vec<&[FreeSlot]> = lookups.iter().map(|l| l.list.slots.as_slice()).collect();
     let offers = assemble(query, &candidates, &free, busy, span)
@@ -256,5 +315,10 @@ pub async fn find(
             modality: o.modality,
         })
         .collect();
-    Ok(Answer { snapshot: snapshot.clone(), offers, as_of, stale })
+    Ok(Answer {
+        snapshot: snapshot.clone(),
+        offers,
+        as_of,
+        stale,
+    })
 }

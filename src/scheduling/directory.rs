@@ -51,7 +51,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn place_by_key(&self, schedule_key: &str) -> Option<&Place> {
-        self.places.iter().find(|p| p.info.schedule_key == schedule_key)
+        self.places
+            .iter()
+            .find(|p| p.info.schedule_key == schedule_key)
     }
 
     pub fn place_by_id(&self, id: &str) -> Option<&Place> {
@@ -77,33 +79,59 @@ impl Snapshot {
             })
             .collect();
         places.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.info.id.cmp(&b.info.id)));
-        let clinicians: BTreeMap<PractitionerId, Clinician> = practitioners
-            .into_iter()
-            .filter(|p| p.active != Some(false))
-            .filter_map(|p| {
-                let id: PractitionerId = p.id.parse().ok()?;
-                let profile = rules.practitioners.get(&id).cloned().unwrap_or_else(|| PractitionerProfile {
-                    modalities: crate::rules::model::Modality::ALL.to_vec(),
-                    ..PractitionerProfile::default()
-                });
-                let licensure = Licensure::new(&profile, &licenses::licenses(&p));
-                let name = p.name.first().and_then(|n| n.display()).unwrap_or_else(|| id.to_string());
-                let meeting_link = profile.telehealth_url.clone().or_else(|| {
-                    extension(&p.extension, EXT_MEETING_ROOM_LINK).and_then(|e| e.value_url.clone())
-                });
-                Some((id.clone(), Clinician { id, name, profile, licensure, meeting_link }))
-            })
-            .collect();
+        let clinicians: BTreeMap<PractitionerId, Clinician> =
+            practitioners
+                .into_iter()
+                .filter(|p| p.active != Some(false))
+                .filter_map(|p| {
+                    let id: PractitionerId = p.id.parse().ok()?;
+                    let profile = rules.practitioners.get(&id).cloned().unwrap_or_else(|| {
+                        PractitionerProfile {
+                            modalities: crate::rules::model::Modality::ALL.to_vec(),
+                            ..PractitionerProfile::default()
+                        }
+                    });
+                    let licensure = Licensure::new(&profile, &licenses::licenses(&p));
+                    let name = p
+                        .name
+                        .first()
+                        .and_then(|n| n.display())
+                        .unwrap_or_else(|| id.to_string());
+                    let meeting_link = profile.telehealth_url.clone().or_else(|| {
+                        extension(&p.extension, EXT_MEETING_ROOM_LINK)
+                            .and_then(|e| e.value_url.clone())
+                    });
+                    Some((
+                        id.clone(),
+                        Clinician {
+                            id,
+                            name,
+                            profile,
+                            licensure,
+                            meeting_link,
+                        },
+                    ))
+                })
+                .collect();
         let mut schedules: Vec<ScheduleEntry> = schedules
             .into_iter()
             .filter_map(|s| {
                 let id: ScheduleId = s.id.parse().ok()?;
-                let place = places.iter().position(|p| p.info.schedule_key == id.location_key)?;
-                clinicians.contains_key(&id.practitioner).then_some(ScheduleEntry { id, place })
+                let place = places
+                    .iter()
+                    .position(|p| p.info.schedule_key == id.location_key)?;
+                clinicians
+                    .contains_key(&id.practitioner)
+                    .then_some(ScheduleEntry { id, place })
             })
             .collect();
         schedules.sort_by(|a, b| a.id.cmp(&b.id));
-        Snapshot { clinicians, places, schedules, fetched_at }
+        Snapshot {
+            clinicians,
+            places,
+            schedules,
+            fetched_at,
+        }
     }
 }
 
@@ -117,7 +145,13 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(canvas: CanvasClient, rules: Arc<Rules>, ttl: Duration) -> Self {
-        Self { canvas, rules, ttl, current: RwLock::new(None), loading: Mutex::new(()) }
+        Self {
+            canvas,
+            rules,
+            ttl,
+            current: RwLock::new(None),
+            loading: Mutex::new(()),
+        }
     }
 
     /// The current snapshot. Loads it on first use (one load however many callers wait);
@@ -136,7 +170,13 @@ impl Directory {
                 if let Err(e) = self.load().await {
                     tracing::warn!(error = %e, "directory refresh failed; serving the last good copy");
                 }
-                Ok(self.current.read().await.as_ref().map(|(s, _)| s.clone()).unwrap_or(snapshot))
+                Ok(self
+                    .current
+                    .read()
+                    .await
+                    .as_ref()
+                    .map(|(s, _)| s.clone())
+                    .unwrap_or(snapshot))
             }
             None => self.load().await,
         }
@@ -149,7 +189,13 @@ impl Directory {
             self.canvas.practitioners(),
             self.canvas.locations()
         )?;
-        let snapshot = Arc::new(Snapshot::build(&self.rules, schedules, practitioners, locations, Timestamp::now()));
+        let snapshot = Arc::new(Snapshot::build(
+            &self.rules,
+            schedules,
+            practitioners,
+            locations,
+            Timestamp::now(),
+        ));
         *self.current.write().await = Some((snapshot.clone(), Instant::now()));
         Ok(snapshot)
     }

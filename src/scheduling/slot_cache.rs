@@ -69,7 +69,12 @@ impl SlotCache {
             .max_capacity(max_entries)
             .time_to_live(ttl + stale_if_error)
             .build();
-        Self { canvas, fresh, last_good, metrics }
+        Self {
+            canvas,
+            fresh,
+            last_good,
+            metrics,
+        }
     }
 
     /// The free slots for `key`, from the cache or one Canvas call shared by every caller

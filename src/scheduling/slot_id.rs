@@ -130,7 +130,15 @@ mod tests {
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let ids = SlotIds::new(b"k");
-        for bad in ["", "s1", "s1..", "s2.e30.AAAA", "s1.!!!.AAAA", "x.y.z", &"a".repeat(5000)] {
+        for bad in [
+            "",
+            "s1",
+            "s1..",
+            "s2.e30.AAAA",
+            "s1.!!!.AAAA",
+            "x.y.z",
+            &"a".repeat(5000),
+        ] {
             assert!(ids.verify(bad).is_err(), "{bad}");
         }
     }

@@ -59,38 +59,21 @@ async fn a_read_token_is_required() {
 }
 
 #[tokio::test]
-async fn canvas_failures_map_to_gateway_codes() {
-    let app = spawn_app_fast_fail().await;
-    let sandbox = app.sandbox.as_ref().unwrap();
+async fn locations_keep_answering_from_the_last_good_copy_when_canvas_fails() {
+    let app = spawn_app().await;
     let token = app.staff_token();
-    // A token first, so the failure is the FHIR call's.
     assert_eq!(app.get("/v1/locations", Some(&token)).await.status(), 200);
-    sandbox.set_faults(Faults {
-        error_rate: 1.0,
+    app.sandbox.as_ref().unwrap().set_faults(Faults {
+        down: true,
         ..Faults::default()
     });
-    assert_problem(
-        app.get("/v1/locations", Some(&token)).await,
-        503,
-        "upstream_unavailable",
-    )
-    .await;
-    sandbox.set_faults(Faults {
-        latency_ms: 1500,
-        ..Faults::default()
-    });
-    let body = assert_problem(
-        app.get("/v1/locations", Some(&token)).await,
-        504,
-        "upstream_timeout",
-    )
-    .await;
+    let r = app.get("/v1/locations", Some(&token)).await;
+    assert_eq!(r.status(), 200);
     assert!(
-        !body["detail"].as_str().unwrap().contains("127.0.0.1"),
-        "no upstream URLs leak"
+        r.json::<serde_json::Value>().await.unwrap()["locations"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
     );
-}
-
-async fn spawn_app_fast_fail() -> crate::helpers::TestApp {
-    crate::helpers::spawn_app_with(&["[canvas]\ntimeout_ms = 500\nconnect_timeout_ms = 200\nmax_retries = 1\nretry_base_ms = 10\n"]).await
 }

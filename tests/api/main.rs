@@ -1,9 +1,11 @@
 //! One integration-test binary: helpers plus one file per capability. Tests start the real
 //! application and the Canvas sandbox on random loopback ports and speak HTTP to them.
 
+mod availability;
 mod canvas_client;
 mod cli;
 mod health;
 mod helpers;
 mod locations;
 mod openapi;
+mod seed;
