@@ -153,7 +153,7 @@ pub fn plan<'a>(
                     }
                 })
                 .collect();
-            (!modalities.is_empty()).then(|| Candidate {
+            (!modalities.is_empty()).then_some(Candidate {
                 schedule,
                 clinician,
                 place,
