@@ -2,6 +2,7 @@
 //! application and the Canvas sandbox on random loopback ports and speak HTTP to them.
 
 mod availability;
+mod browse;
 mod canvas_client;
 mod cli;
 mod health;
@@ -9,3 +10,4 @@ mod helpers;
 mod locations;
 mod openapi;
 mod seed;
+mod slot_cache;

@@ -1,0 +1,174 @@
+//! The slot cache seen from outside: Canvas is asked once per schedule however many patients
+//! browse, and a Canvas outage serves the last good answer marked stale.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use slotgate::sandbox::{Faults, SandboxControl};
+
+use crate::availability::OPEN_WINDOW;
+use crate::helpers::{assert_problem, spawn_app_with};
+use crate::seed::days;
+
+/// Slot searches the sandbox received, by (schedule, offset).
+fn slot_calls(sandbox: &SandboxControl) -> BTreeMap<(String, String), usize> {
+    let mut calls = BTreeMap::new();
+    for entry in sandbox.journal().into_iter().filter(|j| j.path == "/Slot") {
+        let params: BTreeMap<String, String> = url::form_urlencoded::parse(entry.query.as_bytes())
+            .into_owned()
+            .collect();
+        let key = (
+            params.get("schedule").cloned().unwrap_or_default(),
+            params.get("_offset").cloned().unwrap_or_default(),
+        );
+        *calls.entry(key).or_default() += 1;
+    }
+    calls
+}
+
+#[tokio::test]
+async fn a_hundred_identical_cold_questions_cost_one_canvas_call_per_schedule() {
+    let app = spawn_app_with(&[OPEN_WINDOW]).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    // Warm the directory, so only Slot searches remain.
+    assert_eq!(
+        app.get("/v1/locations", Some(&app.staff_token()))
+            .await
+            .status(),
+        200
+    );
+    sandbox.set_faults(Faults {
+        latency_ms: 150,
+        ..Faults::default()
+    });
+    sandbox.clear_journal();
+    let (start, end) = (days(1).to_string(), days(7).to_string());
+    let params = [
+        ("reason", "FLUP"),
+        ("duration", "30"),
+        ("state", "CA"),
+        ("start", start.as_str()),
+        ("end", end.as_str()),
+    ];
+    let token = app.staff_token();
+    let answers =
+        futures::future::join_all((0..100).map(|_| app.availability(&token, &params))).await;
+    let mut bodies = Vec::new();
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        bodies.push(r.json::<Value>().await.unwrap());
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0]["slots"] == w[1]["slots"]),
+        "every patient sees the same answer"
+    );
+    let calls = slot_calls(&sandbox);
+    assert!(!calls.is_empty());
+    for ((schedule, offset), n) in &calls {
+        assert_eq!(*n, 1, "{schedule} (offset {offset}) was asked {n} times");
+    }
+    // Warm now: asking again costs Canvas nothing.
+    sandbox.clear_journal();
+    assert_eq!(app.availability(&token, &params).await.status(), 200);
+    assert!(slot_calls(&sandbox).is_empty());
+}
+
+#[tokio::test]
+async fn a_canvas_outage_serves_the_last_good_answer_as_stale() {
+    let app = spawn_app_with(&[OPEN_WINDOW, "[cache]\nslot_ttl_seconds = 1\n"]).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    let token = app.staff_token();
+    let (start, end) = (days(1).to_string(), days(3).to_string());
+    let params = [
+        ("reason", "FLUP"),
+        ("duration", "30"),
+        ("state", "CA"),
+        ("start", start.as_str()),
+        ("end", end.as_str()),
+    ];
+    let fresh: Value = app
+        .availability(&token, &params)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fresh["stale"], false);
+    sandbox.set_faults(Faults {
+        down: true,
+        ..Faults::default()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let r = app.availability(&token, &params).await;
+    assert_eq!(r.status(), 200);
+    let stale: Value = r.json().await.unwrap();
+    assert_eq!(stale["stale"], true);
+    assert_eq!(stale["slots"], fresh["slots"]);
+    assert_eq!(
+        stale["as_of"], fresh["as_of"],
+        "as_of tells how old the data is"
+    );
+    // A question never answered before has nothing to fall back on.
+    let (s2, e2) = (days(20).to_string(), days(21).to_string());
+    let cold = [
+        ("reason", "FLUP"),
+        ("duration", "30"),
+        ("state", "CA"),
+        ("start", s2.as_str()),
+        ("end", e2.as_str()),
+    ];
+    assert_problem(
+        app.availability(&token, &cold).await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    sandbox.set_faults(Faults::default());
+    let back: Value = app
+        .availability(&token, &params)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["stale"], false);
+}
+
+#[tokio::test]
+async fn canvas_failures_on_a_cold_question_map_to_gateway_codes() {
+    let app = spawn_app_with(&[OPEN_WINDOW, "[canvas]\ntimeout_ms = 500\nconnect_timeout_ms = 200\nmax_retries = 1\nretry_base_ms = 10\n"]).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    let token = app.staff_token();
+    assert_eq!(app.get("/v1/locations", Some(&token)).await.status(), 200);
+    let (start, end) = (days(2).to_string(), days(4).to_string());
+    let params = [
+        ("reason", "FLUP"),
+        ("duration", "30"),
+        ("state", "CA"),
+        ("start", start.as_str()),
+        ("end", end.as_str()),
+    ];
+    sandbox.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_problem(
+        app.availability(&token, &params).await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    sandbox.set_faults(Faults {
+        latency_ms: 1500,
+        ..Faults::default()
+    });
+    let body = assert_problem(
+        app.availability(&token, &params).await,
+        504,
+        "upstream_timeout",
+    )
+    .await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("Slot"),
+        "no upstream details leak: {text}"
+    );
+}
