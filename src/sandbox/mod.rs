@@ -86,7 +86,21 @@ pub struct JournalEntry {
     pub traceparent: Option<String>,
     /// JSON bodies as sent; form bodies as an object with secrets masked.
     pub body: Option<serde_json::Value>,
+    /// The response status; 499 when the client went away before the answer.
     pub status: u16,
+}
+
+impl JournalEntry {
+    fn empty() -> JournalEntry {
+        JournalEntry {
+            method: String::new(),
+            path: String::new(),
+            query: String::new(),
+            traceparent: None,
+            body: None,
+            status: 0,
+        }
+    }
 }
 
 /// A running sandbox. Dropping it stops the server without waiting; `stop` waits.
