@@ -3,6 +3,10 @@
 #[path = "sandbox/helpers.rs"]
 mod helpers;
 
+#[path = "sandbox/appointment_rules.rs"]
+mod appointment_rules;
+#[path = "sandbox/appointment_search.rs"]
+mod appointment_search;
 #[path = "sandbox/appointments.rs"]
 mod appointments;
 #[path = "sandbox/auth.rs"]

@@ -3,7 +3,21 @@
 //!
 //! It is faithful to the wire facts of `shared/design/canvas-fhir.md`, so whatever works
 //! against it works against Canvas. The seed lives in [`clinic`], slot math in [`slots`],
-//! appointment rules in [`appointments`]; [`http`] only routes.
+//! appointment rules in [`appointments`]; `http` only routes.
+//!
+//! Where Canvas's behaviour is not documented, the sandbox picks the stricter or the more
+//! likely answer and says so:
+//! - `GET /Slot` with a well-formed schedule id that names no Schedule answers an empty
+//!   bundle (slots come from calendars; no calendar, no slots); a missing or malformed id, a
+//!   bad date or duration, or a range over 366 days is 400. `end` before `start` is empty.
+//! - Appointment bodies: a missing or malformed field is 400 `invalid` (details "Bad request",
+//!   the reason in `diagnostics`); unknown codes, locations, practitioners and patients, and a
+//!   missing patient for a note type, are 422 `business-rule`. `status` is required on PUT
+//!   too (FHIR 1..1), and an Other Event's `appointmentType` must be re-sent on PUT (§4).
+//! - PUT deletes stored identifiers that were not sent again unless their period has ended,
+//!   even when `identifier` is omitted altogether (§4: "identifiers not sent are deleted").
+//! - A note-type appointment booked without a reason gets "No description given"; Other
+//!   Events get no note (no note-id extension) and no reason.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -18,7 +32,7 @@ use crate::canvas::fhir;
 
 pub mod appointments;
 pub mod clinic;
-pub mod http;
+mod http;
 pub mod params;
 pub mod slots;
 mod state;
@@ -86,7 +100,21 @@ pub struct JournalEntry {
     pub traceparent: Option<String>,
     /// JSON bodies as sent; form bodies as an object with secrets masked.
     pub body: Option<serde_json::Value>,
+    /// The response status; 499 when the client went away before the answer.
     pub status: u16,
+}
+
+impl JournalEntry {
+    fn empty() -> JournalEntry {
+        JournalEntry {
+            method: String::new(),
+            path: String::new(),
+            query: String::new(),
+            traceparent: None,
+            body: None,
+            status: 0,
+        }
+    }
 }
 
 /// A running sandbox. Dropping it stops the server without waiting; `stop` waits.
@@ -200,5 +228,33 @@ impl SandboxControl {
     /// The seed the sandbox serves.
     pub fn clinic(&self) -> Arc<Clinic> {
         self.shared.clinic.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_can_cross_threads() {
+        shareable::<SandboxControl>();
+        shareable::<Faults>();
+        shareable::<SandboxOptions>();
+        fn sendable<T: Send>() {}
+        sendable::<Sandbox>();
+    }
+
+    #[test]
+    fn faults_accept_partial_json() {
+        let faults: Faults = serde_json::from_str(r#"{"down": true}"#).unwrap();
+        assert_eq!(
+            faults,
+            Faults {
+                down: true,
+                ..Faults::default()
+            }
+        );
     }
 }

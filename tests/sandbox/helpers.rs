@@ -227,3 +227,44 @@ pub fn starts(slots: &[Value]) -> Vec<String> {
 pub fn instant(text: &str) -> jiff::Timestamp {
     text.parse().unwrap()
 }
+
+/// `day` at local `hh:mm` at the location with this practice-location key, stamped with that
+/// instant's offset as Canvas stamps slots.
+pub fn local(app: &TestSandbox, location_key: u32, day: Date, hh: i8, mm: i8) -> String {
+    let clinic = app.clinic();
+    let tz = &clinic.location_by_key(location_key).unwrap().tz;
+    let at = tz
+        .to_ambiguous_timestamp(day.at(hh, mm, 0, 0))
+        .compatible()
+        .unwrap();
+    slotgate::canvas::fhir::Instant::new(at, tz.to_offset(at)).to_string()
+}
+
+/// A weekday a week out, clear of seeded bookings and the holiday.
+pub fn day(app: &TestSandbox) -> Date {
+    next(app.today(), 8, Weekday::Thursday)
+}
+
+/// `day` at `hh:mm` UTC.
+pub fn at(day: Date, hhmm: &str) -> String {
+    format!("{day}T{hhmm}:00Z")
+}
+
+/// A create that must fail: its status, issue code and text.
+pub async fn rejected(app: &TestSandbox, body: &Value) -> (StatusCode, String, String) {
+    let response = app.post("/Appointment", body).await;
+    let status = response.status();
+    let (code, text) = outcome(&response.json().await.unwrap());
+    (status, code, text)
+}
+
+/// `good` with one field replaced, or removed for `null`.
+pub fn variant(good: &Value, key: &str, value: Value) -> Value {
+    let mut body = good.clone();
+    if value.is_null() {
+        body.as_object_mut().unwrap().remove(key);
+    } else {
+        body[key] = value;
+    }
+    body
+}

@@ -9,6 +9,7 @@ use crate::sandbox::clinic::{Clinic, NoteCategory, NoteType};
 use crate::sandbox::slots::Interval;
 use crate::types::{PatientId, PractitionerId};
 
+mod identifiers;
 mod render;
 pub mod search;
 mod seed;

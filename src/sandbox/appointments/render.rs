@@ -6,7 +6,7 @@ use crate::canvas::fhir::{
     Appointment, CodeableConcept, Coding, EXT_NOTE_ID, Endpoint, Extension, Instant,
     MEETING_ENDPOINT_ID, Participant, Reference,
 };
-use crate::sandbox::clinic::typed_reference;
+use crate::sandbox::clinic::{NoteType, typed_reference};
 
 use super::Record;
 
@@ -59,9 +59,28 @@ fn supporting_information(record: &Record) -> Vec<Reference> {
     out
 }
 
+fn appointment_type(note_type: &NoteType) -> CodeableConcept {
+    CodeableConcept {
+        coding: vec![Coding {
+            system: Some(note_type.system.clone()),
+            code: Some(note_type.code.clone()),
+            display: Some(note_type.name.clone()),
+            user_selected: None,
+        }],
+        text: None,
+    }
+}
+
+fn note_extension(note_id: &str) -> Extension {
+    Extension {
+        url: EXT_NOTE_ID.into(),
+        value_id: Some(note_id.into()),
+        ..Extension::default()
+    }
+}
+
 pub fn render(record: &Record) -> Appointment {
     let draft = &record.draft;
-    let note_type = &draft.note_type;
     let mut participants = vec![participant("Practitioner", draft.practitioner.as_str())];
     participants.extend(
         draft
@@ -81,24 +100,13 @@ pub fn render(record: &Record) -> Appointment {
             .collect(),
         extension: record
             .note_id
-            .iter()
-            .map(|id| Extension {
-                url: EXT_NOTE_ID.into(),
-                value_id: Some(id.clone()),
-                ..Extension::default()
-            })
+            .as_deref()
+            .map(note_extension)
+            .into_iter()
             .collect(),
         identifier: draft.identifiers.clone(),
         status: draft.status,
-        appointment_type: Some(CodeableConcept {
-            coding: vec![Coding {
-                system: Some(note_type.system.clone()),
-                code: Some(note_type.code.clone()),
-                display: Some(note_type.name.clone()),
-                user_selected: None,
-            }],
-            text: None,
-        }),
+        appointment_type: Some(appointment_type(&draft.note_type)),
         reason_code: reason
             .map(|r| CodeableConcept {
                 coding: r.coding.iter().cloned().collect(),

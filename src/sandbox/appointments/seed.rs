@@ -14,6 +14,20 @@ fn actor(kind: &str, id: &str) -> Participant {
     }
 }
 
+fn reason_code(seed: &SeedAppointment) -> CodeableConcept {
+    CodeableConcept {
+        coding: seed
+            .reason_code
+            .iter()
+            .map(|code| Coding {
+                code: Some(code.clone()),
+                ..Coding::default()
+            })
+            .collect(),
+        text: seed.reason_text.clone(),
+    }
+}
+
 fn write_for(
     seed: &SeedAppointment,
     clinic: &Clinic,
@@ -40,17 +54,7 @@ fn write_for(
             }],
             text: None,
         }),
-        reason_code: Some(vec![CodeableConcept {
-            coding: seed
-                .reason_code
-                .iter()
-                .map(|code| Coding {
-                    code: Some(code.clone()),
-                    ..Coding::default()
-                })
-                .collect(),
-            text: seed.reason_text.clone(),
-        }]),
+        reason_code: Some(vec![reason_code(seed)]),
         supporting_information: Some(vec![Reference::to("Location", &location.id)]),
         start: Some(Instant::new(start, location.tz.to_offset(start)).to_string()),
         end: Some(Instant::new(end, location.tz.to_offset(end)).to_string()),

@@ -5,13 +5,13 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
 
+use super::identifiers::{merge_identifiers, normalise_identifier};
 use super::{AppointmentError, Draft, ReasonForVisit};
 use crate::canvas::fhir::{
     AppointmentStatus, CodeableConcept, Coding, Endpoint, Identifier, Instant, MEETING_ENDPOINT_ID,
-    Participant, Period, Reference,
+    Participant, Reference,
 };
 use crate::sandbox::clinic::{Clinic, NoteCategory, NoteType};
-use crate::sandbox::params::parse_date;
 use crate::types::{PatientId, PractitionerId};
 
 /// The RFV Canvas records when a note-type appointment is booked without one (§4).
@@ -36,7 +36,7 @@ pub struct AppointmentWrite {
     pub participant: Option<Vec<Participant>>,
 }
 
-fn invalid(message: impl Into<String>) -> AppointmentError {
+pub(super) fn invalid(message: impl Into<String>) -> AppointmentError {
     AppointmentError::Invalid(message.into())
 }
 
@@ -252,67 +252,6 @@ impl AppointmentWrite {
         }
         Ok(Some(self.endpoint()?.and_then(|e| e.address)))
     }
-}
-
-/// Identifiers get an `id`, `use` usual and the default period; `assigner` is write-only (§4).
-fn normalise_identifier(
-    sent: &Identifier,
-    id: Option<String>,
-) -> Result<Identifier, AppointmentError> {
-    if sent.value.as_deref().is_none_or(str::is_empty) {
-        return Err(invalid("identifier: value is required"));
-    }
-    let period = sent.period.clone().unwrap_or_default();
-    for date in [&period.start, &period.end].into_iter().flatten() {
-        if parse_date(date).is_none() {
-            return Err(invalid(format!(
-                "identifier: period date '{date}' is not YYYY-MM-DD"
-            )));
-        }
-    }
-    Ok(Identifier {
-        id: Some(id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
-        use_: Some(sent.use_.clone().unwrap_or_else(|| "usual".into())),
-        identifier_type: sent.identifier_type.clone(),
-        system: sent.system.clone(),
-        value: sent.value.clone(),
-        period: Some(Period {
-            start: Some(period.start.unwrap_or_else(|| "1970-01-01".into())),
-            end: Some(period.end.unwrap_or_else(|| "2100-12-31".into())),
-        }),
-        assigner: None,
-    })
-}
-
-/// On update, sent identifiers with a known `id` replace it, others are added, and stored
-/// ones not sent are deleted when their period ends in the future (§4).
-fn merge_identifiers(
-    current: &[Identifier],
-    sent: &[Identifier],
-    today: Date,
-) -> Result<Vec<Identifier>, AppointmentError> {
-    let mut out: Vec<Identifier> = current
-        .iter()
-        .filter(|kept| {
-            let ended = kept
-                .period
-                .as_ref()
-                .and_then(|p| p.end.as_deref())
-                .and_then(parse_date)
-                .is_some_and(|end| end <= today);
-            ended && !sent.iter().any(|s| s.id.is_some() && s.id == kept.id)
-        })
-        .cloned()
-        .collect();
-    for identifier in sent {
-        if let Some(id) = &identifier.id
-            && !current.iter().any(|c| c.id.as_ref() == Some(id))
-        {
-            return Err(invalid(format!("identifier: unknown identifier id '{id}'")));
-        }
-        out.push(normalise_identifier(identifier, identifier.id.clone())?);
-    }
-    Ok(out)
 }
 
 /// The rules that hold for the finished appointment, whichever fields it came from.

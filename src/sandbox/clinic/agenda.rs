@@ -60,27 +60,55 @@ pub fn blocks(today: Date) -> Vec<AdminBlock> {
     ]
 }
 
-struct Booking<'a> {
-    n: u32,
-    practitioner: &'a str,
-    patient: Option<&'a str>,
+const OFFICE: &str = "308335008";
+const TELE: &str = "448337001";
+const GENERIC_EVENT: &str = "272379006";
+const MWF: &[Weekday] = &[Weekday::Monday, Weekday::Wednesday, Weekday::Friday];
+const MON_THU: &[Weekday] = &[
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+];
+
+/// One seeded booking: on the first of `weekdays` at least `from_days` after today.
+struct Booking {
+    practitioner: &'static str,
+    patient: Option<&'static str>,
     location: u32,
-    date: Date,
+    from_days: i64,
+    weekdays: &'static [Weekday],
     at: (i8, i8),
     minutes: i64,
     status: AppointmentStatus,
-    note_type: &'a str,
-    reason: Option<&'a str>,
-    text: &'a str,
+    note_type: &'static str,
+    reason: Option<&'static str>,
+    text: &'static str,
 }
 
-fn seed(b: Booking<'_>) -> SeedAppointment {
+use AppointmentStatus::{Booked, Cancelled, Proposed};
+
+#[rustfmt::skip]
+const BOOKINGS: [Booking; 7] = [
+    Booking { practitioner: MAYA_OKAFOR, patient: Some("6052e4cce53549a5864604d1cf81e0fc"), location: 1, from_days: 1, weekdays: MON_FRI, at: (10, 0), minutes: 30, status: Booked, note_type: OFFICE, reason: Some("INIV"), text: "New patient visit" },
+    // Cancelled: it must not take its slot away.
+    Booking { practitioner: MAYA_OKAFOR, patient: Some("97491556534444838b94dbb0909b6b3d"), location: 1, from_days: 1, weekdays: MON_FRI, at: (14, 0), minutes: 20, status: Cancelled, note_type: OFFICE, reason: Some("FLUP"), text: "Follow-up, cancelled by patient" },
+    Booking { practitioner: DANIEL_REYES, patient: Some("dd29985f53784d5eb45ee0a157c5f866"), location: 1, from_days: 2, weekdays: MWF, at: (9, 0), minutes: 20, status: Booked, note_type: TELE, reason: Some("FLUP"), text: "Blood pressure follow-up" },
+    Booking { practitioner: JORDAN_KIM, patient: Some("7652c75faafc4bafa1d8393b1189715f"), location: 3, from_days: 1, weekdays: MON_FRI, at: (10, 0), minutes: 50, status: Booked, note_type: TELE, reason: Some("THER"), text: "Weekly therapy" },
+    Booking { practitioner: HANNAH_LINDQVIST, patient: Some("1690cde96a6143d6830cad31f6ebba2a"), location: 3, from_days: 3, weekdays: MON_THU, at: (11, 0), minutes: 30, status: Booked, note_type: OFFICE, reason: Some("DERM"), text: "Mole check" },
+    // An Other Event: no patient, still blocks the clinician's time.
+    Booking { practitioner: NOAH_GOLDBERG, patient: None, location: 2, from_days: 1, weekdays: MWF, at: (13, 0), minutes: 60, status: Booked, note_type: GENERIC_EVENT, reason: None, text: "Journal club" },
+    Booking { practitioner: AISHA_RAHMAN, patient: Some("d358abfb2b894ceaa0a6cfde34feae93"), location: 2, from_days: 2, weekdays: MON_FRI, at: (9, 30), minutes: 30, status: Proposed, note_type: OFFICE, reason: Some("MEDR"), text: "Medication review" },
+];
+
+/// Seed ids are recognisable: `5eed0000-0000-4000-8000-00000000000<n>`.
+fn seed(n: usize, b: &Booking, today: Date) -> SeedAppointment {
     SeedAppointment {
-        id: format!("5eed0000-0000-4000-8000-{:012}", b.n),
+        id: format!("5eed0000-0000-4000-8000-{:012}", n + 1),
         practitioner: b.practitioner.parse().expect("seed id"),
         patient: b.patient.map(|p| p.parse().expect("seed id")),
         location: b.location,
-        date: b.date,
+        date: next_on(days(today, b.from_days), b.weekdays),
         start: time(b.at.0, b.at.1, 0, 0),
         minutes: b.minutes,
         status: b.status,
@@ -92,107 +120,12 @@ fn seed(b: Booking<'_>) -> SeedAppointment {
 }
 
 pub fn appointments(today: Date) -> Vec<SeedAppointment> {
-    let tomorrow_on = |weekdays: &[Weekday]| next_on(days(today, 1), weekdays);
-    let mwf = &[Weekday::Monday, Weekday::Wednesday, Weekday::Friday];
-    let first_weekday = tomorrow_on(MON_FRI);
-    let office = "308335008";
-    let tele = "448337001";
-    use AppointmentStatus::{Booked, Cancelled, Proposed};
-    let mut out = vec![
-        seed(Booking {
-            n: 1,
-            practitioner: MAYA_OKAFOR,
-            patient: Some("6052e4cce53549a5864604d1cf81e0fc"),
-            location: 1,
-            date: first_weekday,
-            at: (10, 0),
-            minutes: 30,
-            status: Booked,
-            note_type: office,
-            reason: Some("INIV"),
-            text: "New patient visit",
-        }),
-        // Cancelled: it must not take its slot away.
-        seed(Booking {
-            n: 2,
-            practitioner: MAYA_OKAFOR,
-            patient: Some("97491556534444838b94dbb0909b6b3d"),
-            location: 1,
-            date: first_weekday,
-            at: (14, 0),
-            minutes: 20,
-            status: Cancelled,
-            note_type: office,
-            reason: Some("FLUP"),
-            text: "Follow-up, cancelled by patient",
-        }),
-        seed(Booking {
-            n: 3,
-            practitioner: DANIEL_REYES,
-            patient: Some("dd29985f53784d5eb45ee0a157c5f866"),
-            location: 1,
-            date: next_on(days(today, 2), mwf),
-            at: (9, 0),
-            minutes: 20,
-            status: Booked,
-            note_type: tele,
-            reason: Some("FLUP"),
-            text: "Blood pressure follow-up",
-        }),
-        seed(Booking {
-            n: 4,
-            practitioner: JORDAN_KIM,
-            patient: Some("7652c75faafc4bafa1d8393b1189715f"),
-            location: 3,
-            date: first_weekday,
-            at: (10, 0),
-            minutes: 50,
-            status: Booked,
-            note_type: tele,
-            reason: Some("THER"),
-            text: "Weekly therapy",
-        }),
-        seed(Booking {
-            n: 5,
-            practitioner: HANNAH_LINDQVIST,
-            patient: Some("1690cde96a6143d6830cad31f6ebba2a"),
-            location: 3,
-            date: next_on(days(today, 3), &MON_FRI[..4]),
-            at: (11, 0),
-            minutes: 30,
-            status: Booked,
-            note_type: office,
-            reason: Some("DERM"),
-            text: "Mole check",
-        }),
-        // An Other Event: no patient, still blocks the clinician's time.
-        seed(Booking {
-            n: 6,
-            practitioner: NOAH_GOLDBERG,
-            patient: None,
-            location: 2,
-            date: tomorrow_on(mwf),
-            at: (13, 0),
-            minutes: 60,
-            status: Booked,
-            note_type: "272379006",
-            reason: None,
-            text: "Journal club",
-        }),
-        seed(Booking {
-            n: 7,
-            practitioner: AISHA_RAHMAN,
-            patient: Some("d358abfb2b894ceaa0a6cfde34feae93"),
-            location: 2,
-            date: next_on(days(today, 2), MON_FRI),
-            at: (9, 30),
-            minutes: 30,
-            status: Proposed,
-            note_type: office,
-            reason: Some("MEDR"),
-            text: "Medication review",
-        }),
-    ];
+    let mut out: Vec<_> = BOOKINGS
+        .iter()
+        .enumerate()
+        .map(|(n, b)| seed(n, b, today))
+        .collect();
+    // The telehealth follow-up came from an external booking system.
     out[2].identifier = Some((BOOKING_SYSTEM.into(), "BK-1001".into()));
     out
 }

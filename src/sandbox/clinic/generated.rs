@@ -46,7 +46,7 @@ fn states(i: usize, home: &str) -> Vec<String> {
         states.push("CA".into());
     }
     let extra = EXTRA_STATES[i % EXTRA_STATES.len()];
-    if i % 3 == 0 && states.len() < 3 && !states.iter().any(|s| s == extra) {
+    if i.is_multiple_of(3) && states.len() < 3 && !states.iter().any(|s| s == extra) {
         states.push(extra.into());
     }
     states
@@ -55,7 +55,11 @@ fn states(i: usize, home: &str) -> Vec<String> {
 fn clinician(i: usize, location: &ClinicLocation, today: Date) -> Clinician {
     let id = format!("9e{i:030x}");
     let npi = format!("17{i:08}");
-    let languages: &[&str] = if i % 3 == 0 { &["en", "es"] } else { &["en"] };
+    let languages: &[&str] = if i.is_multiple_of(3) {
+        &["en", "es"]
+    } else {
+        &["en"]
+    };
     let name = (
         GIVEN[i % GIVEN.len()],
         FAMILY[(i / GIVEN.len()) % FAMILY.len()],

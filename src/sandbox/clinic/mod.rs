@@ -4,8 +4,6 @@
 //! clinicians and patients, and the same clinic renders as Canvas FHIR resources
 //! (`resources`) and as slotgate configuration (`rules_toml`).
 
-use std::sync::Arc;
-
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 
@@ -224,10 +222,6 @@ impl Clinic {
 
     pub fn generated(clinicians: usize, today: Date) -> Clinic {
         generated::clinic(clinicians, today)
-    }
-
-    pub fn shared(self) -> Arc<Clinic> {
-        Arc::new(self)
     }
 
     pub fn location_by_key(&self, key: u32) -> Option<&ClinicLocation> {

@@ -84,12 +84,10 @@ pub async fn update(
 pub async fn search(shared: Data<Shared>, req: HttpRequest) -> Result<HttpResponse, FhirError> {
     let params = Params::parse(req.query_string());
     let filter = Filter::from_params(&params)?;
-    let found = shared.with_book(|book| {
-        filter
-            .apply(book.records())
-            .into_iter()
-            .map(|r| r.to_fhir())
-            .collect::<Vec<_>>()
-    });
-    searchset("/Appointment", &params, found, |a| a)
+    // Only the requested page is rendered, under the lock.
+    shared.with_book(|book| {
+        searchset("/Appointment", &params, filter.apply(book.records()), |r| {
+            r.to_fhir()
+        })
+    })
 }

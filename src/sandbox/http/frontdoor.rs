@@ -59,7 +59,7 @@ fn begin_entry(req: &ServiceRequest, body: &Bytes) -> JournalEntry {
         path: req.path().to_owned(),
         query: req.query_string().to_owned(),
         traceparent: header("traceparent"),
-        body: journal_body(&req.content_type().to_owned(), body),
+        body: journal_body(req.content_type(), body),
         status: 0,
     }
 }
@@ -91,6 +91,26 @@ async fn answer(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// A journal entry that is written however the request ends: with the response status, or
+/// with 499 when the client went away first and actix dropped the handler (a stalled create).
+struct Pending {
+    entry: JournalEntry,
+    shared: Data<Shared>,
+}
+
+/// nginx's "client closed request": no answer was delivered.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut entry = std::mem::replace(&mut self.entry, JournalEntry::empty());
+        if entry.status == 0 {
+            entry.status = CLIENT_CLOSED;
+        }
+        self.shared.record(entry);
+    }
+}
+
 pub async fn frontdoor(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -106,10 +126,13 @@ pub async fn frontdoor(
         Err(e) => return Ok(req.error_response(FhirError::bad_request(e.to_string()))),
     };
     req.set_payload(body.clone().into());
-    let mut entry = begin_entry(&req, &body);
+    let mut pending = Pending {
+        entry: begin_entry(&req, &body),
+        shared: shared.clone(),
+    };
     let mut res = answer(req, next, &shared).await?;
-    entry.status = res.status().as_u16();
-    shared.record(entry);
+    pending.entry.status = res.status().as_u16();
+    drop(pending);
     let id = uuid::Uuid::new_v4().to_string();
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(CORRELATION_ID, value);

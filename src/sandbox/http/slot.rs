@@ -13,7 +13,6 @@ use jiff::civil::Date;
 use super::outcome::FhirError;
 use super::paging::searchset;
 use crate::canvas::fhir::{Instant, Reference, Slot};
-use crate::sandbox::clinic::Clinic;
 use crate::sandbox::params::{Params, parse_date};
 use crate::sandbox::slots::{SlotRequest, free_slots};
 use crate::sandbox::state::{Shared, today_utc};
@@ -85,7 +84,8 @@ impl Query {
     }
 }
 
-fn compute(shared: &Shared, clinic: &Clinic, query: &Query) -> Vec<Slot> {
+fn compute(shared: &Shared, query: &Query) -> Vec<Slot> {
+    let clinic = &shared.clinic;
     let id = &query.schedule;
     let location = id
         .location_key
@@ -132,7 +132,7 @@ pub async fn search(shared: Data<Shared>, req: HttpRequest) -> Result<HttpRespon
     let params = Params::parse(req.query_string());
     let query = Query::parse(&params, today_utc())?;
     let slots = if query.first <= query.last {
-        compute(&shared, &shared.clinic, &query)
+        compute(&shared, &query)
     } else {
         Vec::new()
     };

@@ -95,7 +95,7 @@ fn grid(window: Interval, duration: SignedDuration) -> Vec<Timestamp> {
         let mut start = window.start;
         while start + duration <= window.end {
             starts.push(start);
-            start = start + step;
+            start += step;
         }
     }
     starts.sort();
