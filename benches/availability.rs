@@ -25,7 +25,10 @@ const CLINICIANS: usize = 50;
 const LATENCY_MS: u64 = 100;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Stats {
@@ -57,7 +60,13 @@ impl Stats {
 }
 
 /// Closed loop: `connections` clients each send the next request when the last one is answered.
-async fn closed_loop(client: &reqwest::Client, url: &str, token: &str, connections: usize, seconds: u64) -> Stats {
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    connections: usize,
+    seconds: u64,
+) -> Stats {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
@@ -79,7 +88,12 @@ async fn closed_loop(client: &reqwest::Client, url: &str, token: &str, connectio
             })
         })
         .collect();
-    let mut stats = Stats { requests: 0, errors: 0, seconds: 0.0, latencies_us: Vec::new() };
+    let mut stats = Stats {
+        requests: 0,
+        errors: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+    };
     for t in tasks {
         let (l, e) = t.await.unwrap();
         stats.requests += l.len();
@@ -93,7 +107,13 @@ async fn closed_loop(client: &reqwest::Client, url: &str, token: &str, connectio
 
 /// Open loop at `rate` requests/s; latency counts from when each request was due, so a stall
 /// shows up in the numbers instead of slowing the load down.
-async fn open_loop(client: &reqwest::Client, url: &str, token: &str, rate: u64, seconds: u64) -> Stats {
+async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    rate: u64,
+    seconds: u64,
+) -> Stats {
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
@@ -112,7 +132,12 @@ async fn open_loop(client: &reqwest::Client, url: &str, token: &str, rate: u64, 
             }
         }));
     }
-    let mut stats = Stats { requests: 0, errors: 0, seconds: 0.0, latencies_us: Vec::new() };
+    let mut stats = Stats {
+        requests: 0,
+        errors: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+    };
     for t in tasks {
         match t.await.unwrap() {
             Some(l) => stats.latencies_us.push(l),
@@ -126,15 +151,24 @@ async fn open_loop(client: &reqwest::Client, url: &str, token: &str, rate: u64, 
 }
 
 fn question(first_day: i64, days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
-    let (start, end) = (today.saturating_add(first_day.days()), today.saturating_add((first_day + days - 1).days()));
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let (start, end) = (
+        today.saturating_add(first_day.days()),
+        today.saturating_add((first_day + days - 1).days()),
+    );
     format!(
         "/v1/availability?reason=FLUP&duration=30&state=CA&modality=telehealth&start={start}&end={end}&tz=America/Los_Angeles&limit=100"
     )
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
@@ -146,7 +180,12 @@ async fn run() {
         "[server]\nlisten = \"127.0.0.1:0\"\n[sandbox]\nlisten = \"127.0.0.1:0\"\nclinicians = {CLINICIANS}\nlatency_ms = {LATENCY_MS}\n\
          [booking]\nmin_notice_minutes = 0\nmax_horizon_days = 400\n[telemetry]\nlog_filter = \"warn\"\n"
     );
-    let settings = Settings::load(&Sources { file: None, environment: false, overrides: &[&config] }).expect("benchmark settings");
+    let settings = Settings::load(&Sources {
+        file: None,
+        environment: false,
+        overrides: &[&config],
+    })
+    .expect("benchmark settings");
     let auth = settings.auth.clone();
     let app = Application::build(settings).await.expect("slotgate starts");
     let base = format!("http://{}", app.address());
@@ -160,16 +199,33 @@ async fn run() {
     }
     .mint("bench", None, "scheduling.read scheduling.staff", 3600)
     .unwrap();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
     let get = |path: String| {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        async move { client.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap() }
+        async move {
+            client
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     // The directory (schedules, clinicians, locations) loads at start-up; wait for it.
     assert_eq!(get("/v1/locations".into()).await.status(), 200);
     let schedules = sandbox.clinic().schedules().len();
-    println!("slotgate availability benchmark: {CLINICIANS} clinicians, {schedules} schedules, +{LATENCY_MS} ms Canvas latency");
-    println!("machine: {} CPUs; server and load generator share them\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "slotgate availability benchmark: {CLINICIANS} clinicians, {schedules} schedules, +{LATENCY_MS} ms Canvas latency"
+    );
+    println!(
+        "machine: {} CPUs; server and load generator share them\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
 
     // 2 and 3 first, while nothing is cached.
     let mut cold_ms = Vec::new();
@@ -210,10 +266,30 @@ async fn run() {
     // 1: warm.
     let warm = Arc::new(question(1, 7));
     let _ = get(warm.to_string()).await.bytes().await;
-    let health = closed_loop(&client, &format!("{base}/healthz"), &token, connections, seconds).await;
-    println!("{}", health.line(&format!("/healthz, {connections} connections")));
-    let avail = closed_loop(&client, &format!("{base}{warm}"), &token, connections, seconds).await;
-    println!("{}", avail.line(&format!("availability, {connections} connections")));
+    let health = closed_loop(
+        &client,
+        &format!("{base}/healthz"),
+        &token,
+        connections,
+        seconds,
+    )
+    .await;
+    println!(
+        "{}",
+        health.line(&format!("/healthz, {connections} connections"))
+    );
+    let avail = closed_loop(
+        &client,
+        &format!("{base}{warm}"),
+        &token,
+        connections,
+        seconds,
+    )
+    .await;
+    println!(
+        "{}",
+        avail.line(&format!("availability, {connections} connections"))
+    );
     println!(
         "availability throughput = {:.0} % of /healthz (target >= 50 %)\n",
         100.0 * (avail.requests as f64 / avail.seconds) / (health.requests as f64 / health.seconds)

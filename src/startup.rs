@@ -18,10 +18,14 @@ use crate::canvas::{CanvasClient, ClientOptions};
 use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, random_hex};
 use crate::metrics::Metrics;
 use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
+use crate::scheduling::answer_cache::AnswerCache;
 use crate::scheduling::directory::Directory;
 use crate::scheduling::slot_cache::SlotCache;
 use crate::scheduling::slot_id::SlotIds;
 use crate::telemetry::SlotgateRootSpan;
+
+/// Memory for rendered availability answers.
+const ANSWER_CACHE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -101,6 +105,7 @@ impl Application {
             directory,
             slot_cache,
             slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
+            answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });
         let metrics = web::Data::new(metrics);
         let max_body = settings.server.max_body_bytes;

@@ -1,6 +1,9 @@
 //! `GET /v1/availability`.
 
-use actix_web::{HttpRequest, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use bytes::Bytes;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
@@ -9,10 +12,13 @@ use super::AppState;
 use super::params::{Params, date, integer, parsed, time_zone};
 use super::refs::{LocationRef, PractitionerRef, ReasonRef};
 use crate::auth::ReadAccess;
+use crate::config::Settings;
 use crate::error::{ApiError, Code};
-use crate::rules::model::Modality;
+use crate::rules::model::{Modality, Reason};
 use crate::rules::window::{self, RangeError};
+use crate::scheduling::answer_cache::{Answer, AnswerKey};
 use crate::scheduling::availability::{self, Query};
+use crate::scheduling::directory::Snapshot;
 use crate::scheduling::slot_id::SlotClaim;
 use crate::types::{PractitionerId, UsState};
 
@@ -126,10 +132,92 @@ pub async fn search(
     caller: ReadAccess,
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<web::Json<AvailabilityDto>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let staff = caller.0.scopes.staff;
     let settings = &state.settings;
-    let mut p = Params::parse(request.query_string(), &PARAMS);
+    let asked = parse(request.query_string(), settings, staff)?;
+    let snapshot = state.directory.snapshot().await?;
+    let query = resolve(asked, &snapshot, settings)?;
+    let now = Timestamp::now();
+    let key = AnswerKey {
+        // The resolved dates too: "this week" means another week tomorrow.
+        question: format!(
+            "{staff}|{}|{}|{}",
+            query.start,
+            query.end,
+            request.query_string()
+        ),
+        epoch: state.slot_cache.epoch(),
+        directory: snapshot.fetched_at,
+    };
+    if let Some(body) = state.answers.get(&key, now).await {
+        return Ok(json(body));
+    }
+    let window = window::window(&settings.booking, now, staff);
+    // Holds and bookings Canvas does not show yet: filled in by the booking store.
+    let busy = state.busy_slots().await;
+    let answer = availability::find(
+        &state.directory,
+        &state.slot_cache,
+        &query,
+        window,
+        &busy,
+        settings.canvas.max_concurrency,
+    )
+    .await?;
+    let body = Bytes::from(
+        serde_json::to_vec(&render(&state, &query, &answer)).map_err(|e| ApiError::internal(&e))?,
+    );
+    if !answer.stale {
+        // Reusable until the data reaches the slot TTL or the first slot falls inside the notice.
+        let notice = window.earliest.duration_since(now);
+        let expires = answer
+            .as_of
+            .saturating_add(settings.cache.slot_ttl)
+            .unwrap_or(now);
+        let first = answer
+            .offers
+            .first()
+            .map(|o| o.start.saturating_sub(notice).unwrap_or(now));
+        let valid_until = first.map_or(expires, |f| f.min(expires));
+        state
+            .answers
+            .put(
+                key,
+                Answer {
+                    body: body.clone(),
+                    valid_until,
+                },
+            )
+            .await;
+    }
+    Ok(json(body))
+}
+
+fn json(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
+/// The question as asked, each parameter checked on its own.
+struct Asked {
+    reason: Reason,
+    duration: u32,
+    patient_state: Option<UsState>,
+    modalities: Vec<Modality>,
+    start: Option<Date>,
+    end: Option<Date>,
+    tz: Option<TimeZone>,
+    practitioner: Option<PractitionerId>,
+    location: Option<String>,
+    specialty: Option<String>,
+    language: Option<String>,
+    limit: usize,
+}
+
+fn parse(query: &str, settings: &Settings, staff: bool) -> Result<Asked, ApiError> {
+    let mut p = Params::parse(query, &PARAMS);
     let reason_code = p.require("reason", |s| {
         if s.len() > 128 {
             Err("is too long".into())
@@ -165,7 +253,6 @@ pub async fn search(
     let (Some(code), Some(duration)) = (reason_code, duration) else {
         return Err(ApiError::invalid("reason", "is required"));
     };
-
     let reason = settings
         .rules
         .reason(&code)
@@ -206,21 +293,37 @@ pub async fn search(
             "is required for telehealth: the state where the patient will be",
         ));
     }
+    Ok(Asked {
+        reason: reason.clone(),
+        duration,
+        patient_state,
+        modalities,
+        start,
+        end,
+        tz,
+        practitioner,
+        location,
+        specialty,
+        language,
+        limit: limit as usize,
+    })
+}
 
-    let snapshot = state.directory.snapshot().await?;
-    let place = match &location {
+/// Fills in the defaults that depend on the clinic (the location's zone, today) and checks the range.
+fn resolve(asked: Asked, snapshot: &Snapshot, settings: &Settings) -> Result<Query, ApiError> {
+    let place = match &asked.location {
         Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| {
             ApiError::invalid("location", "is not a location from /v1/locations")
         })?),
         None => None,
     };
-    let tz = tz
+    let tz = asked
+        .tz
         .or_else(|| place.map(|p| p.info.timezone.clone()))
-        .unwrap_or(jiff::tz::TimeZone::UTC);
-    let now = Timestamp::now();
-    let today = now.to_zoned_datetime(tz.clone()).date();
-    let start = start.unwrap_or(today);
-    let end = end.unwrap_or_else(|| start.saturating_add(6.days()));
+        .unwrap_or(TimeZone::UTC);
+    let today = Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    let start = asked.start.unwrap_or(today);
+    let end = asked.end.unwrap_or_else(|| start.saturating_add(6.days()));
     match window::check_range(&settings.booking, start, end) {
         Ok(_) => {}
         Err(RangeError::EndBeforeStart) => {
@@ -233,32 +336,24 @@ pub async fn search(
             ));
         }
     }
-    let query = Query {
-        reason: reason.clone(),
-        duration_minutes: duration,
-        patient_state,
-        modalities,
+    Ok(Query {
+        reason: asked.reason,
+        duration_minutes: asked.duration,
+        patient_state: asked.patient_state,
+        modalities: asked.modalities,
         start,
         end,
-        tz: tz.clone(),
-        practitioner,
-        location,
-        specialty,
-        language,
-        limit: limit as usize,
-    };
-    let window = window::window(&settings.booking, now, staff);
-    // Holds and bookings Canvas does not show yet: filled in by the booking store.
-    let busy = state.busy_slots().await;
-    let answer = availability::find(
-        &state.directory,
-        &state.slot_cache,
-        &query,
-        window,
-        &busy,
-        settings.canvas.max_concurrency,
-    )
-    .await?;
+        tz,
+        practitioner: asked.practitioner,
+        location: asked.location,
+        specialty: asked.specialty,
+        language: asked.language,
+        limit: asked.limit,
+    })
+}
+
+fn render(state: &AppState, query: &Query, answer: &availability::Answer) -> AvailabilityDto {
+    let tz = &query.tz;
     let slots = answer
         .offers
         .iter()
@@ -267,12 +362,12 @@ pub async fn search(
                 practitioner: o.practitioner.clone(),
                 location_key: o.place.info.schedule_key.clone(),
                 start: o.start.as_second(),
-                duration_minutes: duration,
+                duration_minutes: query.duration_minutes,
                 modality: o.modality,
-                reason: reason.code.clone(),
+                reason: query.reason.code.clone(),
             }),
-            start: rfc3339(o.start, &tz),
-            end: rfc3339(o.end, &tz),
+            start: rfc3339(o.start, tz),
+            end: rfc3339(o.end, tz),
             practitioner: PractitionerRef {
                 id: o.practitioner.to_string(),
                 name: o.practitioner_name.clone(),
@@ -284,17 +379,17 @@ pub async fn search(
             modality: o.modality,
         })
         .collect();
-    Ok(web::Json(AvailabilityDto {
+    AvailabilityDto {
         reason: ReasonRef {
-            code: reason.code.clone(),
-            display: reason.display.clone(),
+            code: query.reason.code.clone(),
+            display: query.reason.display.clone(),
         },
-        duration_minutes: duration,
+        duration_minutes: query.duration_minutes,
         timezone: tz.iana_name().unwrap_or("UTC").to_owned(),
         slots,
         as_of: answer.as_of.to_string(),
         stale: answer.stale,
-    }))
+    }
 }
 
 fn join(durations: &[u32]) -> String {
@@ -306,6 +401,6 @@ fn join(durations: &[u32]) -> String {
 }
 
 /// RFC 3339 with the zone's offset at that instant (`2026-03-08T03:00:00-07:00`).
-pub fn rfc3339(ts: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+pub fn rfc3339(ts: Timestamp, tz: &TimeZone) -> String {
     crate::canvas::fhir::Instant::new(ts, tz.to_offset(ts)).to_string()
 }

@@ -17,6 +17,7 @@ use actix_web::web;
 
 use crate::canvas::CanvasClient;
 use crate::config::Settings;
+use crate::scheduling::answer_cache::AnswerCache;
 use crate::scheduling::availability::Busy;
 use crate::scheduling::directory::Directory;
 use crate::scheduling::slot_cache::SlotCache;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     pub slot_cache: Arc<SlotCache>,
     pub slot_ids: SlotIds,
+    pub answers: AnswerCache,
 }
 
 impl AppState {

@@ -4,7 +4,8 @@
 //! `plan` picks the schedules worth asking Canvas about and the local dates to ask for;
 //! `assemble` turns their free slots into offers, keeping only what every rule allows.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -168,6 +169,10 @@ pub fn plan<'a>(
 /// Offers from the candidates' free slots: inside the span, the right length, not busy,
 /// licensed on the slot's local date; one telehealth offer per clinician and time however
 /// many locations list it; sorted by start, then clinician, then location; at most `limit`.
+///
+/// Each candidate's slots are sorted by start, so the offers are merged in start order and
+/// the work stops at `limit`: a week of fifty clinicians costs a hundred heap steps, not a
+/// sort of thousands of slots.
 pub fn assemble<'a>(
     query: &Query,
     candidates: &[Candidate<'a>],
@@ -176,42 +181,94 @@ pub fn assemble<'a>(
     span: (Timestamp, Timestamp),
 ) -> Vec<Offer<'a>> {
     let length = SignedDuration::from_mins(i64::from(query.duration_minutes));
+    let taken: Vec<Vec<&Busy>> = candidates
+        .iter()
+        .map(|c| {
+            busy.iter()
+                .filter(|b| b.practitioner == c.clinician.id)
+                .collect()
+        })
+        .collect();
+    // (next start, candidate, position) for every candidate with slots left in the span.
+    let mut heap: BinaryHeap<Reverse<(Timestamp, usize, usize)>> = free
+        .iter()
+        .enumerate()
+        .filter_map(|(c, slots)| {
+            let first = slots.partition_point(|s| s.start < span.0);
+            slots.get(first).map(|s| Reverse((s.start, c, first)))
+        })
+        .collect();
     let mut offers = Vec::new();
-    for (candidate, slots) in candidates.iter().zip(free) {
-        let clinician = candidate.clinician;
-        let taken: Vec<&Busy> = busy
-            .iter()
-            .filter(|b| b.practitioner == clinician.id)
-            .collect();
-        for slot in slots.iter() {
-            let inside = span.0 <= slot.start && slot.start < span.1;
-            if !inside
-                || slot.start.duration_until(slot.end) != length
-                || taken
-                    .iter()
-                    .any(|b| b.start < slot.end && slot.start < b.end)
-            {
-                continue;
+    let mut batch = Vec::new();
+    while let Some(Reverse((start, _, _))) = heap.peek().copied() {
+        if start >= span.1 || offers.len() >= query.limit {
+            break;
+        }
+        // Every candidate's slots that start at this instant.
+        while let Some(Reverse((s, c, i))) = heap.peek().copied() {
+            if s != start {
+                break;
             }
-            for &modality in &candidate.modalities {
-                if licensed_for_visit(
-                    &clinician.licensure,
-                    modality,
-                    query.patient_state,
-                    candidate.place.info.state,
-                    slot.local_date,
-                ) {
-                    offers.push(Offer {
-                        clinician,
-                        place: candidate.place,
-                        start: slot.start,
-                        end: slot.end,
-                        modality,
-                    });
-                }
+            heap.pop();
+            let slots = free[c];
+            offer(
+                query,
+                &candidates[c],
+                &slots[i],
+                &taken[c],
+                length,
+                &mut batch,
+            );
+            if let Some(next) = slots.get(i + 1) {
+                heap.push(Reverse((next.start, c, i + 1)));
             }
         }
+        settle(query, &mut batch);
+        offers.append(&mut batch);
     }
+    offers.truncate(query.limit);
+    offers
+}
+
+/// The offers one free slot makes, one per modality the rules allow on its date.
+fn offer<'a>(
+    query: &Query,
+    candidate: &Candidate<'a>,
+    slot: &FreeSlot,
+    taken: &[&Busy],
+    length: SignedDuration,
+    out: &mut Vec<Offer<'a>>,
+) {
+    if slot.start.duration_until(slot.end) != length
+        || taken
+            .iter()
+            .any(|b| b.start < slot.end && slot.start < b.end)
+    {
+        return;
+    }
+    for &modality in &candidate.modalities {
+        if licensed_for_visit(
+            &candidate.clinician.licensure,
+            modality,
+            query.patient_state,
+            candidate.place.info.state,
+            slot.local_date,
+        ) {
+            out.push(Offer {
+                clinician: candidate.clinician,
+                place: candidate.place,
+                start: slot.start,
+                end: slot.end,
+                modality,
+            });
+        }
+    }
+}
+
+/// Orders the offers of one instant and merges telehealth across locations: the same
+/// clinician and time listed under several locations is one offer, anchored at a location in
+/// the patient's state when there is one.
+fn settle(query: &Query, batch: &mut Vec<Offer<'_>>) {
     let prefer = |o: &Offer| {
         (
             Some(o.place.info.state) != query.patient_state,
@@ -219,23 +276,18 @@ pub fn assemble<'a>(
             o.place.info.schedule_key.clone(),
         )
     };
-    offers.sort_by(|a, b| {
+    batch.sort_by(|a, b| {
         order(a, b).then_with(|| match (a.modality, b.modality) {
             (Modality::Telehealth, Modality::Telehealth) => prefer(a).cmp(&prefer(b)),
             _ => Ordering::Equal,
         })
     });
-    // Telehealth does not happen at a location: the same clinician and time listed under
-    // several locations is one offer (the first, preferred, one is kept).
-    offers.dedup_by(|later, kept| {
+    batch.dedup_by(|later, kept| {
         later.modality == Modality::Telehealth
             && kept.modality == Modality::Telehealth
             && later.clinician.id == kept.clinician.id
-            && later.start == kept.start
     });
-    offers.sort_by(|a, b| order(a, b).then_with(|| a.place.name.cmp(&b.place.name)));
-    offers.truncate(query.limit);
-    offers
+    batch.sort_by(|a, b| order(a, b).then_with(|| a.place.name.cmp(&b.place.name)));
 }
 
 fn order(a: &Offer, b: &Offer) -> Ordering {

@@ -353,7 +353,7 @@ proptest! {
         let mut seen = BTreeSet::new();
         for o in &offers {
             let schedule = w.snapshot.schedules.iter().find(|s| s.id.practitioner == o.clinician.id && w.snapshot.places[s.place].info.id == o.place.info.id).unwrap();
-            let slot = w.free[index[&schedule.id]].iter().find(|s| s.start == o.start).unwrap();
+            let slot = w.free[index[&schedule.id]].iter().find(|s| s.start == o.start && s.end == o.end).unwrap();
             prop_assert!(allowed(&w, schedule, slot, o.modality), "offer breaks a rule: {:?} {} {:?}", o.clinician.id, o.start, o.modality);
             prop_assert!(seen.insert(key(&o.clinician.id, o.start, o.modality, o.place)), "offered twice");
         }

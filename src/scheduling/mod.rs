@@ -1,4 +1,5 @@
 //! Services that combine the clinic's rules, caches and Canvas into answers.
+pub mod answer_cache;
 pub mod availability;
 #[cfg(test)]
 mod availability_props;

@@ -5,6 +5,7 @@
 //! clinician's entries.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -35,6 +36,7 @@ pub struct FreeSlot {
 
 #[derive(Debug)]
 pub struct SlotList {
+    /// Sorted by start.
     pub slots: Vec<FreeSlot>,
     pub fetched_at: Timestamp,
 }
@@ -47,6 +49,8 @@ pub struct Lookup {
 
 pub struct SlotCache {
     canvas: CanvasClient,
+    /// Bumped by every invalidation, so answers computed before it are never reused.
+    epoch: AtomicU64,
     fresh: Cache<SlotKey, Arc<SlotList>>,
     last_good: Cache<SlotKey, Arc<SlotList>>,
     metrics: Option<Metrics>,
@@ -71,6 +75,7 @@ impl SlotCache {
             .build();
         Self {
             canvas,
+            epoch: AtomicU64::new(0),
             fresh,
             last_good,
             metrics,
@@ -90,16 +95,20 @@ impl SlotCache {
                 .canvas
                 .slots(&key.schedule, key.from, key.to, key.duration_minutes)
                 .await?;
+            let mut free: Vec<FreeSlot> = slots
+                .into_iter()
+                .map(|s| FreeSlot {
+                    start: s.start.timestamp,
+                    end: s.end.timestamp,
+                    local_date: s.start.timestamp.to_zoned_datetime(tz.clone()).date(),
+                })
+                .filter(|s| s.end > s.start)
+                .collect();
+            // Availability merges lists in start order; Canvas's order is not a contract.
+            free.sort_by_key(|s| (s.start, s.end));
+            free.dedup();
             let list = Arc::new(SlotList {
-                slots: slots
-                    .into_iter()
-                    .map(|s| FreeSlot {
-                        start: s.start.timestamp,
-                        end: s.end.timestamp,
-                        local_date: s.start.timestamp.to_zoned_datetime(tz.clone()).date(),
-                    })
-                    .filter(|s| s.end > s.start)
-                    .collect(),
+                slots: free,
                 fetched_at: Timestamp::now(),
             });
             self.last_good.insert(key.clone(), list.clone()).await;
@@ -120,6 +129,7 @@ impl SlotCache {
     /// Drops every fresh entry of a clinician (any location, any range): the next query asks
     /// Canvas again. The stale fallback stays, for when Canvas is down.
     pub fn invalidate_practitioner(&self, practitioner: &PractitionerId) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let practitioner = practitioner.clone();
         if let Err(e) = self
             .fresh
@@ -131,7 +141,13 @@ impl SlotCache {
     }
 
     pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.fresh.invalidate_all();
+    }
+
+    /// Changes whenever cached availability may have become wrong.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     fn count(&self, outcome: &str) {
