@@ -112,6 +112,7 @@ const PARAMS: [&str; 12] = [
 /// for `state` (and, in person, for the location's state) on the slot's local date appear. Slots
 /// honour the booking window, holds and bookings Canvas does not show yet.
 #[utoipa::path(
+    operation_id = "search_availability",
     context_path = "/v1",
     tag = "browse",
     params(AvailabilityParams),

@@ -22,6 +22,7 @@ pub struct Status {
 
 /// Liveness: 200 while the process serves requests.
 #[utoipa::path(
+    operation_id = "healthz",
     tag = "operations",
     security(()),
     responses((status = 200, description = "The process is serving", body = Status))
@@ -33,6 +34,7 @@ pub async fn healthz() -> web::Json<Status> {
 
 /// Readiness: 200 once Canvas has answered a token request, 503 otherwise.
 #[utoipa::path(
+    operation_id = "readyz",
     tag = "operations",
     security(()),
     responses(
@@ -62,6 +64,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Status>, Api
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(
+    operation_id = "metrics",
     tag = "operations",
     security(()),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))

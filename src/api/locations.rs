@@ -31,6 +31,7 @@ pub struct LocationList {
 ///
 /// The clinic's mapped, active Canvas locations, sorted by name.
 #[utoipa::path(
+    operation_id = "list_locations",
     context_path = "/v1",
     tag = "browse",
     security(("bearer" = ["scheduling.read"])),

@@ -59,6 +59,7 @@ pub struct PractitionerFilters {
 
 /// Clinicians eligible for the filters.
 #[utoipa::path(
+    operation_id = "list_practitioners",
     context_path = "/v1",
     tag = "browse",
     params(PractitionerFilters),

@@ -33,6 +33,7 @@ pub struct ReasonList {
 ///
 /// Patient tokens see the reasons patients may book themselves; staff tokens see them all.
 #[utoipa::path(
+    operation_id = "list_reasons",
     context_path = "/v1",
     tag = "browse",
     security(("bearer" = ["scheduling.read"])),
