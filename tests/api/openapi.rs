@@ -57,11 +57,23 @@ fn the_spec_is_openapi_3_1_with_bearer_auth_and_examples() {
         .unwrap()
         .values()
         .flat_map(|item| item.as_object().unwrap().values())
-        .map(|op| op["operationId"].as_str().expect("every operation has an id"))
+        .map(|op| {
+            op["operationId"]
+                .as_str()
+                .expect("every operation has an id")
+        })
         .collect();
     let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len(), "operation ids are unique: {ids:?}");
-    for path in ["/healthz", "/readyz", "/metrics", "/v1/locations", "/v1/reasons", "/v1/practitioners", "/v1/availability"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/locations",
+        "/v1/reasons",
+        "/v1/practitioners",
+        "/v1/availability",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "{path} is documented");
     }
 }
