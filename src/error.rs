@@ -219,6 +219,8 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// The methods a path supports, for 405.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -228,6 +230,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -251,6 +254,7 @@ impl ApiError {
             detail,
             errors,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -287,6 +291,9 @@ impl ApiError {
         builder.content_type(PROBLEM_JSON);
         if let Some(seconds) = self.retry_after {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(methods) = &self.allow {
+            builder.insert_header((header::ALLOW, methods.clone()));
         }
         if self.code == Code::Unauthorized {
             builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -110,6 +110,7 @@ impl Application {
         let metrics = web::Data::new(metrics);
         let max_body = settings.server.max_body_bytes;
         let openapi = ApiDoc::openapi();
+        let routes = web::Data::new(context::KnownRoutes::from_openapi(&openapi));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())
@@ -126,13 +127,14 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(metrics.clone())
                 .app_data(verifier.clone())
+                .app_data(routes.clone())
                 .configure(api::configure)
                 .service(web::redirect("/swagger-ui", "/swagger-ui/"))
                 .service(
                     SwaggerUi::new("/swagger-ui/{_:.*}")
                         .url("/api-docs/openapi.json", openapi.clone()),
                 )
-                .default_service(web::to(context::not_found))
+                .default_service(web::to(context::fallback))
         })
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
         .listen(listener)

@@ -55,6 +55,20 @@ impl From<UsState> for String {
     }
 }
 
+/// Documented as the list of codes, so a schema-valid state is one slotgate accepts.
+impl utoipa::PartialSchema for UsState {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Two-letter US state, DC or territory code"))
+            .enum_values(Some(US_STATES))
+            .examples(["CA"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UsState {}
+
 impl fmt::Display for UsState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -62,7 +62,7 @@ pub struct AvailabilityParams {
     #[param(minimum = 1, maximum = 480)]
     duration: u32,
     /// Two-letter US state where the patient will be during the visit; required for telehealth.
-    #[param(pattern = "^[A-Za-z]{2}$")]
+    #[param(value_type = Option<UsState>)]
     state: Option<String>,
     /// Default: every modality the reason allows (telehealth only when `state` is given).
     modality: Option<Modality>,

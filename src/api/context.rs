@@ -106,9 +106,62 @@ fn by_status(status: StatusCode) -> ApiError {
     }
 }
 
-/// For `default_service`: unknown paths get a problem document too.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("There is nothing at this address."))
+/// The documented paths and their methods, to tell "no such method here" (405) from "no
+/// such path" (404).
+pub struct KnownRoutes(Vec<(Vec<String>, Vec<String>)>);
+
+impl KnownRoutes {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes: Vec<(Vec<String>, Vec<String>)> = serde_json::to_value(&doc.paths)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(path, item)| {
+                let methods = item
+                    .as_object()
+                    .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                (path.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect();
+        // The interactive docs are not in the document but answer GET.
+        routes.push((
+            vec![String::new(), "api-docs".into(), "openapi.json".into()],
+            vec!["GET".into()],
+        ));
+        Self(routes)
+    }
+
+    fn allowed(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+            })
+            .map(|(_, methods)| methods.join(", "))
+    }
+}
+
+/// For `default_service`: a documented path with another method is a 405 naming the allowed
+/// ones; anything else a 404. Both as problem documents.
+pub async fn fallback(
+    request: HttpRequest,
+    routes: web::Data<KnownRoutes>,
+) -> Result<HttpResponse, ApiError> {
+    match routes.allowed(request.path()) {
+        Some(methods) => {
+            let mut e = ApiError::new(Code::MethodNotAllowed, "This method is not allowed here.");
+            e.allow = Some(methods);
+            Err(e)
+        }
+        None => Err(ApiError::not_found("There is nothing at this address.")),
+    }
 }
 
 /// serde's messages quote the offending value (`invalid type: string "Jane"`); keep the shape

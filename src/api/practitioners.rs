@@ -9,7 +9,7 @@ use super::AppState;
 use super::params::{Params, parsed};
 use super::refs::LocationRef;
 use crate::auth::ReadAccess;
-use crate::error::{ApiError, Code};
+use crate::error::ApiError;
 use crate::rules::eligibility::{offers_modality, offers_specialty};
 use crate::rules::model::Modality;
 use crate::types::UsState;
@@ -40,9 +40,10 @@ pub struct PractitionerList {
 #[allow(dead_code)] // documents the parameters; parsing names each bad one itself
 pub struct PractitionerFilters {
     /// Licensed in this US state (two letters).
-    #[param(pattern = "^[A-Za-z]{2}$")]
+    #[param(value_type = Option<UsState>)]
     state: Option<String>,
-    /// Sees this reason (its specialty and one of its modalities).
+    /// Sees this reason (its specialty and one of its modalities); a reason the caller may not
+    /// book matches nobody.
     #[param(min_length = 1, max_length = 128)]
     reason: Option<String>,
     /// Practises this modality.
@@ -69,7 +70,6 @@ pub struct PractitionerFilters {
         (status = 400, description = "A filter is malformed or unknown", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks scheduling.read", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The reason is unknown or not bookable by this caller (`reason_not_allowed`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Canvas is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -100,20 +100,18 @@ pub async fn list(
     let language = p.text("language");
     p.finish()?;
     let rules = &state.settings.rules;
-    let reason = match reason_code {
-        Some(code) => Some(
-            rules
-                .reason(&code)
-                .filter(|r| caller.0.scopes.staff || r.patient_bookable)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        Code::ReasonNotAllowed,
-                        "There is no bookable reason with this code.",
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    // A reason the caller may not book is a filter nobody passes.
+    let reason = reason_code.map(|code| {
+        rules
+            .reason(&code)
+            .filter(|r| caller.0.scopes.staff || r.patient_bookable)
+    });
+    if reason.as_ref().is_some_and(Option::is_none) {
+        return Ok(web::Json(PractitionerList {
+            practitioners: Vec::new(),
+        }));
+    }
+    let reason = reason.flatten();
     let snapshot = state.directory.snapshot().await?;
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
