@@ -121,3 +121,54 @@ fn token_needs_a_configured_secret_and_mints_a_verifiable_one() {
     );
     assert!(principal.scopes.read && !principal.scopes.book);
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    use std::io::{BufRead, BufReader};
+    let mut child = slotgate()
+        .env("SLOTGATE_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SLOTGATE_TELEMETRY__LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("slotgate is listening on ")
+                .map(str::to_owned)
+        })
+        .expect("the banner names the address");
+    let health = std::process::Command::new("curl")
+        .args(["-s", &format!("{address}/healthz")])
+        .output();
+    if let Ok(out) = health {
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        lines
+            .map_while(Result::ok)
+            .any(|l| l.contains("slotgate stopped"))
+    );
+}
