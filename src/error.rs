@@ -22,6 +22,7 @@ pub enum Code {
     SlotUnavailable,
     SlotHeld,
     RequestInProgress,
+    AppointmentNotActive,
     PayloadTooLarge,
     ReasonNotAllowed,
     DurationNotAllowed,
@@ -39,7 +40,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Code::ValidationFailed,
         Code::Unauthorized,
         Code::Forbidden,
@@ -49,6 +50,7 @@ impl Code {
         Code::SlotUnavailable,
         Code::SlotHeld,
         Code::RequestInProgress,
+        Code::AppointmentNotActive,
         Code::PayloadTooLarge,
         Code::ReasonNotAllowed,
         Code::DurationNotAllowed,
@@ -97,6 +99,11 @@ impl Code {
                 S::CONFLICT,
                 "request_in_progress",
                 "A request with this idempotency key is still running",
+            ),
+            Code::AppointmentNotActive => (
+                S::CONFLICT,
+                "appointment_not_active",
+                "The appointment is cancelled or over",
             ),
             Code::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
@@ -174,10 +181,14 @@ impl Code {
     pub fn title(self) -> &'static str {
         self.spec().2
     }
+
+    pub fn parse(code: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == code)
+    }
 }
 
 /// One offending input, named the way the client sent it (`patient_state`, `start`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[schema(example = json!({"field": "duration", "message": "must be one of 30, 60"}))]
 pub struct FieldError {
     #[schema(example = "duration")]

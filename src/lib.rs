@@ -9,5 +9,6 @@ pub mod rules;
 pub mod sandbox;
 pub mod scheduling;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod types;

@@ -15,13 +15,16 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::{self, AppState, context, docs::ApiDoc};
 use crate::auth::Verifier;
 use crate::canvas::{CanvasClient, ClientOptions};
-use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, random_hex};
+use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, StateSettings, random_hex};
 use crate::metrics::Metrics;
 use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
+use crate::scheduling::Services;
 use crate::scheduling::answer_cache::AnswerCache;
 use crate::scheduling::directory::Directory;
 use crate::scheduling::slot_cache::SlotCache;
 use crate::scheduling::slot_id::SlotIds;
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
 use crate::telemetry::SlotgateRootSpan;
 
 /// Memory for rendered availability answers.
@@ -40,6 +43,8 @@ pub enum StartError {
     Canvas(#[from] crate::canvas::Error),
     #[error("the token verifier could not be built: {0}")]
     Auth(#[from] jsonwebtoken::errors::Error),
+    #[error("{0} is not available in this build yet")]
+    Unsupported(&'static str),
 }
 
 pub struct Application {
@@ -99,12 +104,21 @@ impl Application {
             settings.cache.max_slot_entries,
             Some(metrics.clone()),
         ));
+        let store: Arc<dyn Store> = match &settings.state {
+            StateSettings::Memory => Arc::new(MemoryStore::new()),
+            StateSettings::Redis { .. } => {
+                return Err(StartError::Unsupported("[state] backend = \"redis\""));
+            }
+        };
         let state = web::Data::new(AppState {
-            canvas,
-            settings: settings.clone(),
-            directory,
-            slot_cache,
-            slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
+            services: Arc::new(Services {
+                canvas,
+                settings: settings.clone(),
+                directory,
+                slot_cache,
+                slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
+                store,
+            }),
             answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });
         let metrics = web::Data::new(metrics);

@@ -155,8 +155,8 @@ pub async fn search(
         return Ok(json(body));
     }
     let window = window::window(&settings.booking, now, staff);
-    // Holds and bookings Canvas does not show yet: filled in by the booking store.
-    let busy = state.busy_slots().await;
+    // Holds and bookings Canvas does not show yet hide their slots from everyone.
+    let (busy, busy_changes) = state.busy_slots().await?;
     let answer = availability::find(
         &state.directory,
         &state.slot_cache,
@@ -181,6 +181,7 @@ pub async fn search(
             .first()
             .map(|o| o.start.saturating_sub(notice).unwrap_or(now));
         let valid_until = first.map_or(expires, |f| f.min(expires));
+        let valid_until = busy_changes.map_or(valid_until, |b| b.min(valid_until));
         state
             .answers
             .put(

@@ -166,7 +166,7 @@ pub async fn fallback(
 
 /// serde's messages quote the offending value (`invalid type: string "Jane"`); keep the shape
 /// of the complaint and drop the value, which may be patient data.
-fn sanitize(message: &str) -> String {
+pub(crate) fn sanitize(message: &str) -> String {
     let message = message.split(" at line ").next().unwrap_or(message);
     for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
         if let Some(rest) = message.strip_prefix(prefix)
@@ -182,7 +182,7 @@ fn sanitize(message: &str) -> String {
 }
 
 /// The field a serde message is about, when it names one.
-fn field_of(message: &str) -> Option<String> {
+pub(crate) fn field_of(message: &str) -> Option<String> {
     for marker in ["missing field `", "unknown field `", "duplicate field `"] {
         if let Some(rest) = message.split(marker).nth(1) {
             return rest.split('`').next().map(str::to_owned);

@@ -1,10 +1,16 @@
 //! HTTP only: one file per resource, their DTOs, and the OpenAPI document. Handlers extract and
 //! validate input, call one service function, and map the result to a DTO.
 
+pub mod appointments;
 pub mod availability;
+pub mod body;
+pub mod booking;
 pub mod context;
 pub mod docs;
+pub mod events;
 pub mod health;
+pub mod holds;
+pub mod idempotency;
 pub mod locations;
 pub mod params;
 pub mod practitioners;
@@ -15,31 +21,57 @@ use std::sync::Arc;
 
 use actix_web::web;
 
-use crate::canvas::CanvasClient;
-use crate::config::Settings;
+use crate::error::ApiError;
+use crate::scheduling::Services;
 use crate::scheduling::answer_cache::AnswerCache;
 use crate::scheduling::availability::Busy;
-use crate::scheduling::directory::Directory;
-use crate::scheduling::slot_cache::SlotCache;
-use crate::scheduling::slot_id::SlotIds;
 
-/// What every handler can reach.
+/// What every handler can reach: the scheduling services, and what only HTTP needs.
 pub struct AppState {
-    pub canvas: CanvasClient,
-    pub settings: Arc<Settings>,
-    pub directory: Arc<Directory>,
-    pub slot_cache: Arc<SlotCache>,
-    pub slot_ids: SlotIds,
+    pub services: Arc<Services>,
+    /// Rendered availability answers.
     pub answers: AnswerCache,
 }
 
-impl AppState {
-    /// Time taken by holds and by bookings Canvas does not show yet. The booking store fills
-    /// this in; until then nothing is hidden beyond what Canvas says.
-    pub async fn busy_slots(&self) -> Vec<Busy> {
-        Vec::new()
+/// Handlers read the services as if they were the state's own fields.
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }
+
+impl AppState {
+    /// Time taken by holds and by bookings Canvas does not show yet, and the first instant
+    /// at which that list shrinks (a hold or overlay entry expiring).
+    pub async fn busy_slots(&self) -> Result<(Vec<Busy>, Option<jiff::Timestamp>), ApiError> {
+        let now = jiff::Timestamp::now();
+        let holds = self.store.holds(now).await.map_err(store_error)?;
+        let booked = self.store.booked(now).await.map_err(store_error)?;
+        let expiry = holds
+            .iter()
+            .map(|h| h.expires_at)
+            .chain(booked.iter().map(|b| b.expires_at))
+            .min();
+        let busy = holds
+            .into_iter()
+            .map(|h| Busy {
+                practitioner: h.practitioner,
+                start: h.start,
+                end: h.end,
+            })
+            .chain(booked.into_iter().map(|b| Busy {
+                practitioner: b.practitioner,
+                start: b.start,
+                end: b.end,
+            }))
+            .collect();
+        Ok((busy, expiry))
+    }
+}
+
+pub use crate::scheduling::booking_store_error as store_error;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -50,6 +82,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(reasons::list)
                 .service(locations::list)
                 .service(practitioners::list)
-                .service(availability::search),
+                .service(availability::search)
+                .service(holds::place)
+                .service(holds::release)
+                .service(booking::book)
+                .service(appointments::list)
+                .service(appointments::read)
+                .service(booking::reschedule)
+                .service(booking::cancel)
+                .service(events::create),
         );
 }

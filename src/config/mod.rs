@@ -56,7 +56,14 @@ pub struct Settings {
     pub slot_id_secret: Secret,
     pub state: StateSettings,
     pub telemetry: TelemetrySettings,
+    pub sync: SyncSettings,
     pub rules: Rules,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// The Canvas appointment type of Other Events (`[sync] event_type`; default "Generic Event").
+    pub event_type: crate::rules::model::TypeCoding,
 }
 
 #[derive(Debug, Clone)]

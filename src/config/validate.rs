@@ -89,6 +89,19 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
     };
     let booking = booking(&mut found, &raw.booking);
     sync(&mut found, &raw.sync);
+    let sync = SyncSettings {
+        event_type: raw.sync.event_type.as_ref().map_or_else(
+            // Canvas's out-of-the-box "Generic Event" (canvas-fhir.md §4, gcal_sync).
+            || TypeCoding {
+                system: "http://snomed.info/sct".into(),
+                code: "272379006".into(),
+            },
+            |c| TypeCoding {
+                system: c.system.clone(),
+                code: c.code.clone(),
+            },
+        ),
+    };
     let state = state(&mut found, &raw.state);
     let slot_id_secret = match raw.booking.slot_id_secret.filter(|s| !s.is_empty()) {
         Some(s) if s.len() >= 32 => Secret::new(s),
@@ -126,6 +139,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             slot_id_secret,
             state,
             telemetry,
+            sync,
             rules,
         })
     } else {

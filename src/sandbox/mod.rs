@@ -89,6 +89,9 @@ pub struct Faults {
     pub down: bool,
     /// `POST /Appointment` stores the appointment, then waits this long before answering.
     pub stall_after_create_ms: u64,
+    /// The next this-many FHIR `PUT`s are answered 503 (a write that fails after others in
+    /// the same operation succeeded).
+    pub fail_next_puts: u32,
 }
 
 /// One request as the sandbox saw it (every route but `/_sandbox/*`).

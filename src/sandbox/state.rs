@@ -91,6 +91,17 @@ impl Shared {
         *lock(&self.faults) = faults;
     }
 
+    /// Whether this PUT is one of the `fail_next_puts`, counting it down.
+    pub fn take_failing_put(&self) -> bool {
+        let mut faults = lock(&self.faults);
+        if faults.fail_next_puts > 0 {
+            faults.fail_next_puts -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     pub fn reject_double_booking(&self) -> bool {
         self.reject_double_booking.load(Ordering::Relaxed)
     }

@@ -145,6 +145,11 @@ impl SlotCache {
         self.fresh.invalidate_all();
     }
 
+    /// Marks every rendered answer out of date without dropping Canvas data (a hold changed).
+    pub fn touch(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Changes whenever cached availability may have become wrong.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)

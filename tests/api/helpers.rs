@@ -76,10 +76,10 @@ impl TestApp {
             audience: &auth.audience,
             patient_claim: &auth.patient_claim,
         };
+        // Each caller its own subject, as the identity provider would give them.
+        let subject = patient.map_or_else(|| format!("staff:{scope}"), |p| format!("patient:{p}"));
         let patient = patient.map(|p| p.parse().expect("a patient key"));
-        minter
-            .mint("test-user", patient.as_ref(), scope, 600)
-            .unwrap()
+        minter.mint(&subject, patient.as_ref(), scope, 600).unwrap()
     }
 
     pub fn staff_token(&self) -> String {
@@ -96,8 +96,30 @@ impl TestApp {
 }
 
 /// Asserts a problem+json body with the given status and code and returns it.
-pub async fn assert_problem(response: Response, status: u16, code: &str) -> serde_json::Value {
-    assert_eq!(response.status().as_u16(), status, "status");
+#[track_caller]
+pub fn assert_problem(
+    response: Response,
+    status: u16,
+    code: &str,
+) -> impl std::future::Future<Output = serde_json::Value> {
+    let caller = std::panic::Location::caller();
+    let code = code.to_owned();
+    async move { check_problem(response, status, &code, caller).await }
+}
+
+async fn check_problem(
+    response: Response,
+    status: u16,
+    code: &str,
+    caller: &std::panic::Location<'_>,
+) -> serde_json::Value {
+    if response.status().as_u16() != status {
+        let got = response.status();
+        panic!(
+            "{caller}: expected {status} {code}, got {got}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
     let request_id = response
         .headers()
         .get("x-request-id")
@@ -123,4 +145,54 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> serd
         "request id in body and header"
     );
     body
+}
+
+impl TestApp {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+        key: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(k) = key {
+            request = request.header("Idempotency-Key", k);
+        }
+        request.send().await.expect("the request reaches slotgate")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.http
+            .delete(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the request reaches slotgate")
+    }
+
+    pub fn patient_token(&self, patient: &str) -> String {
+        self.token(Some(patient), "scheduling.read scheduling.book")
+    }
+
+    /// Appointments the sandbox received as creates.
+    pub fn creates(&self) -> Vec<serde_json::Value> {
+        self.sandbox
+            .as_ref()
+            .unwrap()
+            .journal()
+            .into_iter()
+            .filter(|j| j.method == "POST" && j.path == "/Appointment")
+            .filter_map(|j| j.body)
+            .collect()
+    }
+}
+
+/// A fresh idempotency key.
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }

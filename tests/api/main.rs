@@ -2,6 +2,7 @@
 //! application and the Canvas sandbox on random loopback ports and speak HTTP to them.
 
 mod availability;
+mod booking;
 mod browse;
 mod canvas_client;
 mod cli;

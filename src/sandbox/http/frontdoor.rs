@@ -82,7 +82,8 @@ async fn answer(
     }
     let token_route = req.path().starts_with(AUTH_PREFIX);
     let unlucky = !token_route && faults.error_rate > 0.0 && fastrand::f64() < faults.error_rate;
-    if faults.down || unlucky {
+    let failing_put = req.method() == actix_web::http::Method::PUT && shared.take_failing_put();
+    if faults.down || unlucky || failing_put {
         return Ok(req.error_response(FhirError::unavailable()));
     }
     if !token_route && !bearer_token(&req).is_some_and(|t| shared.token_valid(t)) {
