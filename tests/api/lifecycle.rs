@@ -1,0 +1,319 @@
+//! Reading, rescheduling and cancelling, including the halves that fail.
+
+use serde_json::{Value, json};
+use slotgate::canvas::fhir::AppointmentStatus;
+use slotgate::sandbox::Faults;
+
+use crate::availability::{OPEN_WINDOW, open_app};
+use crate::booking::{ELIJAH, SOFIA, a_slot, booking};
+use crate::helpers::{TestApp, assert_problem, key, spawn_app_with};
+use crate::seed::*;
+
+async fn book(app: &TestApp, patient: &str, practitioner: &str, nth: usize) -> Value {
+    let token = app.patient_token(patient);
+    let slot = a_slot(app, &token, practitioner, nth).await;
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &token,
+            &booking(&slot, patient),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+fn status_in_canvas(app: &TestApp, id: &str) -> AppointmentStatus {
+    app.sandbox
+        .as_ref()
+        .unwrap()
+        .appointments()
+        .into_iter()
+        .find(|a| a.id.as_deref() == Some(id))
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn another_patients_appointment_does_not_exist_for_them() {
+    let app = open_app().await;
+    let made = book(&app, SOFIA, OKAFOR, 0).await;
+    let path = format!("/v1/appointments/{}", made["id"].as_str().unwrap());
+    let elijah = app.patient_token(ELIJAH);
+    assert_problem(app.get(&path, Some(&elijah)).await, 404, "not_found").await;
+    assert_problem(
+        app.post_json(&format!("{path}/cancel"), &elijah, &json!({}), Some(&key()))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get(
+            &format!("/v1/appointments?patient_id={SOFIA}"),
+            Some(&elijah),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(app.get(&path, Some(&app.staff_token())).await.status(), 200);
+    assert_problem(
+        app.get("/v1/appointments/not-an-id", Some(&elijah)).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        status_in_canvas(&app, made["id"].as_str().unwrap()),
+        AppointmentStatus::Booked
+    );
+}
+
+#[tokio::test]
+async fn cancelling_frees_the_slot_keeps_canvas_identifiers_and_is_harmless_twice() {
+    let app = open_app().await;
+    let made = book(&app, SOFIA, OKAFOR, 1).await;
+    let id = made["id"].as_str().unwrap();
+    let me = app.patient_token(SOFIA);
+    let path = format!("/v1/appointments/{id}/cancel");
+    let r = app
+        .post_json(
+            &path,
+            &me,
+            &json!({"reason": "feeling better"}),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "cancelled");
+    assert_eq!(status_in_canvas(&app, id), AppointmentStatus::Cancelled);
+    let stored = app
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .appointments()
+        .into_iter()
+        .find(|a| a.id.as_deref() == Some(id))
+        .unwrap();
+    assert_eq!(
+        stored.identifier[0].system.as_deref(),
+        Some("urn:slotgate:booking"),
+        "identifiers survive the PUT"
+    );
+    let puts = || {
+        app.sandbox
+            .as_ref()
+            .unwrap()
+            .journal()
+            .iter()
+            .filter(|j| j.method == "PUT")
+            .count()
+    };
+    assert_eq!(puts(), 1);
+    let again = app.post_json(&path, &me, &json!({}), Some(&key())).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(puts(), 1, "cancelling twice changes nothing");
+    // The time is bookable again.
+    let slot = a_slot(&app, &app.patient_token(ELIJAH), OKAFOR, 1).await;
+    assert_eq!(
+        slot["start"]
+            .as_str()
+            .map(|s| s.parse::<jiff::Timestamp>().unwrap()),
+        made["start"]
+            .as_str()
+            .map(|s| s.parse::<jiff::Timestamp>().unwrap())
+    );
+    assert_problem(
+        app.post_json(&path, &me, &json!({}), None).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn patients_cancel_only_before_the_cutoff_and_staff_any_time() {
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        "[booking]\npatient_cancel_cutoff_hours = 200\n",
+    ])
+    .await;
+    let made = book(&app, SOFIA, OKAFOR, 0).await;
+    let path = format!("/v1/appointments/{}/cancel", made["id"].as_str().unwrap());
+    assert_problem(
+        app.post_json(&path, &app.patient_token(SOFIA), &json!({}), Some(&key()))
+            .await,
+        422,
+        "cancellation_window_passed",
+    )
+    .await;
+    assert_eq!(
+        status_in_canvas(&app, made["id"].as_str().unwrap()),
+        AppointmentStatus::Booked
+    );
+    assert_eq!(
+        app.post_json(&path, &app.staff_token(), &json!({}), Some(&key()))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn rescheduling_books_the_new_slot_then_cancels_the_old() {
+    let app = open_app().await;
+    let old = book(&app, SOFIA, OKAFOR, 0).await;
+    let old_id = old["id"].as_str().unwrap();
+    let me = app.patient_token(SOFIA);
+    let target = a_slot(&app, &me, OKAFOR, 3).await;
+    let r = app
+        .post_json(
+            &format!("/v1/appointments/{old_id}/reschedule"),
+            &me,
+            &json!({"slot_id": target["slot_id"], "patient_state": "CA"}),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let new: Value = r.json().await.unwrap();
+    assert_ne!(new["id"], old["id"]);
+    assert_eq!(new["reason"]["code"], "FLUP");
+    assert_eq!(status_in_canvas(&app, old_id), AppointmentStatus::Cancelled);
+    let stored = app.sandbox.as_ref().unwrap().appointments();
+    let new_in_canvas = stored
+        .iter()
+        .find(|a| a.id.as_deref() == new["id"].as_str())
+        .unwrap();
+    assert!(
+        new_in_canvas
+            .supporting_information
+            .iter()
+            .any(
+                |r| r.reference.as_deref() == Some(&format!("Appointment/{old_id}"))
+                    && r.display.as_deref() == Some("Previously Rescheduled Appointment")
+            )
+    );
+}
+
+#[tokio::test]
+async fn a_failed_new_booking_leaves_the_old_appointment_untouched() {
+    let app = open_app().await;
+    let old = book(&app, SOFIA, OKAFOR, 0).await;
+    let me = app.patient_token(SOFIA);
+    let r = app
+        .post_json(
+            &format!(
+                "/v1/appointments/{}/reschedule",
+                old["id"].as_str().unwrap()
+            ),
+            &me,
+            &json!({"slot_id": "s1.tampered.AAAA", "patient_state": "CA"}),
+            Some(&key()),
+        )
+        .await;
+    assert_problem(r, 400, "validation_failed").await;
+    // The new slot is someone else's hold: the booking half fails with slot_held.
+    let target = a_slot(&app, &me, OKAFOR, 4).await;
+    let held = app
+        .post_json(
+            "/v1/holds",
+            &app.patient_token(ELIJAH),
+            &json!({"slot_id": target["slot_id"]}),
+            None,
+        )
+        .await;
+    assert_eq!(held.status(), 201);
+    let r = app
+        .post_json(
+            &format!(
+                "/v1/appointments/{}/reschedule",
+                old["id"].as_str().unwrap()
+            ),
+            &me,
+            &json!({"slot_id": target["slot_id"], "patient_state": "CA"}),
+            Some(&key()),
+        )
+        .await;
+    assert_problem(r, 409, "slot_held").await;
+    assert_eq!(
+        status_in_canvas(&app, old["id"].as_str().unwrap()),
+        AppointmentStatus::Booked,
+        "the old appointment is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_cancellation_half_is_finished_by_retrying_with_the_same_key() {
+    let app = open_app().await;
+    let old = book(&app, SOFIA, OKAFOR, 0).await;
+    let old_id = old["id"].as_str().unwrap();
+    let me = app.patient_token(SOFIA);
+    let target = a_slot(&app, &me, OKAFOR, 3).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    sandbox.set_faults(Faults {
+        fail_next_puts: 1,
+        ..Faults::default()
+    });
+    let k = key();
+    let body = json!({"slot_id": target["slot_id"], "patient_state": "CA"});
+    let path = format!("/v1/appointments/{old_id}/reschedule");
+    let first = app.post_json(&path, &me, &body, Some(&k)).await;
+    let problem = assert_problem(first, 502, "upstream_error").await;
+    let creates_after_first = app.creates().len();
+    let new_id = sandbox
+        .appointments()
+        .into_iter()
+        .find(|a| {
+            a.supporting_information
+                .iter()
+                .any(|r| r.reference.as_deref() == Some(&format!("Appointment/{old_id}")))
+        })
+        .and_then(|a| a.id)
+        .expect("the new appointment was booked");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&new_id),
+        "the answer names the new appointment"
+    );
+    assert_eq!(status_in_canvas(&app, old_id), AppointmentStatus::Booked);
+    let retry = app.post_json(&path, &me, &body, Some(&k)).await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.json::<Value>().await.unwrap()["id"], new_id.as_str());
+    assert_eq!(status_in_canvas(&app, old_id), AppointmentStatus::Cancelled);
+    assert_eq!(
+        app.creates().len(),
+        creates_after_first,
+        "the retry booked nothing again"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_appointment_cannot_be_rescheduled() {
+    let app = open_app().await;
+    let old = book(&app, SOFIA, OKAFOR, 0).await;
+    let old_id = old["id"].as_str().unwrap();
+    let me = app.patient_token(SOFIA);
+    assert_eq!(
+        app.post_json(
+            &format!("/v1/appointments/{old_id}/cancel"),
+            &me,
+            &json!({}),
+            Some(&key())
+        )
+        .await
+        .status(),
+        200
+    );
+    let target = a_slot(&app, &me, OKAFOR, 3).await;
+    let r = app
+        .post_json(
+            &format!("/v1/appointments/{old_id}/reschedule"),
+            &me,
+            &json!({"slot_id": target["slot_id"], "patient_state": "CA"}),
+            Some(&key()),
+        )
+        .await;
+    assert_problem(r, 409, "appointment_not_active").await;
+}
