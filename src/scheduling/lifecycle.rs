@@ -64,6 +64,27 @@ pub async fn cancel(
     caller: &Principal,
     id: &str,
 ) -> Result<fhir::Appointment, ApiError> {
+    locked(s, id, async || cancel_now(s, caller, id).await).await
+}
+
+/// Changes to one appointment are serialised, and each re-reads it under the lock, so two
+/// concurrent reschedules cannot both move it.
+async fn locked<T>(
+    s: &Services,
+    id: &str,
+    change: impl AsyncFnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let lease = booking::lock(s, format!("appointment:{id}")).await?;
+    let result = change().await;
+    booking::release(s, lease).await;
+    result
+}
+
+async fn cancel_now(
+    s: &Services,
+    caller: &Principal,
+    id: &str,
+) -> Result<fhir::Appointment, ApiError> {
     let current = visible(s, caller, id).await?;
     if current.status == AppointmentStatus::Cancelled {
         return Ok(current);
@@ -109,6 +130,21 @@ pub const NEW_APPOINTMENT: &str = "new_appointment";
 /// is untouched; if the cancellation fails the answer says so, and a retry with the same key
 /// (resuming with `done`, the new appointment's id) only cancels.
 pub async fn reschedule(
+    s: &Services,
+    caller: &Principal,
+    old_id: &str,
+    req: &Reschedule,
+    attempt: &Attempt<'_>,
+    done: Option<&str>,
+    record: impl AsyncFnOnce(&str) -> Result<(), ApiError>,
+) -> Result<fhir::Appointment, ApiError> {
+    locked(s, old_id, async || {
+        reschedule_now(s, caller, old_id, req, attempt, done, record).await
+    })
+    .await
+}
+
+async fn reschedule_now(
     s: &Services,
     caller: &Principal,
     old_id: &str,

@@ -317,3 +317,47 @@ async fn a_cancelled_appointment_cannot_be_rescheduled() {
         .await;
     assert_problem(r, 409, "appointment_not_active").await;
 }
+
+#[tokio::test]
+async fn two_concurrent_reschedules_move_the_appointment_once() {
+    let app = open_app().await;
+    let old = book(&app, SOFIA, OKAFOR, 0).await;
+    let old_id = old["id"].as_str().unwrap();
+    let me = app.patient_token(SOFIA);
+    let (a, b) = (
+        a_slot(&app, &me, OKAFOR, 3).await,
+        a_slot(&app, &me, OKAFOR, 5).await,
+    );
+    app.sandbox.as_ref().unwrap().set_faults(Faults {
+        latency_ms: 50,
+        ..Faults::default()
+    });
+    let path = format!("/v1/appointments/{old_id}/reschedule");
+    let (body_a, body_b) = (
+        json!({"slot_id": a["slot_id"], "patient_state": "CA"}),
+        json!({"slot_id": b["slot_id"], "patient_state": "CA"}),
+    );
+    let (key_a, key_b) = (key(), key());
+    let (ra, rb) = tokio::join!(
+        app.post_json(&path, &me, &body_a, Some(&key_a)),
+        app.post_json(&path, &me, &body_b, Some(&key_b))
+    );
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [201, 409],
+        "one moves it, the other finds it moved"
+    );
+    let active = app
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .appointments()
+        .into_iter()
+        .filter(|x| {
+            x.participant_id("Patient") == Some(SOFIA) && x.status == AppointmentStatus::Booked
+        })
+        .count();
+    assert_eq!(active, 1, "the patient has exactly one booked appointment");
+}
