@@ -347,6 +347,29 @@ impl From<crate::canvas::Error> for ApiError {
     }
 }
 
+/// serde's messages quote the offending value (`invalid type: string "Jane"`), which may be
+/// patient data: keep the shape of the complaint, drop the value and the position.
+pub fn redact_serde(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((_, expected)) = rest.split_once(", expected ")
+        {
+            return format!(
+                "{}, expected {expected}",
+                prefix.trim_end_matches([':', ' '])
+            );
+        }
+    }
+    if let Some((kind, rest)) = message.split_once(" variant `") {
+        return match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("{kind} variant, expected {expected}"),
+            None => format!("{kind} variant"),
+        };
+    }
+    message.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +393,22 @@ mod tests {
         );
         assert_eq!(Code::UpstreamTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(Code::PatientNotFound.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn serde_complaints_never_quote_values() {
+        assert_eq!(
+            redact_serde("invalid type: string \"Jane Doe\", expected u32 at line 1 column 9"),
+            "invalid type, expected u32"
+        );
+        assert_eq!(
+            redact_serde("unknown variant `1988-04-12`, expected `telehealth` or `in_person`"),
+            "unknown variant, expected `telehealth` or `in_person`"
+        );
+        assert_eq!(
+            redact_serde("missing field `slot_id`"),
+            "missing field `slot_id`"
+        );
     }
 
     #[test]

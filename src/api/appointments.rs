@@ -178,7 +178,9 @@ pub struct ListParams {
     #[param(format = Date)]
     to: Option<String>,
     /// Comma-separated FHIR statuses, e.g. `booked,cancelled`.
-    #[param(min_length = 1)]
+    #[param(
+        pattern = "^(proposed|pending|booked|arrived|checked-in|fulfilled|noshow|cancelled|entered-in-error|waitlist)(,(proposed|pending|booked|arrived|checked-in|fulfilled|noshow|cancelled|entered-in-error|waitlist))*$"
+    )]
     status: Option<String>,
 }
 

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::error::{ApiError, Code};
 use crate::rules::model::{Modality, Reason};
 use crate::rules::window::{self, RangeError};
-use crate::scheduling::answer_cache::{Answer, AnswerKey};
+use crate::scheduling::answer_cache::{self, Answer, AnswerKey};
 use crate::scheduling::availability::{self, Query};
 use crate::scheduling::directory::Snapshot;
 use crate::scheduling::slot_id::SlotClaim;
@@ -141,13 +141,7 @@ pub async fn search(
     let query = resolve(asked, &snapshot, settings)?;
     let now = Timestamp::now();
     let key = AnswerKey {
-        // The resolved dates too: "this week" means another week tomorrow.
-        question: format!(
-            "{staff}|{}|{}|{}",
-            query.start,
-            query.end,
-            request.query_string()
-        ),
+        question: query.cache_key(staff),
         epoch: state.slot_cache.epoch(),
         directory: snapshot.fetched_at,
     };
@@ -157,8 +151,10 @@ pub async fn search(
     let window = window::window(&settings.booking, now, staff);
     // Holds and bookings Canvas does not show yet hide their slots from everyone.
     let (busy, busy_changes) = state.busy_slots().await?;
+    let directory_stale = state.directory.is_stale().await;
     let answer = availability::find(
-        &state.directory,
+        snapshot,
+        directory_stale,
         &state.slot_cache,
         &query,
         window,
@@ -169,19 +165,16 @@ pub async fn search(
     let body = Bytes::from(
         serde_json::to_vec(&render(&state, &query, &answer)).map_err(|e| ApiError::internal(&e))?,
     );
-    if !answer.stale {
-        // Reusable until the data reaches the slot TTL or the first slot falls inside the notice.
-        let notice = window.earliest.duration_since(now);
-        let expires = answer
-            .as_of
-            .saturating_add(settings.cache.slot_ttl)
-            .unwrap_or(now);
-        let first = answer
-            .offers
-            .first()
-            .map(|o| o.start.saturating_sub(notice).unwrap_or(now));
-        let valid_until = first.map_or(expires, |f| f.min(expires));
-        let valid_until = busy_changes.map_or(valid_until, |b| b.min(valid_until));
+    if !answer.stale && !query.clipped_by_horizon(&window) {
+        let first = answer.offers.first().map(|o| o.start);
+        let valid_until = answer_cache::valid_until(
+            now,
+            window.earliest,
+            first,
+            answer.slots_as_of,
+            settings.cache.slot_ttl,
+            busy_changes,
+        );
         state
             .answers
             .put(

@@ -25,8 +25,10 @@ use crate::types::{PatientId, UsState};
 #[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "reason_code": "INIV", "patient_id": "ee1c7803325b47b492008f3e7c9d7a3d", "patient_state": "CA", "comment": "Follow-up on blood pressure", "hold_id": "0d6f5e4c-5b1a-4c53-9a5e-3c1f2b7d9e10"}))]
 pub struct BookBody {
     /// From `/v1/availability`, unchanged.
+    #[schema(min_length = 1, max_length = 1024)]
     slot_id: String,
     /// The structured reason for visit.
+    #[schema(min_length = 1, max_length = 128)]
     reason_code: String,
     /// The Canvas patient key; a patient token may only name its own patient.
     #[schema(pattern = "^[0-9a-f]{32}$")]
@@ -49,6 +51,7 @@ pub struct BookBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "patient_state": "CA"}))]
 pub struct RescheduleBody {
+    #[schema(min_length = 1, max_length = 1024)]
     slot_id: String,
     #[schema(value_type = UsState)]
     patient_state: String,
@@ -130,7 +133,7 @@ async fn created(
     operation_id = "book_appointment",
     context_path = "/v1",
     tag = "appointments",
-    params(("Idempotency-Key" = String, Header, description = "A unique string per intended booking, reused on retries", min_length = 1, max_length = 255)),
+    params(("Idempotency-Key" = String, Header, description = "A unique string per intended booking, reused on retries", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body = BookBody,
     security(("bearer" = ["scheduling.book"])),
     responses(
@@ -217,7 +220,7 @@ pub async fn book(
     tag = "appointments",
     params(
         ("id" = String, Path, description = "The appointment to move", format = Uuid),
-        ("Idempotency-Key" = String, Header, description = "A unique string per intended change, reused on retries", min_length = 1, max_length = 255),
+        ("Idempotency-Key" = String, Header, description = "A unique string per intended change, reused on retries", min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
     ),
     request_body = RescheduleBody,
     security(("bearer" = ["scheduling.book"])),
@@ -303,7 +306,7 @@ pub async fn reschedule(
     tag = "appointments",
     params(
         ("id" = String, Path, description = "The appointment to cancel", format = Uuid),
-        ("Idempotency-Key" = String, Header, description = "A unique string per intended change, reused on retries", min_length = 1, max_length = 255),
+        ("Idempotency-Key" = String, Header, description = "A unique string per intended change, reused on retries", min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
     ),
     request_body(content = CancelBody, description = "Optional"),
     security(("bearer" = ["scheduling.book"])),

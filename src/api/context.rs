@@ -41,7 +41,12 @@ pub async fn request_context(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = response.request().method().as_str().to_owned();
+    // A fixed set, so that invented methods cannot mint metric series.
+    let method = match response.request().method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let elapsed = started.elapsed();
     if let Some(m) = metrics {
         m.http_requests
@@ -164,21 +169,8 @@ pub async fn fallback(
     }
 }
 
-/// serde's messages quote the offending value (`invalid type: string "Jane"`); keep the shape
-/// of the complaint and drop the value, which may be patient data.
 pub(crate) fn sanitize(message: &str) -> String {
-    let message = message.split(" at line ").next().unwrap_or(message);
-    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if let Some(rest) = message.strip_prefix(prefix)
-            && let Some((_, expected)) = rest.split_once(", expected ")
-        {
-            return format!(
-                "{}, expected {expected}",
-                prefix.trim_end_matches([':', ' '])
-            );
-        }
-    }
-    message.to_owned()
+    crate::error::redact_serde(message)
 }
 
 /// The field a serde message is about, when it names one.

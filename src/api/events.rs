@@ -31,6 +31,7 @@ pub struct EventType {
 #[schema(example = json!({"practitioner_ids": ["c48de0f40beb4fee86f872da7a840cf9", "f8caf3fdef4f451a8f708556591ee1c2"], "start": "2026-12-02T12:00:00-08:00", "end": "2026-12-02T13:00:00-08:00", "title": "Case conference"}))]
 pub struct EventBody {
     /// One or more clinicians (several: a meeting or co-visit); at most 20.
+    #[schema(min_items = 1, max_items = 20)]
     practitioner_ids: Vec<String>,
     /// RFC 3339 with an offset.
     #[schema(format = DateTime)]
@@ -164,7 +165,7 @@ fn parse(raw: EventBody) -> Result<EventRequest, ApiError> {
     operation_id = "create_events",
     context_path = "/v1",
     tag = "appointments",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; replays as for bookings", min_length = 1, max_length = 255)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; replays as for bookings", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body = EventBody,
     security(("bearer" = ["scheduling.staff"])),
     responses(

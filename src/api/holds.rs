@@ -17,6 +17,7 @@ use crate::types::PatientId;
 #[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "patient_id": "ee1c7803325b47b492008f3e7c9d7a3d"}))]
 pub struct HoldBody {
     /// From `/v1/availability`, unchanged.
+    #[schema(min_length = 1, max_length = 1024)]
     slot_id: String,
     /// The patient the slot is held for; a patient token may only name its own.
     #[serde(default)]

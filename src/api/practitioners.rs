@@ -10,8 +10,8 @@ use super::params::{Params, parsed};
 use super::refs::LocationRef;
 use crate::auth::ReadAccess;
 use crate::error::ApiError;
-use crate::rules::eligibility::{offers_modality, offers_specialty};
 use crate::rules::model::Modality;
+use crate::scheduling::clinicians::{self, Filters};
 use crate::types::UsState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -95,7 +95,11 @@ pub async fn list(
     let modality = p.get("modality", |s| {
         Modality::parse(s).ok_or_else(|| "must be telehealth or in_person".to_owned())
     });
-    let location = p.text("location");
+    let location = p.get("location", |s| {
+        uuid::Uuid::parse_str(s)
+            .map(|u| u.to_string())
+            .map_err(|_| "is not a Canvas Location id".to_owned())
+    });
     let specialty = p.text("specialty");
     let language = p.text("language");
     p.finish()?;
@@ -117,55 +121,32 @@ pub async fn list(
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
     let horizon = today.saturating_add(i64::from(state.settings.booking.max_horizon_days).days());
-    let practitioners = snapshot
-        .clinicians
-        .values()
-        .filter_map(|c| {
-            let profile = &c.profile;
-            let places: Vec<&crate::scheduling::directory::Place> = snapshot
-                .schedules
+    let filters = Filters {
+        state: us_state,
+        reason: reason.cloned(),
+        modality,
+        location,
+        specialty,
+        language,
+    };
+    let practitioners = clinicians::eligible(&snapshot, &filters, today, horizon)
+        .into_iter()
+        .map(|e| PractitionerDto {
+            id: e.clinician.id.to_string(),
+            name: e.clinician.name.clone(),
+            specialties: e.clinician.profile.specialties.clone(),
+            languages: e.clinician.profile.languages.clone(),
+            modalities: e.clinician.profile.modalities.clone(),
+            licensed_states: e.states.iter().map(ToString::to_string).collect(),
+            locations: e
+                .places
                 .iter()
-                .filter(|s| s.id.practitioner == c.id)
-                .filter_map(|s| snapshot.places.get(s.place))
-                .collect();
-            let states = c.licensure.states(today, horizon);
-            let fits = !places.is_empty()
-                && us_state.is_none_or(|s| states.contains(&s))
-                && modality.is_none_or(|m| profile.modalities.contains(&m))
-                && reason.is_none_or(|r| {
-                    offers_specialty(r, profile)
-                        && Modality::ALL
-                            .iter()
-                            .filter(|m| modality.is_none_or(|wanted| wanted == **m))
-                            .any(|m| offers_modality(r, profile, *m))
+                .map(|p| LocationRef {
+                    id: p.info.id.clone(),
+                    name: p.name.clone(),
                 })
-                && location
-                    .as_ref()
-                    .is_none_or(|l| places.iter().any(|p| &p.info.id == l))
-                && specialty
-                    .as_ref()
-                    .is_none_or(|s| profile.specialties.contains(s))
-                && language
-                    .as_ref()
-                    .is_none_or(|l| profile.languages.contains(l));
-            fits.then(|| PractitionerDto {
-                id: c.id.to_string(),
-                name: c.name.clone(),
-                specialties: profile.specialties.clone(),
-                languages: profile.languages.clone(),
-                modalities: profile.modalities.clone(),
-                licensed_states: states.iter().map(ToString::to_string).collect(),
-                locations: places
-                    .iter()
-                    .map(|p| LocationRef {
-                        id: p.info.id.clone(),
-                        name: p.name.clone(),
-                    })
-                    .collect(),
-            })
+                .collect(),
         })
-        .collect::<Vec<_>>();
-    let mut practitioners = practitioners;
-    practitioners.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        .collect();
     Ok(web::Json(PractitionerList { practitioners }))
 }

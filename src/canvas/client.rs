@@ -117,22 +117,49 @@ impl CanvasClient {
         resource: &str,
         params: &[(&str, &str)],
     ) -> Result<Vec<T>, Error> {
+        self.search_pages(operation, resource, params, PAGE_SIZE)
+            .await
+    }
+
+    /// Like `search`, asking for `page_size` per page.
+    pub(super) async fn search_pages<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        resource: &str,
+        params: &[(&str, &str)],
+        page_size: &str,
+    ) -> Result<Vec<T>, Error> {
         let mut url = self.url(resource);
         url.query_pairs_mut()
             .extend_pairs(params)
-            .append_pair("_count", PAGE_SIZE);
+            .append_pair("_count", page_size);
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             let answer = self.execute(operation, Method::GET, url, None).await?;
             let bundle: Bundle<serde_json::Value> = decode(operation, &answer.body)?;
             let next = bundle.next_link().map(str::to_owned);
+            if next.is_none()
+                && page_size
+                    .parse()
+                    .is_ok_and(|n: usize| bundle.entry.len() >= n)
+            {
+                // A full page without a next link may be Canvas silently capping the answer.
+                tracing::warn!(
+                    operation,
+                    entries = bundle.entry.len(),
+                    "a full page without a next link"
+                );
+            }
             for entry in bundle.entry {
                 // Canvas may mix OperationOutcome warnings into a bundle; keep our type only.
                 if entry.resource.get("resourceType").and_then(|t| t.as_str()) == Some(resource) {
                     out.push(serde_json::from_value(entry.resource).map_err(|e| {
                         Error::Upstream {
                             operation,
-                            reason: format!("unreadable {resource}: {e}"),
+                            reason: format!(
+                                "unreadable {resource}: {}",
+                                crate::error::redact_serde(&e.to_string())
+                            ),
                         }
                     })?);
                 }

@@ -62,6 +62,7 @@ impl Error {
             422 => Error::BusinessRule { operation, text },
             400 => Error::Invalid { operation, text },
             412 => Error::Conflict { operation },
+            504 => Error::Timeout { operation },
             429 | 503 => Error::Unavailable {
                 operation,
                 reason: format!("HTTP {status}"),

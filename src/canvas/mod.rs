@@ -8,6 +8,8 @@ pub mod licenses;
 mod token;
 
 use jiff::civil::Date;
+
+const SLOT_PAGE_SIZE: &str = "500";
 use reqwest::Method;
 
 pub use client::{CanvasClient, ClientOptions};
@@ -35,7 +37,9 @@ impl CanvasClient {
             end.to_string(),
             duration_minutes.to_string(),
         );
-        self.search(
+        // Canvas's own plugins ask for 500 Slots at once (§3): whether Slot search pages at 100
+        // is unconfirmed, so ask for more and follow `next` if it does.
+        self.search_pages(
             "Slot.search",
             "Slot",
             &[
@@ -44,6 +48,7 @@ impl CanvasClient {
                 ("end", &end),
                 ("duration", &duration),
             ],
+            SLOT_PAGE_SIZE,
         )
         .await
     }

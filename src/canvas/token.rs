@@ -115,7 +115,8 @@ impl TokenSource {
             operation: OP,
             reason: "token response without access_token".into(),
         })?;
-        let lifetime = Duration::from_secs(parsed.expires_in);
+        // A year is plenty; an absurd expires_in must not overflow the clock.
+        let lifetime = Duration::from_secs(parsed.expires_in.min(365 * 24 * 3600));
         let margin = Duration::from_secs(60).min(lifetime / 2);
         Ok(Cached {
             value: Secret::new(parsed.access_token),

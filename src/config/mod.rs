@@ -327,6 +327,13 @@ fn describe(kind: &figment::error::Kind) -> String {
             format!("unknown key; expected one of {}", expected.join(", "))
         }
         Kind::MissingField(_) => "required key is missing".into(),
+        // TOML syntax errors quote the offending line, which may hold a secret: keep only
+        // where it is and what is wrong.
+        Kind::Message(m) => m
+            .lines()
+            .filter(|l| !l.contains('|') && !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
         other => other.to_string(),
     }
 }

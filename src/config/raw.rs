@@ -193,6 +193,7 @@ pub struct RawSandbox {
     pub latency_ms: u64,
     pub error_rate: f64,
     pub reject_double_booking: bool,
+    pub allow_public: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -306,3 +306,44 @@ fn secrets_never_show_in_debug_output() {
     assert!(!printed.contains("0123456789abcdef0123456789abcdef"));
     assert!(printed.contains("[redacted]"));
 }
+
+#[test]
+fn jwks_is_refused_until_it_is_supported() {
+    let p = load(&REMOTE.replace(
+        "hs256_secret = \"0123456789abcdef0123456789abcdef\"",
+        "jwks_url = \"https://id.example.org/jwks\"",
+    ))
+    .unwrap_err();
+    assert!(keys(&p).contains(&"auth.jwks_url"), "{p}");
+}
+
+#[test]
+fn the_demo_sandbox_is_never_served_publicly_by_accident() {
+    let p = load("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
+    assert_eq!(keys(&p), ["canvas.instance"]);
+    assert!(load("[server]\nlisten = \"0.0.0.0:8080\"\n[sandbox]\nallow_public = true\n").is_ok());
+    assert!(
+        load(&format!("{REMOTE}\n[server]\nlisten = \"0.0.0.0:8080\"\n")).is_ok(),
+        "a real Canvas may listen anywhere"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_its_place_but_never_quotes_the_line() {
+    let p = load("[canvas]\nclient_secret = \"s3cr3t-value-123\n").unwrap_err();
+    let text = p.to_string();
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(text.contains("line"), "{text}");
+}
+
+#[test]
+fn location_ids_are_compared_in_canvas_form() {
+    let s = load(
+        "[[locations]]\nschedule_key = \"1\"\nid = \"B3476A18-3F63-422D-87E7-B3DC0CD55060\"\ntimezone = \"America/Los_Angeles\"\nstate = \"CA\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.rules.locations[0].id,
+        "b3476a18-3f63-422d-87e7-b3dc0cd55060"
+    );
+}

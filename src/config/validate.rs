@@ -45,7 +45,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
     let mut found = Found::default();
     let embedded = is_embedded(&raw.canvas);
     let server = server(&mut found, &raw.server);
-    let canvas = canvas(&mut found, &raw.canvas, &raw.sandbox);
+    let canvas = canvas(&mut found, &raw.canvas, &raw.sandbox, raw.server.listen);
     let auth = auth(&mut found, raw.auth, embedded);
     let cache = CacheSettings {
         slot_ttl: secs(found.range(
@@ -205,8 +205,21 @@ fn http_url(found: &mut Found, key: &str, value: &str) -> Option<Url> {
     }
 }
 
-fn canvas(found: &mut Found, raw: &RawCanvas, sandbox: &RawSandbox) -> CanvasSettings {
+fn canvas(
+    found: &mut Found,
+    raw: &RawCanvas,
+    sandbox: &RawSandbox,
+    listen: std::net::SocketAddr,
+) -> CanvasSettings {
     let target = if is_embedded(raw) {
+        if !sandbox.allow_public && !listen.ip().is_loopback() {
+            found.add(
+                "canvas.instance",
+                format!(
+                    "no Canvas is configured, so slotgate would serve its demo sandbox (and print a staff token) on {listen}, which is not loopback; configure [canvas], or set sandbox.allow_public = true for a public demo"
+                ),
+            );
+        }
         if !(0.0..=1.0).contains(&sandbox.error_rate) {
             found.add("sandbox.error_rate", "must be between 0.0 and 1.0");
         }
@@ -357,6 +370,13 @@ fn auth(found: &mut Found, raw: RawAuth, embedded: bool) -> AuthSettings {
         .jwks_url
         .as_deref()
         .and_then(|u| http_url(found, "auth.jwks_url", u));
+    if jwks.is_some() {
+        // Accepting it would start a gateway that refuses every token.
+        found.add(
+            "auth.jwks_url",
+            "is not supported yet; configure rs256_public_key_pem or es256_public_key_pem",
+        );
+    }
     let mut hs = raw.hs256_secret.filter(|s| !s.is_empty());
     if let Some(s) = &hs
         && s.len() < 32
@@ -720,12 +740,17 @@ fn locations(found: &mut Found, raw: &[RawLocation]) -> Vec<LocationInfo> {
                 format!("{:?} is mapped twice", l.schedule_key),
             );
         }
-        if uuid::Uuid::parse_str(&l.id).is_err() {
-            found.add(
-                key("id"),
-                format!("{:?} is not a Canvas Location id (a UUID)", l.id),
-            );
-        }
+        // Canvas writes Location ids as lower-case hyphenated UUIDs; so do we, to compare them.
+        let id = match uuid::Uuid::parse_str(&l.id) {
+            Ok(u) => u.to_string(),
+            Err(_) => {
+                found.add(
+                    key("id"),
+                    format!("{:?} is not a Canvas Location id (a UUID)", l.id),
+                );
+                l.id.clone()
+            }
+        };
         let timezone = TimeZone::get(&l.timezone);
         if timezone.is_err() {
             found.add(
@@ -740,7 +765,7 @@ fn locations(found: &mut Found, raw: &[RawLocation]) -> Vec<LocationInfo> {
         if let (Ok(timezone), Ok(state)) = (timezone, state) {
             out.push(LocationInfo {
                 schedule_key: l.schedule_key.clone(),
-                id: l.id.clone(),
+                id,
                 timezone,
                 state,
             });

@@ -28,6 +28,28 @@ pub struct Answer {
     pub valid_until: Timestamp,
 }
 
+/// The first instant at which a fresh computation could differ from this answer: when its
+/// oldest Canvas data reaches the slot TTL, when its first slot falls inside the caller's
+/// notice, or when a hold or fresh booking that hid slots lapses.
+pub fn valid_until(
+    now: Timestamp,
+    earliest: Timestamp,
+    first_offer: Option<Timestamp>,
+    as_of: Timestamp,
+    ttl: Duration,
+    busy_changes: Option<Timestamp>,
+) -> Timestamp {
+    let notice = earliest.duration_since(now);
+    let expires = as_of.saturating_add(ttl).unwrap_or(now);
+    [
+        first_offer.map(|f| f.saturating_sub(notice).unwrap_or(now)),
+        busy_changes,
+    ]
+    .into_iter()
+    .flatten()
+    .fold(expires, Timestamp::min)
+}
+
 pub struct AnswerCache {
     answers: Cache<AnswerKey, Arc<Answer>>,
 }
@@ -37,7 +59,9 @@ impl AnswerCache {
         Self {
             answers: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_, a: &Arc<Answer>| u32::try_from(a.body.len()).unwrap_or(u32::MAX))
+                .weigher(|k: &AnswerKey, a: &Arc<Answer>| {
+                    u32::try_from(k.question.len() + a.body.len()).unwrap_or(u32::MAX)
+                })
                 .time_to_live(ttl)
                 .build(),
         }
@@ -50,5 +74,79 @@ impl AnswerCache {
 
     pub async fn put(&self, key: AnswerKey, answer: Answer) {
         self.answers.insert(key, Arc::new(answer)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_answer_lives_until_its_first_change() {
+        let now = ts("2026-12-01T10:00:00Z");
+        let earliest = ts("2026-12-01T12:00:00Z"); // two hours' notice
+        let ttl = Duration::from_secs(60);
+        // Only the data's age: fetched 20 s ago, reusable for 40 s more.
+        assert_eq!(
+            valid_until(now, earliest, None, ts("2026-12-01T09:59:40Z"), ttl, None),
+            ts("2026-12-01T10:00:40Z")
+        );
+        // The first slot at 12:00:30 enters the notice at 10:00:30.
+        assert_eq!(
+            valid_until(
+                now,
+                earliest,
+                Some(ts("2026-12-01T12:00:30Z")),
+                ts("2026-12-01T10:00:00Z"),
+                ttl,
+                None
+            ),
+            ts("2026-12-01T10:00:30Z")
+        );
+        // A hold lapsing at 10:00:10 makes its slot reappear.
+        assert_eq!(
+            valid_until(
+                now,
+                earliest,
+                None,
+                ts("2026-12-01T10:00:00Z"),
+                ttl,
+                Some(ts("2026-12-01T10:00:10Z"))
+            ),
+            ts("2026-12-01T10:00:10Z")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_answer_is_not_served() {
+        let cache = AnswerCache::new(Duration::from_secs(60), 1 << 20);
+        let key = AnswerKey {
+            question: "q".into(),
+            epoch: 0,
+            directory: Timestamp::UNIX_EPOCH,
+        };
+        cache
+            .put(
+                key.clone(),
+                Answer {
+                    body: Bytes::from_static(b"{}"),
+                    valid_until: ts("2026-12-01T10:00:30Z"),
+                },
+            )
+            .await;
+        assert!(cache.get(&key, ts("2026-12-01T10:00:29Z")).await.is_some());
+        assert!(cache.get(&key, ts("2026-12-01T10:00:30Z")).await.is_none());
+        let later_epoch = AnswerKey { epoch: 1, ..key };
+        assert!(
+            cache
+                .get(&later_epoch, ts("2026-12-01T10:00:00Z"))
+                .await
+                .is_none(),
+            "an invalidation retires it"
+        );
     }
 }

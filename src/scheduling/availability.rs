@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use super::directory::{Clinician, Directory, Place, ScheduleEntry, Snapshot};
+use super::directory::{Clinician, Place, ScheduleEntry, Snapshot};
 use super::slot_cache::{FreeSlot, SlotCache, SlotKey};
 use crate::canvas;
 use crate::rules::eligibility::{licensed_for_visit, offers_modality, offers_specialty};
@@ -38,6 +38,41 @@ pub struct Query {
     pub specialty: Option<String>,
     pub language: Option<String>,
     pub limit: usize,
+}
+
+impl Query {
+    /// Everything the answer depends on, normalised: equal questions asked differently share
+    /// it, and its size is bounded because every part was validated.
+    pub fn cache_key(&self, staff: bool) -> String {
+        let modalities: Vec<&str> = self.modalities.iter().map(|m| m.as_str()).collect();
+        format!(
+            "{staff}|{}|{}|{:?}|{}|{}..{}|{}|{:?}|{:?}|{:?}|{:?}|{}",
+            self.reason.code,
+            self.duration_minutes,
+            self.patient_state.map(|s| s.to_string()),
+            modalities.join(","),
+            self.start,
+            self.end,
+            self.tz.iana_name().unwrap_or("UTC"),
+            self.practitioner.as_ref().map(|p| p.as_str()),
+            self.location,
+            self.specialty,
+            self.language,
+            self.limit,
+        )
+    }
+
+    /// Whether the booking horizon cut the question short, so that its answer grows as time
+    /// passes (and must not be reused).
+    pub fn clipped_by_horizon(&self, window: &Window) -> bool {
+        let after = self
+            .end
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(self.tz.clone()).ok())
+            .map(|z| z.timestamp());
+        after.is_none_or(|after| window.latest < after)
+    }
 }
 
 /// Time a clinician is taken although Canvas may not show it yet (holds, fresh bookings).
@@ -302,7 +337,10 @@ fn order(a: &Offer, b: &Offer) -> Ordering {
 pub struct Answer {
     pub snapshot: Arc<Snapshot>,
     pub offers: Vec<OwnedOffer>,
+    /// When the oldest Canvas data behind the answer was fetched (slots and directory).
     pub as_of: Timestamp,
+    /// When the oldest slot list behind it was fetched: what the slot TTL counts from.
+    pub slots_as_of: Timestamp,
     pub stale: bool,
 }
 
@@ -317,22 +355,24 @@ pub struct OwnedOffer {
     pub modality: Modality,
 }
 
-/// Plans, fans out to the slot cache with bounded concurrency, assembles.
+/// Plans, fans out to the slot cache with bounded concurrency, assembles. `directory_stale`
+/// says the snapshot is older than its refresh period (Canvas failing).
 pub async fn find(
-    directory: &Directory,
+    snapshot: Arc<Snapshot>,
+    directory_stale: bool,
     cache: &SlotCache,
     query: &Query,
     window: Window,
     busy: &[Busy],
     fan_out: usize,
 ) -> Result<Answer, canvas::Error> {
-    let snapshot = directory.snapshot().await?;
     let Some(span) = span(query, &window) else {
         return Ok(Answer {
             as_of: snapshot.fetched_at,
+            slots_as_of: Timestamp::now(),
             snapshot,
             offers: Vec::new(),
-            stale: false,
+            stale: directory_stale,
         });
     };
     let candidates = plan(query, &snapshot, span);
@@ -349,12 +389,14 @@ pub async fn find(
     .buffered(fan_out.max(1))
     .try_collect()
     .await?;
-    let as_of = lookups
+    // The oldest Canvas data behind the answer: the slots, and the clinicians' licences.
+    let slots_as_of = lookups
         .iter()
         .map(|l| l.list.fetched_at)
         .min()
-        .unwrap_or(snapshot.fetched_at);
-    let stale = lookups.iter().any(|l| l.stale);
+        .unwrap_or_else(Timestamp::now);
+    let as_of = slots_as_of.min(snapshot.fetched_at);
+    let stale = directory_stale || lookups.iter().any(|l| l.stale);
     let free: Vec<&[FreeSlot]> = lookups.iter().map(|l| l.list.slots.as_slice()).collect();
     let offers = assemble(query, &candidates, &free, busy, span)
         .into_iter()
@@ -371,6 +413,7 @@ pub async fn find(
         snapshot: snapshot.clone(),
         offers,
         as_of,
+        slots_as_of,
         stale,
     })
 }

@@ -79,40 +79,35 @@ impl Snapshot {
             })
             .collect();
         places.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.info.id.cmp(&b.info.id)));
-        let clinicians: BTreeMap<PractitionerId, Clinician> =
-            practitioners
-                .into_iter()
-                .filter(|p| p.active != Some(false))
-                .filter_map(|p| {
-                    let id: PractitionerId = p.id.parse().ok()?;
-                    let profile = rules.practitioners.get(&id).cloned().unwrap_or_else(|| {
-                        PractitionerProfile {
-                            modalities: crate::rules::model::Modality::ALL.to_vec(),
-                            ..PractitionerProfile::default()
-                        }
-                    });
-                    let licensure = Licensure::new(&profile, &licenses::licenses(&p));
-                    let name = p
-                        .name
-                        .first()
-                        .and_then(|n| n.display())
-                        .unwrap_or_else(|| id.to_string());
-                    let meeting_link = profile.telehealth_url.clone().or_else(|| {
-                        extension(&p.extension, EXT_MEETING_ROOM_LINK)
-                            .and_then(|e| e.value_url.clone())
-                    });
-                    Some((
-                        id.clone(),
-                        Clinician {
-                            id,
-                            name,
-                            profile,
-                            licensure,
-                            meeting_link,
-                        },
-                    ))
-                })
-                .collect();
+        let clinicians: BTreeMap<PractitionerId, Clinician> = practitioners
+            .into_iter()
+            .filter(|p| p.active != Some(false))
+            .filter_map(|p| {
+                let id: PractitionerId = p.id.parse().ok()?;
+                // A clinician the clinic did not describe in [[practitioners]] practises no
+                // modality here: offering them would guess at what they see.
+                let profile = rules.practitioners.get(&id).cloned().unwrap_or_default();
+                let licensure = Licensure::new(&profile, &licenses::licenses(&p));
+                let name = p
+                    .name
+                    .first()
+                    .and_then(|n| n.display())
+                    .unwrap_or_else(|| id.to_string());
+                let meeting_link = profile.telehealth_url.clone().or_else(|| {
+                    extension(&p.extension, EXT_MEETING_ROOM_LINK).and_then(|e| e.value_url.clone())
+                });
+                Some((
+                    id.clone(),
+                    Clinician {
+                        id,
+                        name,
+                        profile,
+                        licensure,
+                        meeting_link,
+                    },
+                ))
+            })
+            .collect();
         let mut schedules: Vec<ScheduleEntry> = schedules
             .into_iter()
             .filter_map(|s| {
@@ -154,32 +149,27 @@ impl Directory {
         }
     }
 
-    /// The current snapshot. Loads it on first use (one load however many callers wait);
-    /// after that a stale copy is served while a refresh is attempted, and kept if it fails.
+    /// The current snapshot, whatever its age: only the first use waits for Canvas (one load
+    /// however many callers wait). Later refreshes happen in `refresh_forever`, so a Canvas
+    /// outage never makes requests queue behind failing reloads; the last good copy serves.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, canvas::Error> {
-        if let Some((snapshot, loaded)) = self.current.read().await.as_ref()
-            && loaded.elapsed() < self.ttl
-        {
+        if let Some((snapshot, _)) = self.current.read().await.as_ref() {
             return Ok(snapshot.clone());
         }
         let _gate = self.loading.lock().await;
-        let existing = self.current.read().await.clone();
-        match existing {
-            Some((snapshot, loaded)) if loaded.elapsed() < self.ttl => Ok(snapshot),
-            Some((snapshot, _)) => {
-                if let Err(e) = self.load().await {
-                    tracing::warn!(error = %e, "directory refresh failed; serving the last good copy");
-                }
-                Ok(self
-                    .current
-                    .read()
-                    .await
-                    .as_ref()
-                    .map(|(s, _)| s.clone())
-                    .unwrap_or(snapshot))
-            }
-            None => self.load().await,
+        if let Some((snapshot, _)) = self.current.read().await.as_ref() {
+            return Ok(snapshot.clone());
         }
+        self.load().await
+    }
+
+    /// Whether the snapshot is older than two refresh periods: Canvas has been failing.
+    pub async fn is_stale(&self) -> bool {
+        self.current
+            .read()
+            .await
+            .as_ref()
+            .is_some_and(|(_, loaded)| loaded.elapsed() > self.ttl * 2)
     }
 
     /// Fetches schedules, practitioners and locations at once and replaces the snapshot.
@@ -200,16 +190,23 @@ impl Directory {
         Ok(snapshot)
     }
 
-    /// Refreshes every `ttl` until the task is dropped, so requests rarely wait for Canvas.
+    /// Loads now, then every `ttl`; after a failure it tries again within seconds, keeping
+    /// the last good copy meanwhile. Runs until the task is dropped.
     pub async fn refresh_forever(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.ttl);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let retry = Duration::from_secs(5).min(self.ttl);
         loop {
-            tick.tick().await;
-            let _gate = self.loading.lock().await;
-            if let Err(e) = self.load().await {
-                tracing::warn!(error = %e, "directory refresh failed; keeping the last good copy");
-            }
+            let outcome = {
+                let _gate = self.loading.lock().await;
+                self.load().await
+            };
+            let wait = match outcome {
+                Ok(_) => self.ttl,
+                Err(e) => {
+                    tracing::warn!(error = %e, "directory refresh failed; keeping the last good copy");
+                    retry
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod availability;
 mod availability_props;
 pub mod booking;
 pub mod canvas_write;
+pub mod clinicians;
 pub mod directory;
 pub mod events;
 pub mod holds;

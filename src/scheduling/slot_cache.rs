@@ -4,8 +4,9 @@
 //! stale) for `[cache] stale_if_error_seconds`; bookings and notifications invalidate a
 //! clinician's entries.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -39,6 +40,9 @@ pub struct SlotList {
     /// Sorted by start.
     pub slots: Vec<FreeSlot>,
     pub fetched_at: Timestamp,
+    /// The clinician's invalidation generation when the Canvas call started: a list fetched
+    /// before an invalidation is never served after it, even if it lands in the cache later.
+    generation: u64,
 }
 
 /// A cached answer and whether it is the stale fallback.
@@ -51,10 +55,20 @@ pub struct SlotCache {
     canvas: CanvasClient,
     /// Bumped by every invalidation, so answers computed before it are never reused.
     epoch: AtomicU64,
+    /// Per clinician, bumped by their invalidations; plus a global one bumped by
+    /// `invalidate_all`. Both only grow, so their sum changes whenever either does.
+    generations: Mutex<HashMap<PractitionerId, u64>>,
+    global_generation: AtomicU64,
     fresh: Cache<SlotKey, Arc<SlotList>>,
     last_good: Cache<SlotKey, Arc<SlotList>>,
+    /// Keys whose Canvas call just failed: served from `last_good` without asking Canvas again
+    /// for two seconds, so an outage does not make every request wait for a timeout.
+    failing: Cache<SlotKey, ()>,
     metrics: Option<Metrics>,
 }
+
+/// How long a failed Canvas call is remembered.
+const FAILURE_MEMORY: Duration = Duration::from_secs(2);
 
 impl SlotCache {
     pub fn new(
@@ -76,6 +90,12 @@ impl SlotCache {
         Self {
             canvas,
             epoch: AtomicU64::new(0),
+            generations: Mutex::new(HashMap::new()),
+            global_generation: AtomicU64::new(0),
+            failing: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(FAILURE_MEMORY)
+                .build(),
             fresh,
             last_good,
             metrics,
@@ -85,9 +105,20 @@ impl SlotCache {
     /// The free slots for `key`, from the cache or one Canvas call shared by every caller
     /// that misses at the same time. `tz` is the location's zone (for local dates).
     pub async fn get(&self, key: &SlotKey, tz: &TimeZone) -> Result<Lookup, canvas::Error> {
+        let generation = self.generation(&key.schedule.practitioner);
         if let Some(list) = self.fresh.get(key).await {
-            self.count("hit");
-            return Ok(Lookup { list, stale: false });
+            if list.generation == generation {
+                self.count("hit");
+                return Ok(Lookup { list, stale: false });
+            }
+            // Fetched before an invalidation that it outlived.
+            self.fresh.invalidate(key).await;
+        }
+        if self.failing.contains_key(key)
+            && let Some(list) = self.last_good.get(key).await
+        {
+            self.count("stale");
+            return Ok(Lookup { list, stale: true });
         }
         let fetch = async {
             self.count("miss");
@@ -97,6 +128,8 @@ impl SlotCache {
                 .await?;
             let mut free: Vec<FreeSlot> = slots
                 .into_iter()
+                // Canvas only lists free slots (§3); anything else is not bookable anyway.
+                .filter(|s| s.status == "free")
                 .map(|s| FreeSlot {
                     start: s.start.timestamp,
                     end: s.end.timestamp,
@@ -110,25 +143,39 @@ impl SlotCache {
             let list = Arc::new(SlotList {
                 slots: free,
                 fetched_at: Timestamp::now(),
+                generation,
             });
             self.last_good.insert(key.clone(), list.clone()).await;
             Ok::<_, canvas::Error>(list)
         };
         match self.fresh.try_get_with(key.clone(), fetch).await {
             Ok(list) => Ok(Lookup { list, stale: false }),
-            Err(error) => match self.last_good.get(key).await {
-                Some(list) => {
-                    self.count("stale");
-                    Ok(Lookup { list, stale: true })
+            Err(error) => {
+                self.failing.insert(key.clone(), ()).await;
+                match self.last_good.get(key).await {
+                    Some(list) => {
+                        self.count("stale");
+                        Ok(Lookup { list, stale: true })
+                    }
+                    None => Err((*error).clone()),
                 }
-                None => Err((*error).clone()),
-            },
+            }
         }
+    }
+
+    fn generation(&self, practitioner: &PractitionerId) -> u64 {
+        let generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        self.global_generation.load(Ordering::SeqCst)
+            + generations.get(practitioner).copied().unwrap_or(0)
     }
 
     /// Drops every fresh entry of a clinician (any location, any range): the next query asks
     /// Canvas again. The stale fallback stays, for when Canvas is down.
     pub fn invalidate_practitioner(&self, practitioner: &PractitionerId) {
+        {
+            let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+            *generations.entry(practitioner.clone()).or_default() += 1;
+        }
         self.epoch.fetch_add(1, Ordering::SeqCst);
         let practitioner = practitioner.clone();
         if let Err(e) = self
@@ -141,6 +188,7 @@ impl SlotCache {
     }
 
     pub fn invalidate_all(&self) {
+        self.global_generation.fetch_add(1, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.fresh.invalidate_all();
     }

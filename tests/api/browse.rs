@@ -68,10 +68,31 @@ async fn practitioners_are_filtered_like_availability() {
     let all = ids(&app, "").await;
     assert_eq!(
         all.len(),
-        12,
-        "inactive and non-schedulable staff are not listed"
+        11,
+        "inactive and non-schedulable staff are not listed, nor Chen"
     );
     assert!(!all.contains(HAYES) && !all.contains(PARK));
+    assert!(
+        !all.contains(CHEN),
+        "with no state licence he can be booked for nothing"
+    );
+    // In person needs a licence in the location's state: Bell only practises in Arizona.
+    assert!(
+        !ids(&app, "?modality=in_person&state=CA")
+            .await
+            .contains(BELL),
+        "his CA licence expired"
+    );
+    assert!(
+        ids(&app, "?modality=in_person&state=AZ")
+            .await
+            .contains(BELL)
+    );
+    assert!(
+        !ids(&app, "?reason=FLUP&modality=in_person")
+            .await
+            .contains(CHEN)
+    );
     let wa = ids(&app, "?state=WA").await;
     assert_eq!(
         wa,
@@ -91,6 +112,19 @@ async fn practitioners_are_filtered_like_availability() {
     let spanish = ids(&app, "?language=es").await;
     assert!(spanish.contains(OKAFOR) && spanish.contains(REYES) && !spanish.contains(KIM));
     assert!(ids(&app, "?specialty=dermatology").await.contains(BELL));
+    // In person needs a licence in the location's state: Bell only practises in Arizona.
+    let in_person_ca = ids(&app, "?modality=in_person&state=CA").await;
+    assert!(!in_person_ca.contains(BELL), "his CA licence expired");
+    assert!(
+        ids(&app, "?modality=in_person&state=AZ")
+            .await
+            .contains(BELL)
+    );
+    assert!(
+        !ids(&app, "?reason=FLUP&modality=in_person")
+            .await
+            .contains(CHEN)
+    );
 }
 
 #[tokio::test]
