@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::limits::{self, Limits};
 use crate::api::{self, AppState, context, docs::ApiDoc};
 use crate::auth::Verifier;
 use crate::canvas::{CanvasClient, ClientOptions};
@@ -77,10 +78,18 @@ impl Application {
                 max_concurrency: settings.canvas.max_concurrency,
                 max_retries: settings.canvas.max_retries,
                 retry_base: settings.canvas.retry_base,
+                requests_per_second: settings.canvas.requests_per_second,
+                circuit_threshold: settings.canvas.circuit_failures,
+                circuit_cooldown: settings.canvas.circuit_open,
             },
             Some(metrics.clone()),
         )?;
         let verifier = web::Data::new(Verifier::new(&settings.auth)?);
+        let limits = web::Data::new(Limits::new(
+            settings.rate_limit.browse_per_minute,
+            settings.rate_limit.book_per_minute,
+            settings.server.trusted_proxies.clone(),
+        ));
         let listener =
             TcpListener::bind(settings.server.listen).map_err(|source| StartError::Bind {
                 address: settings.server.listen,
@@ -96,7 +105,12 @@ impl Application {
             Arc::new(settings.rules.clone()),
             settings.cache.directory_ttl,
         ));
-        let background = vec![tokio::spawn(directory.clone().refresh_forever())];
+        let warm = verifier.clone();
+        let background = vec![
+            tokio::spawn(directory.clone().refresh_forever()),
+            tokio::spawn(limits.clone().into_inner().sweep_forever()),
+            tokio::spawn(async move { warm.warm_up().await }),
+        ];
         let slot_cache = Arc::new(SlotCache::new(
             canvas.clone(),
             settings.cache.slot_ttl,
@@ -124,10 +138,15 @@ impl Application {
         let metrics = web::Data::new(metrics);
         let max_body = settings.server.max_body_bytes;
         let openapi = ApiDoc::openapi();
+        let cors_origins = settings.server.cors_origins.clone();
         let routes = web::Data::new(context::KnownRoutes::from_openapi(&openapi));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())
+                .wrap(from_fn(limits::limit))
+                .wrap(from_fn(crate::auth::gate))
+                .wrap(security_headers())
+                .wrap(cors(&cors_origins))
                 .wrap(from_fn(context::request_context))
                 .wrap(TracingLogger::<SlotgateRootSpan>::new())
                 .app_data(
@@ -141,6 +160,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(metrics.clone())
                 .app_data(verifier.clone())
+                .app_data(limits.clone())
                 .app_data(routes.clone())
                 .configure(api::configure)
                 .service(web::redirect("/swagger-ui", "/swagger-ui/"))
@@ -151,6 +171,10 @@ impl Application {
                 .default_service(web::to(context::fallback))
         })
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        // A client has this long to send its request head, and an idle connection closes.
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .keep_alive(std::time::Duration::from_secs(30))
         .listen(listener)
         .map_err(|source| StartError::Bind {
             address: settings.server.listen,
@@ -201,6 +225,38 @@ impl Application {
         }
         result
     }
+}
+
+/// Browsers may call the API only from the configured web apps' origins.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static("idempotency-key"),
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            actix_web::http::header::LOCATION,
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer, and no caching of
+/// what may be health data.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
 }
 
 async fn start_sandbox(

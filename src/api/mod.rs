@@ -11,6 +11,7 @@ pub mod events;
 pub mod health;
 pub mod holds;
 pub mod idempotency;
+pub mod limits;
 pub mod locations;
 pub mod params;
 pub mod practitioners;

@@ -1,31 +1,53 @@
-//! Extractors that authenticate the caller and check one scope. A handler that takes
-//! `ReadAccess` cannot run for a caller without `scheduling.read`.
+//! Who is calling: verified once per request by [`gate`], read by the extractors that check one
+//! scope each. A handler that takes `ReadAccess` cannot run for a caller without
+//! `scheduling.read`.
 
 use std::future::{Ready, ready};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 
 use super::{AuthError, Principal, Verifier};
 use crate::error::{ApiError, Code};
 
-fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let verifier = req
-        .app_data::<web::Data<Verifier>>()
-        .ok_or_else(|| ApiError::internal(&"no token verifier configured"))?;
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+/// The outcome of verifying this request's bearer token.
+#[derive(Debug, Clone)]
+pub struct Authentication(pub Result<Principal, AuthError>);
+
+fn bearer(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
         .filter(|t| !t.is_empty())
-        .ok_or(AuthError::Missing);
-    token
-        .and_then(|t| verifier.verify(t))
-        .map_err(|e| ApiError::new(Code::Unauthorized, e.to_string()))
+}
+
+/// Verifies the bearer token once and keeps the outcome for the rate limiter and the
+/// extractors. Requests without a token pass through; the extractors refuse them.
+pub async fn gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let outcome = match (bearer(&req), req.app_data::<web::Data<Verifier>>()) {
+        (Some(token), Some(verifier)) => verifier.verify(&token).await,
+        _ => Err(AuthError::Missing),
+    };
+    req.extensions_mut().insert(Authentication(outcome));
+    next.call(req).await
+}
+
+fn authenticated(req: &HttpRequest) -> Result<Principal, ApiError> {
+    match req.extensions().get::<Authentication>() {
+        Some(Authentication(Ok(p))) => Ok(p.clone()),
+        Some(Authentication(Err(e))) => Err(ApiError::new(Code::Unauthorized, e.to_string())),
+        None => Err(ApiError::new(
+            Code::Unauthorized,
+            AuthError::Missing.to_string(),
+        )),
+    }
 }
 
 macro_rules! access {
@@ -39,15 +61,12 @@ macro_rules! access {
             type Future = Ready<Result<Self, ApiError>>;
 
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-                ready(authenticate(req).and_then(|p| {
+                ready(authenticated(req).and_then(|p| {
                     let $s = p.scopes;
                     if $allowed {
                         Ok($name(p))
                     } else {
-                        Err(ApiError::new(
-                            Code::Forbidden,
-                            concat!("This token lacks the ", $scope, " scope."),
-                        ))
+                        Err(ApiError::new(Code::Forbidden, concat!("This token lacks the ", $scope, " scope.")))
                     }
                 }))
             }

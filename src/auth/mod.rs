@@ -3,9 +3,10 @@
 //! its check.
 
 mod extract;
+mod jwks;
 mod verify;
 
-pub use extract::{AdminAccess, BookAccess, ReadAccess, StaffAccess};
+pub use extract::{AdminAccess, Authentication, BookAccess, ReadAccess, StaffAccess, gate};
 pub use verify::{AuthError, DevToken, Verifier};
 
 use crate::types::PatientId;

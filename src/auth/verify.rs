@@ -1,12 +1,16 @@
 //! Token verification with jsonwebtoken. Each configured key is bound to one algorithm, and a
-//! token is checked only with the key of the algorithm it names: `alg: none` and algorithm
+//! token is checked only with a key of the algorithm it names: `alg: none` and algorithm
 //! confusion (an HS256 token "signed" with the RS256 public key) find no key and fail.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header,
 };
 use serde_json::{Map, Value};
 
+use super::jwks::Jwks;
 use super::{Principal, Scopes};
 use crate::config::{AuthSettings, Secret};
 use crate::types::PatientId;
@@ -20,7 +24,8 @@ pub enum AuthError {
 }
 
 pub struct Verifier {
-    keys: Vec<(Algorithm, DecodingKey)>,
+    keys: Vec<(Algorithm, Arc<DecodingKey>)>,
+    jwks: Option<Jwks>,
     issuer: String,
     audience: String,
     patient_claim: String,
@@ -33,17 +38,28 @@ impl Verifier {
         if let Some(secret) = &settings.hs256_secret {
             keys.push((
                 Algorithm::HS256,
-                DecodingKey::from_secret(secret.expose().as_bytes()),
+                Arc::new(DecodingKey::from_secret(secret.expose().as_bytes())),
             ));
         }
         if let Some(pem) = &settings.rs256_public_key_pem {
-            keys.push((Algorithm::RS256, DecodingKey::from_rsa_pem(pem.as_bytes())?));
+            keys.push((
+                Algorithm::RS256,
+                Arc::new(DecodingKey::from_rsa_pem(pem.as_bytes())?),
+            ));
         }
         if let Some(pem) = &settings.es256_public_key_pem {
-            keys.push((Algorithm::ES256, DecodingKey::from_ec_pem(pem.as_bytes())?));
+            keys.push((
+                Algorithm::ES256,
+                Arc::new(DecodingKey::from_ec_pem(pem.as_bytes())?),
+            ));
         }
+        let jwks = settings
+            .jwks_url
+            .clone()
+            .map(|url| Jwks::new(url, Duration::from_secs(settings.jwks_refresh_seconds)));
         Ok(Verifier {
             keys,
+            jwks,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             patient_claim: settings.patient_claim.clone(),
@@ -51,21 +67,40 @@ impl Verifier {
         })
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Loads the JWKS, if one is configured (start-up; a failure is retried on demand).
+    pub async fn warm_up(&self) {
+        if let Some(jwks) = &self.jwks {
+            jwks.fetch().await;
+        }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > 8192 {
+            return Err(AuthError::Invalid("too long"));
+        }
         let header = decode_header(token).map_err(|_| AuthError::Invalid("malformed token"))?;
-        let key = self
-            .keys
-            .iter()
-            .find(|(alg, _)| *alg == header.alg)
-            .map(|(_, key)| key)
-            .ok_or(AuthError::Invalid("unsupported algorithm or unknown key"))?;
+        let key = match (&header.kid, &self.jwks) {
+            (Some(kid), Some(jwks)) => jwks
+                .key(kid)
+                .await
+                .filter(|(alg, _)| *alg == header.alg)
+                .map(|(_, k)| k),
+            _ => None,
+        }
+        .or_else(|| {
+            self.keys
+                .iter()
+                .find(|(alg, _)| *alg == header.alg)
+                .map(|(_, key)| key.clone())
+        })
+        .ok_or(AuthError::Invalid("unsupported algorithm or unknown key"))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
-        let data = decode::<Map<String, Value>>(token.as_bytes(), key, &validation)
+        let data = decode::<Map<String, Value>>(token.as_bytes(), &key, &validation)
             .map_err(|e| AuthError::Invalid(reason(e.kind())))?;
         self.principal(data.claims)
     }
@@ -74,7 +109,7 @@ impl Verifier {
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && s.len() <= 256)
             .ok_or(AuthError::Invalid("no subject"))?
             .to_owned();
         let scopes = claims

@@ -14,6 +14,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
 use super::Error;
+use super::breaker::{Breaker, Permit};
 use super::fhir::Bundle;
 use super::token::TokenSource;
 use crate::config::Secret;
@@ -37,7 +38,15 @@ pub struct ClientOptions {
     pub max_concurrency: usize,
     pub max_retries: u32,
     pub retry_base: Duration,
+    /// slotgate's own budget of Canvas calls per second (all callers together).
+    pub requests_per_second: u32,
+    /// Failures in a row that open the circuit, and how long it stays open.
+    pub circuit_threshold: u32,
+    pub circuit_cooldown: Duration,
 }
+
+/// How long a call may wait for the per-second budget before it is refused instead.
+const MAX_BUDGET_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct CanvasClient {
@@ -51,6 +60,8 @@ struct Inner {
     permits: Semaphore,
     max_retries: u32,
     retry_base: Duration,
+    budget: governor::DefaultDirectRateLimiter,
+    breaker: Breaker,
     metrics: Option<Metrics>,
 }
 
@@ -88,6 +99,11 @@ impl CanvasClient {
                 permits: Semaphore::new(options.max_concurrency.max(1)),
                 max_retries: options.max_retries,
                 retry_base: options.retry_base,
+                budget: governor::RateLimiter::direct(governor::Quota::per_second(
+                    std::num::NonZeroU32::new(options.requests_per_second)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                )),
+                breaker: Breaker::new(options.circuit_threshold, options.circuit_cooldown),
                 metrics,
             }),
         })
@@ -216,10 +232,23 @@ impl CanvasClient {
             retries = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self
-            .attempts(operation, method, url, body)
-            .instrument(span.clone())
-            .await;
+        let result = match self.inner.breaker.permit(started) {
+            Permit::Refused => Err(Error::Unavailable {
+                operation,
+                reason: "circuit open".into(),
+                maybe_sent: false,
+            }),
+            Permit::Go => {
+                let result = self
+                    .attempts(operation, method, url, body)
+                    .instrument(span.clone())
+                    .await;
+                self.inner
+                    .breaker
+                    .record(!counts_as_failure(&result), Instant::now());
+                result
+            }
+        };
         let outcome = match &result {
             Ok(_) => "ok",
             Err(Error::Timeout { .. }) => "timeout",
@@ -257,6 +286,7 @@ impl CanvasClient {
         let mut reauthenticated = false;
         loop {
             let token = inner.token.get(&inner.http).await?;
+            self.spend_budget(operation).await?;
             let permit = inner.permits.acquire().await;
             let sent = self.send_once(&method, &url, &token, body.as_deref()).await;
             drop(permit);
@@ -337,6 +367,38 @@ impl CanvasClient {
         request.send().await
     }
 
+    /// One call's share of slotgate's own per-second budget: a short wait, or a refusal.
+    async fn spend_budget(&self, operation: &'static str) -> Result<(), Error> {
+        let budget = &self.inner.budget;
+        match budget.check() {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                if wait > MAX_BUDGET_WAIT {
+                    return Err(Error::Unavailable {
+                        operation,
+                        reason: "slotgate's Canvas budget is spent".into(),
+                        maybe_sent: false,
+                    });
+                }
+                tokio::time::timeout(MAX_BUDGET_WAIT, budget.until_ready())
+                    .await
+                    .map_err(|_| Error::Unavailable {
+                        operation,
+                        reason: "slotgate's Canvas budget is spent".into(),
+                        maybe_sent: false,
+                    })
+            }
+        }
+    }
+
+    /// Whether the circuit to Canvas is open (failing fast).
+    pub fn circuit_open(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
     /// Exponential backoff with full jitter, never shorter than Canvas's `Retry-After`.
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let ceiling = self
@@ -346,6 +408,14 @@ impl CanvasClient {
         let jittered = ceiling.mul_f64(fastrand::f64());
         retry_after.map_or(jittered, |hint| hint.max(jittered))
     }
+}
+
+/// Canvas unreachable, too slow or failing; its refusals (4xx) are answers.
+fn counts_as_failure(result: &Result<Answer, Error>) -> bool {
+    matches!(
+        result,
+        Err(Error::Unavailable { .. } | Error::Timeout { .. } | Error::Upstream { .. })
+    )
 }
 
 fn is_retryable(status: StatusCode) -> bool {

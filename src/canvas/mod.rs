@@ -1,6 +1,7 @@
 //! The Canvas client: token, FHIR types, calls, typed errors. Knows nothing of HTTP routes.
 //! `shared/design/canvas-fhir.md` is the source of truth for every shape used here.
 
+mod breaker;
 mod client;
 mod error;
 pub mod fhir;

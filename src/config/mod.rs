@@ -85,6 +85,9 @@ pub struct CanvasSettings {
     pub max_concurrency: usize,
     pub max_retries: u32,
     pub retry_base: Duration,
+    pub requests_per_second: u32,
+    pub circuit_failures: u32,
+    pub circuit_open: Duration,
 }
 
 /// Where Canvas is: a real instance, or the sandbox slotgate starts for itself.
@@ -125,6 +128,7 @@ pub struct AuthSettings {
     pub jwks_url: Option<Url>,
     pub patient_claim: String,
     pub leeway_seconds: u64,
+    pub jwks_refresh_seconds: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -57,6 +57,9 @@ pub struct RawCanvas {
     pub max_concurrency: u64,
     pub max_retries: u64,
     pub retry_base_ms: u64,
+    pub requests_per_second: u64,
+    pub circuit_failures: u64,
+    pub circuit_open_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +79,7 @@ pub struct RawAuth {
     pub jwks_url: Option<String>,
     pub patient_claim: String,
     pub leeway_seconds: u64,
+    pub jwks_refresh_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]

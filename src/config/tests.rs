@@ -308,16 +308,6 @@ fn secrets_never_show_in_debug_output() {
 }
 
 #[test]
-fn jwks_is_refused_until_it_is_supported() {
-    let p = load(&REMOTE.replace(
-        "hs256_secret = \"0123456789abcdef0123456789abcdef\"",
-        "jwks_url = \"https://id.example.org/jwks\"",
-    ))
-    .unwrap_err();
-    assert!(keys(&p).contains(&"auth.jwks_url"), "{p}");
-}
-
-#[test]
 fn the_demo_sandbox_is_never_served_publicly_by_accident() {
     let p = load("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
     assert_eq!(keys(&p), ["canvas.instance"]);

@@ -258,6 +258,19 @@ fn canvas(
             1,
             60_000,
         )),
+        requests_per_second: found.range(
+            "canvas.requests_per_second",
+            raw.requests_per_second,
+            1,
+            100_000,
+        ),
+        circuit_failures: found.range("canvas.circuit_failures", raw.circuit_failures, 1, 1000),
+        circuit_open: secs(found.range(
+            "canvas.circuit_open_seconds",
+            raw.circuit_open_seconds,
+            1,
+            3600,
+        )),
     }
 }
 
@@ -370,13 +383,6 @@ fn auth(found: &mut Found, raw: RawAuth, embedded: bool) -> AuthSettings {
         .jwks_url
         .as_deref()
         .and_then(|u| http_url(found, "auth.jwks_url", u));
-    if jwks.is_some() {
-        // Accepting it would start a gateway that refuses every token.
-        found.add(
-            "auth.jwks_url",
-            "is not supported yet; configure rs256_public_key_pem or es256_public_key_pem",
-        );
-    }
     let mut hs = raw.hs256_secret.filter(|s| !s.is_empty());
     if let Some(s) = &hs
         && s.len() < 32
@@ -422,6 +428,12 @@ fn auth(found: &mut Found, raw: RawAuth, embedded: bool) -> AuthSettings {
         jwks_url: jwks,
         patient_claim: raw.patient_claim,
         leeway_seconds: found.range("auth.leeway_seconds", raw.leeway_seconds, 0, 300),
+        jwks_refresh_seconds: found.range(
+            "auth.jwks_refresh_seconds",
+            raw.jwks_refresh_seconds,
+            1,
+            86_400,
+        ),
     }
 }
 

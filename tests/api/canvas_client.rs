@@ -22,6 +22,9 @@ fn client(server: &MockServer, timeout: Duration) -> CanvasClient {
             max_concurrency: 8,
             max_retries: 2,
             retry_base: Duration::from_millis(10),
+            requests_per_second: 1000,
+            circuit_threshold: 1000,
+            circuit_cooldown: Duration::from_secs(10),
         },
         None,
     )

@@ -78,8 +78,8 @@ fn openapi_prints_the_committed_document() {
     );
 }
 
-#[test]
-fn token_needs_a_configured_secret_and_mints_a_verifiable_one() {
+#[tokio::test]
+async fn token_needs_a_configured_secret_and_mints_a_verifiable_one() {
     let refused = slotgate()
         .args(["token", "--patient", "a031d1ba40d74aebb8ed716716da05c2"])
         .output()
@@ -114,6 +114,7 @@ fn token_needs_a_configured_secret_and_mints_a_verifiable_one() {
     let principal = slotgate::auth::Verifier::new(&settings.auth)
         .unwrap()
         .verify(token.trim())
+        .await
         .unwrap();
     assert_eq!(
         principal.patient.unwrap().as_str(),

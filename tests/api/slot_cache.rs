@@ -8,7 +8,7 @@ use slotgate::sandbox::{Faults, SandboxControl};
 
 use crate::availability::OPEN_WINDOW;
 use crate::helpers::{assert_problem, spawn_app_with};
-use crate::seed::days;
+use crate::seed::{OKAFOR, days};
 
 /// Slot searches the sandbox received, by (schedule, offset).
 fn slot_calls(sandbox: &SandboxControl) -> BTreeMap<(String, String), usize> {
@@ -75,7 +75,11 @@ async fn a_hundred_identical_cold_questions_cost_one_canvas_call_per_schedule() 
 
 #[tokio::test]
 async fn a_canvas_outage_serves_the_last_good_answer_as_stale() {
-    let app = spawn_app_with(&[OPEN_WINDOW, "[cache]\nslot_ttl_seconds = 1\n"]).await;
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        "[cache]\nslot_ttl_seconds = 1\n[canvas]\ncircuit_failures = 1000\n",
+    ])
+    .await;
     let sandbox = app.sandbox.clone().unwrap();
     let token = app.staff_token();
     let (start, end) = (days(1).to_string(), days(3).to_string());
@@ -142,7 +146,7 @@ async fn a_canvas_outage_serves_the_last_good_answer_as_stale() {
 
 #[tokio::test]
 async fn canvas_failures_on_a_cold_question_map_to_gateway_codes() {
-    let app = spawn_app_with(&[OPEN_WINDOW, "[canvas]\ntimeout_ms = 500\nconnect_timeout_ms = 200\nmax_retries = 1\nretry_base_ms = 10\n"]).await;
+    let app = spawn_app_with(&[OPEN_WINDOW, "[canvas]\ntimeout_ms = 500\nconnect_timeout_ms = 200\nmax_retries = 1\nretry_base_ms = 10\ncircuit_failures = 1000\n"]).await;
     let sandbox = app.sandbox.clone().unwrap();
     let token = app.staff_token();
     assert_eq!(app.get("/v1/locations", Some(&token)).await.status(), 200);
@@ -179,4 +183,52 @@ async fn canvas_failures_on_a_cold_question_map_to_gateway_codes() {
         !text.contains("127.0.0.1") && !text.contains("Slot"),
         "no upstream details leak: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_failing_canvas_opens_the_circuit_then_a_probe_closes_it() {
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        "[canvas]\nmax_retries = 0\ncircuit_failures = 3\ncircuit_open_seconds = 1\n",
+    ])
+    .await;
+    let sandbox = app.sandbox.clone().unwrap();
+    let token = app.staff_token();
+    assert_eq!(app.get("/v1/locations", Some(&token)).await.status(), 200);
+    sandbox.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    // Each question a new range, so each asks Canvas; three failures open the circuit.
+    let ask = |n: i64| {
+        let (start, end) = (days(n).to_string(), days(n).to_string());
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let params = [
+                ("reason", "FLUP"),
+                ("duration", "30"),
+                ("state", "CA"),
+                ("practitioner", OKAFOR),
+                ("start", start.as_str()),
+                ("end", end.as_str()),
+            ];
+            app.availability(&token, &params).await
+        }
+    };
+    for n in 1..=3 {
+        assert_eq!(ask(n).await.status(), 503);
+    }
+    sandbox.clear_journal();
+    let r = ask(4).await;
+    assert_problem(r, 503, "upstream_unavailable").await;
+    assert!(
+        slot_calls(&sandbox).is_empty(),
+        "an open circuit does not call Canvas"
+    );
+    // Canvas recovers; after the cooldown one probe closes the circuit.
+    sandbox.set_faults(Faults::default());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(ask(5).await.status(), 200);
+    assert_eq!(ask(6).await.status(), 200);
 }
