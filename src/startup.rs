@@ -132,6 +132,7 @@ impl Application {
                 slot_cache,
                 slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
                 store,
+                log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
             }),
             answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });

@@ -35,7 +35,7 @@ use utoipa::{Modify, OpenApi};
         (name = "appointments", description = "Holds, bookings, rescheduling, cancelling, and Other Events"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     ),
-    modifiers(&BearerJwt)
+    modifiers(&BearerJwt, &RateLimited)
 )]
 pub struct ApiDoc;
 
@@ -54,6 +54,38 @@ impl Modify for BearerJwt {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every operation but health and metrics may be rate limited; say so once, for all of them.
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("Too many requests from this caller (`rate_limited`); retry after `Retry-After` seconds")
+            .header("Retry-After", HeaderBuilder::new().schema(Some(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Integer))).build())
+            .content("application/problem+json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .insert("429".into(), response.clone().into());
+            }
+        }
     }
 }
 

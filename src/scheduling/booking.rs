@@ -58,6 +58,16 @@ pub fn refuse(code: Code, detail: &str) -> ApiError {
     ApiError::new(code, detail)
 }
 
+#[tracing::instrument(
+    name = "booking",
+    skip_all,
+    fields(
+        patient = %s.patient_ref(&req.patient),
+        practitioner = %req.slot.practitioner,
+        modality = %req.slot.modality,
+        reason = %req.reason_code,
+    )
+)]
 pub async fn book(
     s: &Services,
     caller: &Principal,

@@ -27,6 +27,29 @@ pub struct Services {
     pub slot_cache: Arc<slot_cache::SlotCache>,
     pub slot_ids: slot_id::SlotIds,
     pub store: Arc<dyn Store>,
+    /// Keys the patient references telemetry may carry.
+    pub log_key: aws_lc_rs::hmac::Key,
+}
+
+impl Services {
+    /// How telemetry names a patient: a keyed hash, the same on every replica (the key derives
+    /// from the shared slot-id secret), that support can match but no log reader can reverse.
+    pub fn patient_ref(&self, patient: &crate::types::PatientId) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.log_key, patient.as_str().as_bytes());
+        tag.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The key for [`Services::patient_ref`], derived from a deployment secret.
+pub fn log_key(secret: &[u8]) -> aws_lc_rs::hmac::Key {
+    let derived = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+        b"slotgate patient references",
+    );
+    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
 }
 
 /// Shared state that cannot be reached: writes fail closed.

@@ -13,5 +13,6 @@ mod holds;
 mod lifecycle;
 mod locations;
 mod openapi;
+mod security;
 mod seed;
 mod slot_cache;
