@@ -15,11 +15,46 @@ use crate::error::{ApiError, Code, PROBLEM_JSON};
 use crate::metrics::Metrics;
 use crate::telemetry::RequestId;
 
+/// No legitimate call needs more: a query string this long, or headers this large together.
+const MAX_QUERY_BYTES: usize = 8 * 1024;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+fn oversized(req: &ServiceRequest) -> Option<ApiError> {
+    if req.query_string().len() > MAX_QUERY_BYTES {
+        return Some(ApiError::invalid(
+            "query",
+            format!("must be at most {MAX_QUERY_BYTES} bytes"),
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    (headers > MAX_HEADER_BYTES).then(|| {
+        ApiError::invalid(
+            "headers",
+            format!("must be at most {MAX_HEADER_BYTES} bytes together"),
+        )
+    })
+}
+
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    if let Some(error) = oversized(&req) {
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+        let (request, _) = req.into_parts();
+        let mut response = ServiceResponse::new(request, error.response(request_id.as_deref()));
+        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static("x-request-id"), id);
+        }
+        return Ok(response);
+    }
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // Handlers and extractors put their errors in the response; an `Err` here would be an
     // inner middleware's, and the App turns it into a response on its own.

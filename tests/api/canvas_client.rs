@@ -400,3 +400,52 @@ fn appointment() -> slotgate::canvas::fhir::Appointment {
     }))
     .unwrap()
 }
+
+#[tokio::test]
+async fn slotgates_own_canvas_budget_bounds_what_reaches_canvas() {
+    let server = MockServer::start().await;
+    mount_token(&server, "t", 36_000, 1).await;
+    Mock::given(method("GET"))
+        .and(path("/Location"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(locations(&[], None)))
+        .mount(&server)
+        .await;
+    let options = ClientOptions {
+        fhir_url: format!("{}/", server.uri()).parse().unwrap(),
+        token_url: format!("{}/auth/token/", server.uri()).parse().unwrap(),
+        client_id: "cid".into(),
+        client_secret: Secret::new("csecret"),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_millis(500),
+        max_concurrency: 64,
+        max_retries: 0,
+        retry_base: Duration::from_millis(10),
+        requests_per_second: 2,
+        circuit_threshold: 1000,
+        circuit_cooldown: Duration::from_secs(10),
+    };
+    let c = CanvasClient::new(options, None).unwrap();
+    let started = Instant::now();
+    let results = futures::future::join_all((0..12).map(|_| c.locations())).await;
+    let refused = results
+        .iter()
+        .filter(
+            |r| matches!(r, Err(Error::Unavailable { reason, .. }) if reason.contains("budget")),
+        )
+        .count();
+    let reached = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/Location")
+        .count();
+    // Two at once, then two a second for the two seconds a call may wait: about six.
+    assert!((4..=8).contains(&reached), "{reached} calls reached Canvas");
+    assert_eq!(
+        reached + refused,
+        12,
+        "the rest were refused, not queued for ever"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

@@ -508,6 +508,25 @@ async fn oversized_bodies_are_413_and_nothing_happens() {
 }
 
 #[tokio::test]
+async fn oversized_queries_and_headers_are_refused_by_name() {
+    let app = spawn_app_with(&[]).await;
+    let token = app.staff_token();
+    let long = format!("/v1/practitioners?language={}", "e".repeat(9000));
+    let body = assert_problem(app.get(&long, Some(&token)).await, 400, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "query");
+    let r = app
+        .http
+        .get(format!("{}/v1/reasons", app.address))
+        .bearer_auth(&token)
+        .header("x-padding", "p".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(r, 400, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "headers");
+}
+
+#[tokio::test]
 async fn browsers_of_the_configured_origin_only_and_safe_headers() {
     let app = spawn_app_with(&["[server]\ncors_origins = [\"https://app.example.org\"]\n"]).await;
     let preflight = |origin: &str| {
