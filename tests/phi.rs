@@ -53,9 +53,31 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
         )
         .with_writer(capture.clone())
         .init();
-    let app =
-        helpers::spawn_app_with(&["[booking]\nmin_notice_minutes = 0\nmax_horizon_days = 400\n"])
-            .await;
+    // Canvas as a separate server with known credentials, configured as a real one would be,
+    // so the client secret can be looked for too.
+    let canvas_secret = "canvas-client-secret-never-logged";
+    let sandbox = slotgate::sandbox::Sandbox::start(slotgate::sandbox::SandboxOptions {
+        client_id: "phi-test".into(),
+        client_secret: canvas_secret.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let rules_day = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let rules = format!(
+        "{}\n{}",
+        slotgate::config::DEMO_REASONS,
+        slotgate::sandbox::Clinic::demo(rules_day).slotgate_rules_toml()
+    );
+    let canvas = format!(
+        "[canvas]\nfhir_url = \"{0}\"\ntoken_url = \"{0}/auth/token/\"\nclient_id = \"phi-test\"\nclient_secret = \"{canvas_secret}\"\n\
+         [auth]\nissuer = \"https://id.example.org\"\naudience = \"slotgate\"\nhs256_secret = \"a jwt secret that must never be logged!\"\n\
+         [booking]\nmin_notice_minutes = 0\nmax_horizon_days = 400\n",
+        sandbox.base_url()
+    );
+    let app = helpers::spawn_app_with(&[&rules, &canvas]).await;
     let me = app.patient_token(SOFIA);
     let staff = app.staff_token();
     for path in ["/v1/reasons", "/v1/locations", "/v1/practitioners?state=CA"] {
@@ -175,6 +197,7 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
         "Feeling much better now".into(),
         "a cancellation reason".into(),
     ));
+    forbidden.push((canvas_secret.into(), "the Canvas client secret".into()));
     forbidden.push((me.clone(), "a bearer token".into()));
     forbidden.push((staff.clone(), "a bearer token".into()));
     forbidden.push((
