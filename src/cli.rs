@@ -59,6 +59,12 @@ pub struct SandboxArgs {
     pub error_rate: f64,
     #[arg(long, env = "SANDBOX_REJECT_DOUBLE_BOOKING")]
     pub reject_double_booking: bool,
+    /// Send Canvas appointment notifications here (slotgate's /v1/webhooks/canvas).
+    #[arg(long, env = "SANDBOX_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// The whsec_ secret notifications are signed with (slotgate's [sync] canvas_webhook_secret).
+    #[arg(long, env = "SANDBOX_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<String>,
     /// Print the [[reasons]], [[locations]] and [[practitioners]] slotgate needs for this
     /// sandbox's clinic, and exit.
     #[arg(long)]
@@ -174,6 +180,13 @@ pub async fn sandbox(args: SandboxArgs) -> ExitCode {
         },
         reject_double_booking: args.reject_double_booking,
         token_ttl_seconds: 36_000,
+        notify: args
+            .notify_url
+            .clone()
+            .map(|url| crate::sandbox::notify::NotifyTarget {
+                url,
+                secret: args.notify_secret.clone().unwrap_or_default(),
+            }),
     })
     .await
     {

@@ -10,5 +10,6 @@ pub mod sandbox;
 pub mod scheduling;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod types;

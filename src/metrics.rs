@@ -16,6 +16,12 @@ pub struct Metrics {
     pub canvas_up: IntGauge,
     /// Slot cache lookups by outcome: hit, miss (one Canvas call), stale.
     pub slot_cache: IntCounterVec,
+    /// Calendar-sync deliveries by sink and outcome (delivered, retried, dead).
+    pub sync_deliveries: IntCounterVec,
+    pub sync_pending: prometheus::IntGaugeVec,
+    pub sync_dead: prometheus::IntGaugeVec,
+    /// Age of the oldest undelivered change, per sink.
+    pub sync_lag: prometheus::GaugeVec,
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -70,8 +76,38 @@ impl Metrics {
             &["outcome"],
         )
         .expect("static metric definition");
+        let sync_deliveries = IntCounterVec::new(
+            Opts::new(
+                "sync_deliveries_total",
+                "Calendar-sync deliveries by sink and outcome",
+            ),
+            &["sink", "outcome"],
+        )
+        .expect("static metric definition");
+        let sync_pending = prometheus::IntGaugeVec::new(
+            Opts::new("sync_pending", "Changes waiting for delivery, per sink"),
+            &["sink"],
+        )
+        .expect("static metric definition");
+        let sync_dead = prometheus::IntGaugeVec::new(
+            Opts::new("sync_dead_letters", "Dead-lettered changes, per sink"),
+            &["sink"],
+        )
+        .expect("static metric definition");
+        let sync_lag = prometheus::GaugeVec::new(
+            Opts::new(
+                "sync_lag_seconds",
+                "Age of the oldest undelivered change, per sink",
+            ),
+            &["sink"],
+        )
+        .expect("static metric definition");
         for c in [
-            Box::new(slot_cache.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sync_deliveries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sync_pending.clone()),
+            Box::new(sync_dead.clone()),
+            Box::new(sync_lag.clone()),
+            Box::new(slot_cache.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(canvas_requests.clone()),
@@ -90,6 +126,10 @@ impl Metrics {
             canvas_duration,
             canvas_up,
             slot_cache,
+            sync_deliveries,
+            sync_pending,
+            sync_dead,
+            sync_lag,
         }
     }
 

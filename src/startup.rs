@@ -18,6 +18,7 @@ use crate::auth::Verifier;
 use crate::canvas::{CanvasClient, ClientOptions};
 use crate::config::{CanvasEndpoint, CanvasTarget, Secret, Settings, StateSettings, random_hex};
 use crate::metrics::Metrics;
+use crate::sandbox::notify::NotifyTarget;
 use crate::sandbox::{ClinicSpec, Faults, Sandbox, SandboxOptions};
 use crate::scheduling::Services;
 use crate::scheduling::answer_cache::AnswerCache;
@@ -26,6 +27,8 @@ use crate::scheduling::slot_cache::SlotCache;
 use crate::scheduling::slot_id::SlotIds;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::store::sync::MemorySyncStore;
+use crate::sync::engine::SyncEngine;
 use crate::telemetry::SlotgateRootSpan;
 
 /// Memory for rendered availability answers.
@@ -46,6 +49,8 @@ pub enum StartError {
     Auth(#[from] jsonwebtoken::errors::Error),
     #[error("{0} is not available in this build yet")]
     Unsupported(&'static str),
+    #[error("the calendar-sync state could not be loaded: {0}")]
+    Sync(String),
 }
 
 pub struct Application {
@@ -59,10 +64,34 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let listener =
+            TcpListener::bind(settings.server.listen).map_err(|source| StartError::Bind {
+                address: settings.server.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind {
+            address: settings.server.listen,
+            source,
+        })?;
         let (endpoint, sandbox) = match &settings.canvas.target {
             CanvasTarget::Remote(endpoint) => (endpoint.clone(), None),
             CanvasTarget::Embedded(options) => {
-                let (endpoint, sandbox) = start_sandbox(options).await?;
+                // The sandbox reports appointment changes to this slotgate, as a clinic's
+                // Canvas notification protocol would.
+                let mut own = address;
+                if own.ip().is_unspecified() {
+                    own.set_ip([127, 0, 0, 1].into());
+                }
+                let notify =
+                    settings
+                        .sync
+                        .canvas_webhook_secret
+                        .as_ref()
+                        .map(|secret| NotifyTarget {
+                            url: format!("http://{own}/v1/webhooks/canvas"),
+                            secret: secret.expose().to_owned(),
+                        });
+                let (endpoint, sandbox) = start_sandbox(options, notify).await?;
                 (endpoint, Some(sandbox))
             }
         };
@@ -90,15 +119,6 @@ impl Application {
             settings.rate_limit.book_per_minute,
             settings.server.trusted_proxies.clone(),
         ));
-        let listener =
-            TcpListener::bind(settings.server.listen).map_err(|source| StartError::Bind {
-                address: settings.server.listen,
-                source,
-            })?;
-        let address = listener.local_addr().map_err(|source| StartError::Bind {
-            address: settings.server.listen,
-            source,
-        })?;
         let settings = Arc::new(settings);
         let directory = Arc::new(Directory::new(
             canvas.clone(),
@@ -124,16 +144,29 @@ impl Application {
                 return Err(StartError::Unsupported("[state] backend = \"redis\""));
             }
         };
+        let services = Arc::new(Services {
+            canvas,
+            settings: settings.clone(),
+            directory,
+            slot_cache,
+            slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
+            store,
+            log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
+        });
+        let sync_store = MemorySyncStore::new(settings.sync.state_file.clone())
+            .map_err(|e| StartError::Sync(e.to_string()))?;
+        let sync = SyncEngine::new(
+            services.clone(),
+            Arc::new(sync_store),
+            crate::sync::sinks(&settings.sync.sinks),
+            settings.sync.retry_base,
+            Some(metrics.clone()),
+        );
+        let mut background = background;
+        background.extend(sync.spawn());
         let state = web::Data::new(AppState {
-            services: Arc::new(Services {
-                canvas,
-                settings: settings.clone(),
-                directory,
-                slot_cache,
-                slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
-                store,
-                log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
-            }),
+            services,
+            sync,
             answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });
         let metrics = web::Data::new(metrics);
@@ -262,6 +295,7 @@ fn security_headers() -> actix_web::middleware::DefaultHeaders {
 
 async fn start_sandbox(
     options: &crate::config::SandboxSettings,
+    notify: Option<NotifyTarget>,
 ) -> Result<(CanvasEndpoint, Sandbox), StartError> {
     // Fresh credentials per process: the sandbox is private to this slotgate.
     let client_id = format!("slotgate-{}", &random_hex(4));
@@ -281,6 +315,7 @@ async fn start_sandbox(
         },
         reject_double_booking: options.reject_double_booking,
         token_ttl_seconds: 36_000,
+        notify,
     })
     .await
     .map_err(StartError::Sandbox)?;

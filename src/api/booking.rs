@@ -203,6 +203,10 @@ pub async fn book(
             rescheduled_from: None,
         };
         let made = booking::book(&state, &caller, &request_data, &attempt).await?;
+        state
+            .sync
+            .enqueue(&made.appointment.id.iter().cloned().collect::<Vec<_>>())
+            .await;
         created(&state, &made.appointment, StatusCode::CREATED).await
     })
     .await
@@ -291,8 +295,12 @@ pub async fn reschedule(
             done.as_deref(),
             record,
         )
-        .await?;
-        created(&state, &new, StatusCode::CREATED).await
+        .await;
+        // Whatever happened to either appointment, the calendars follow Canvas.
+        let mut changed = vec![id.clone()];
+        changed.extend(new.as_ref().ok().and_then(|n| n.id.clone()));
+        state.sync.enqueue(&changed).await;
+        created(&state, &new?, StatusCode::CREATED).await
     })
     .await
 }
@@ -347,6 +355,7 @@ pub async fn cancel(
     let caller = caller.0;
     idempotency::run(&state, &request, &caller, &body, true, async |_| {
         let cancelled = lifecycle::cancel(&state, &caller, &id).await?;
+        state.sync.enqueue(std::slice::from_ref(&id)).await;
         created(&state, &cancelled, StatusCode::OK).await
     })
     .await

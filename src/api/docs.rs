@@ -28,11 +28,17 @@ use utoipa::{Modify, OpenApi};
         super::booking::reschedule,
         super::booking::cancel,
         super::events::create,
+        super::webhooks::canvas,
+        super::admin::status,
+        super::admin::dead_letters,
+        super::admin::retry,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
         (name = "browse", description = "Reasons, locations, clinicians and their availability"),
         (name = "appointments", description = "Holds, bookings, rescheduling, cancelling, and Other Events"),
+        (name = "webhooks", description = "Notifications slotgate receives (own authentication, no JWT)"),
+        (name = "admin", description = "Calendar sync status and dead letters"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     ),
     modifiers(&BearerJwt, &RateLimited)

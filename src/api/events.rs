@@ -194,6 +194,10 @@ pub async fn create(
             None => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
         let made = events::create(&state, &event, &identifier, resumed).await?;
+        state
+            .sync
+            .enqueue(&made.iter().filter_map(|a| a.id.clone()).collect::<Vec<_>>())
+            .await;
         let snapshot = state.directory.snapshot().await?;
         let list = EventList {
             events: made.iter().map(|a| dto(&state, &snapshot, a)).collect(),

@@ -1,6 +1,7 @@
 //! HTTP only: one file per resource, their DTOs, and the OpenAPI document. Handlers extract and
 //! validate input, call one service function, and map the result to a DTO.
 
+pub mod admin;
 pub mod appointments;
 pub mod availability;
 pub mod body;
@@ -17,6 +18,7 @@ pub mod params;
 pub mod practitioners;
 pub mod reasons;
 pub mod refs;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ use crate::scheduling::availability::Busy;
 /// What every handler can reach: the scheduling services, and what only HTTP needs.
 pub struct AppState {
     pub services: Arc<Services>,
+    /// Calendar sync: own writes tell it what changed.
+    pub sync: Arc<crate::sync::engine::SyncEngine>,
     /// Rendered availability answers.
     pub answers: AnswerCache,
 }
@@ -91,6 +95,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(appointments::read)
                 .service(booking::reschedule)
                 .service(booking::cancel)
-                .service(events::create),
+                .service(events::create)
+                .service(webhooks::canvas)
+                .service(admin::status)
+                .service(admin::dead_letters)
+                .service(admin::retry),
         );
 }

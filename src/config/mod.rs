@@ -3,6 +3,7 @@
 //! with a message naming its key, and `slotgate check-config` lists every one.
 
 mod raw;
+pub mod sync;
 mod validate;
 
 pub use validate::random_hex;
@@ -64,6 +65,21 @@ pub struct Settings {
 pub struct SyncSettings {
     /// The Canvas appointment type of Other Events (`[sync] event_type`; default "Generic Event").
     pub event_type: crate::rules::model::TypeCoding,
+    pub reconcile_interval: Duration,
+    /// The reconciler converges appointments from yesterday to this many days ahead.
+    pub window_days: u32,
+    /// Tries per message before it is dead-lettered.
+    pub max_attempts: u32,
+    /// The first retry's delay; doubled per attempt.
+    pub retry_base: Duration,
+    /// Verifies `POST /v1/webhooks/canvas` (Standard Webhooks signature or bearer).
+    pub canvas_webhook_secret: Option<Secret>,
+    /// Where Google and Graph send their pushes.
+    pub public_url: Option<Url>,
+    /// Where the in-process sync state survives a restart (none: memory only).
+    pub state_file: Option<std::path::PathBuf>,
+    pub sinks: Vec<sync::SinkSettings>,
+    pub inbound: Vec<sync::InboundSettings>,
 }
 
 #[derive(Debug, Clone)]

@@ -117,12 +117,15 @@ pub struct RawSync {
     pub reconcile_interval_seconds: u64,
     pub window_days: u64,
     pub max_attempts: u64,
+    pub retry_base_ms: u64,
     #[serde(default, deserialize_with = "opt_string")]
     pub canvas_webhook_secret: Option<String>,
     #[serde(default)]
     pub public_url: Option<String>,
     #[serde(default)]
     pub event_type: Option<RawCoding>,
+    #[serde(default)]
+    pub state_file: Option<String>,
     #[serde(default)]
     pub sinks: Vec<RawSink>,
     #[serde(default)]

@@ -185,8 +185,12 @@ phi = "full"
 #[test]
 fn the_contract_example_file_is_valid() {
     // The configuration shown in api-contract.md, with real-looking values.
+    let key_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/google-service-account.json"
+    );
     let s = load(
-        r#"
+        &r#"
 [server]
 listen = "127.0.0.1:8080"
 trusted_proxies = ["10.0.0.0/8"]
@@ -219,7 +223,7 @@ max_active_per_patient = 3
 reconcile_interval_seconds = 300
 window_days = 30
 max_attempts = 8
-canvas_webhook_secret = "whsec_abc"
+canvas_webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 public_url = "https://slotgate.example.org"
 [[sync.sinks]]
 name = "ops"
@@ -231,7 +235,7 @@ phi = "neutral"
 name = "gcal"
 kind = "google"
 phi = "busy"
-service_account_key_file = "/run/secrets/google.json"
+service_account_key_file = "{FIXTURE}"
 calendars = { "4150cd20de8a470aa570a852859ac87e" = "dr.okafor@clinic.example" }
 [[sync.inbound]]
 kind = "google"
@@ -259,9 +263,11 @@ schedule_key = "1"
 id = "b3476a18-3f63-422d-87e7-b3dc0cd55060"
 timezone = "America/Los_Angeles"
 state = "CA"
-"#,
+"#
+        .replace("{FIXTURE}", key_file),
     )
     .unwrap();
+    assert_eq!(s.sync.sinks.len(), 2);
     assert_eq!(s.rules.reasons[0].durations, vec![30, 60]);
     assert_eq!(s.server.trusted_proxies[0].to_string(), "10.0.0.0/8");
     assert_eq!(s.rules.locations[0].state.as_str(), "CA");

@@ -21,10 +21,10 @@ pub fn is_embedded(canvas: &RawCanvas) -> bool {
 }
 
 #[derive(Default)]
-struct Found(Vec<Problem>);
+pub(super) struct Found(Vec<Problem>);
 
 impl Found {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -32,7 +32,13 @@ impl Found {
     }
 
     /// Checks `lo <= value <= hi` and returns the value as the wanted integer type.
-    fn range<T: TryFrom<u64> + Default>(&mut self, key: &str, value: u64, lo: u64, hi: u64) -> T {
+    pub(super) fn range<T: TryFrom<u64> + Default>(
+        &mut self,
+        key: &str,
+        value: u64,
+        lo: u64,
+        hi: u64,
+    ) -> T {
         if value < lo || value > hi {
             self.add(key, format!("must be between {lo} and {hi}, not {value}"));
             return T::default();
@@ -88,20 +94,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
         ),
     };
     let booking = booking(&mut found, &raw.booking);
-    sync(&mut found, &raw.sync);
-    let sync = SyncSettings {
-        event_type: raw.sync.event_type.as_ref().map_or_else(
-            // Canvas's out-of-the-box "Generic Event" (canvas-fhir.md §4, gcal_sync).
-            || TypeCoding {
-                system: "http://snomed.info/sct".into(),
-                code: "272379006".into(),
-            },
-            |c| TypeCoding {
-                system: c.system.clone(),
-                code: c.code.clone(),
-            },
-        ),
-    };
+    let sync = super::sync::sync(&mut found, &raw.sync, embedded);
     let state = state(&mut found, &raw.state);
     let slot_id_secret = match raw.booking.slot_id_secret.filter(|s| !s.is_empty()) {
         Some(s) if s.len() >= 32 => Secret::new(s),
@@ -195,7 +188,7 @@ fn server(found: &mut Found, raw: &RawServer) -> ServerSettings {
     }
 }
 
-fn http_url(found: &mut Found, key: &str, value: &str) -> Option<Url> {
+pub(super) fn http_url(found: &mut Found, key: &str, value: &str) -> Option<Url> {
     match Url::parse(value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
         _ => {
@@ -468,81 +461,6 @@ fn booking(found: &mut Found, raw: &RawBooking) -> BookingPolicy {
             1,
             1000,
         ),
-    }
-}
-
-fn sync(found: &mut Found, raw: &RawSync) {
-    let _: u64 = found.range(
-        "sync.reconcile_interval_seconds",
-        raw.reconcile_interval_seconds,
-        10,
-        86_400,
-    );
-    let _: u64 = found.range("sync.window_days", raw.window_days, 1, 365);
-    let _: u64 = found.range("sync.max_attempts", raw.max_attempts, 1, 100);
-    if let Some(u) = &raw.public_url {
-        http_url(found, "sync.public_url", u);
-    }
-    let mut names = BTreeSet::new();
-    for (i, sink) in raw.sinks.iter().enumerate() {
-        let key = |k: &str| format!("sync.sinks[{i}].{k}");
-        if !names.insert(sink.name.as_str()) {
-            found.add(
-                key("name"),
-                format!("{:?} is used by another sink", sink.name),
-            );
-        }
-        if !matches!(sink.kind.as_str(), "webhook" | "google" | "graph") {
-            found.add(key("kind"), "must be webhook, google or graph");
-        }
-        match sink.phi.as_deref() {
-            Some("busy") | Some("neutral") | None => {}
-            Some("full") if sink.baa => {}
-            Some("full") => found.add(
-                key("phi"),
-                "\"full\" sends patient data and needs baa = true on this sink",
-            ),
-            Some(other) => found.add(
-                key("phi"),
-                format!("{other:?} is not busy, neutral or full"),
-            ),
-        }
-        if sink.kind == "webhook" {
-            match &sink.url {
-                Some(u) => drop(http_url(found, &key("url"), u)),
-                None => found.add(key("url"), "required for a webhook sink"),
-            }
-            if sink
-                .secret
-                .as_deref()
-                .is_none_or(|s| !s.starts_with("whsec_"))
-            {
-                found.add(
-                    key("secret"),
-                    "required, in the Standard Webhooks form whsec_<base64>",
-                );
-            }
-        }
-    }
-    for (i, inbound) in raw.inbound.iter().enumerate() {
-        let key = |k: &str| format!("sync.inbound[{i}].{k}");
-        if !matches!(inbound.kind.as_str(), "google" | "graph") {
-            found.add(key("kind"), "must be google or graph");
-        }
-        if inbound.practitioner_id.parse::<PractitionerId>().is_err() {
-            found.add(key("practitioner_id"), "is not a Canvas practitioner id");
-        }
-        if let Some(s) = &inbound.sink
-            && !names.contains(s.as_str())
-        {
-            found.add(key("sink"), format!("names no [[sync.sinks]] entry {s:?}"));
-        }
-    }
-    if !raw.inbound.is_empty() && raw.public_url.is_none() {
-        found.add(
-            "sync.public_url",
-            "required when [[sync.inbound]] calendars are configured",
-        );
     }
 }
 

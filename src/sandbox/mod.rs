@@ -33,6 +33,7 @@ use crate::canvas::fhir;
 pub mod appointments;
 pub mod clinic;
 mod http;
+pub mod notify;
 pub mod params;
 pub mod slots;
 mod state;
@@ -54,6 +55,8 @@ pub struct SandboxOptions {
     pub reject_double_booking: bool,
     /// `expires_in` of issued tokens; Canvas: 36000 (ten hours).
     pub token_ttl_seconds: u64,
+    /// Where to send appointment notifications, if anywhere.
+    pub notify: Option<notify::NotifyTarget>,
 }
 
 impl Default for SandboxOptions {
@@ -66,6 +69,7 @@ impl Default for SandboxOptions {
             faults: Faults::default(),
             reject_double_booking: false,
             token_ttl_seconds: 36_000,
+            notify: None,
         }
     }
 }
@@ -209,6 +213,16 @@ impl SandboxControl {
 
     pub fn set_reject_double_booking(&self, on: bool) {
         self.shared.set_reject_double_booking(on);
+    }
+
+    /// Sends appointment notifications to `target` (or stops, with `None`).
+    pub fn set_notify(&self, target: Option<notify::NotifyTarget>) {
+        self.shared.set_notify(target);
+    }
+
+    /// A valid bearer token, so tests can change appointments the way Canvas's own UI would.
+    pub fn issue_token(&self) -> String {
+        self.shared.issue_token()
     }
 
     pub fn reject_double_booking(&self) -> bool {

@@ -39,6 +39,7 @@ pub struct Shared {
     reject_double_booking: AtomicBool,
     book: Mutex<Book>,
     journal: Mutex<VecDeque<JournalEntry>>,
+    notify: Mutex<Option<crate::sandbox::notify::NotifyTarget>>,
 }
 
 impl Shared {
@@ -54,6 +55,7 @@ impl Shared {
             reject_double_booking: AtomicBool::new(options.reject_double_booking),
             book: Mutex::new(book),
             journal: Mutex::new(VecDeque::new()),
+            notify: Mutex::new(options.notify.clone()),
         })
     }
 
@@ -89,6 +91,20 @@ impl Shared {
 
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.faults) = faults;
+    }
+
+    pub fn set_notify(&self, target: Option<crate::sandbox::notify::NotifyTarget>) {
+        *lock(&self.notify) = target;
+    }
+
+    /// Tells the configured receiver that an appointment changed.
+    pub fn notify(&self, id: &str, created: bool) {
+        let Some(target) = lock(&self.notify).clone() else {
+            return;
+        };
+        if let Some(a) = self.with_book(|book| book.get(id).map(|r| r.to_fhir())) {
+            crate::sandbox::notify::send(&target, crate::sandbox::notify::payload(&a, created));
+        }
     }
 
     /// Whether this PUT is one of the `fail_next_puts`, counting it down.

@@ -3,6 +3,7 @@
 //! implementation for several replicas plugs in behind the same trait.
 
 pub mod memory;
+pub mod sync;
 
 use std::time::Duration;
 

@@ -32,6 +32,7 @@ pub async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let reject = shared.reject_double_booking();
     shared.with_book(|book| book.insert(id.clone(), draft, reject, Timestamp::now()))?;
+    shared.notify(&id, true);
     // Stored, then slow to answer: the ambiguous timeout a client must survive.
     let stall = shared.faults().stall_after_create_ms;
     if stall > 0 {
@@ -78,6 +79,7 @@ pub async fn update(
         if_unmodified_since: if_unmodified_since(&req),
     };
     shared.with_book(|book| book.update(&id, &sent, ctx))?;
+    shared.notify(&id, false);
     Ok(null_body(StatusCode::OK).body("null"))
 }
 

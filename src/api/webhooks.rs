@@ -1,0 +1,117 @@
+//! `POST /v1/webhooks/canvas`: Canvas's appointment notifications, in both payload families
+//! (the legacy notification protocol and plugin-style events). A notification is a hint: it
+//! names an appointment, whose current state is then read from Canvas.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use aws_lc_rs::constant_time;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::config::sync::webhook_key;
+use crate::error::{ApiError, Code};
+use crate::sync::signature;
+
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"accepted": "317d8c8d-6b2e-4a7c-9d1e-1f2a3b4c5d6e"}))]
+pub struct Accepted {
+    /// The appointment that will be synced.
+    pub accepted: String,
+}
+
+fn refuse() -> ApiError {
+    ApiError::new(
+        Code::Unauthorized,
+        "The notification is not signed with the configured secret.",
+    )
+}
+
+/// Standard Webhooks signature, or the secret itself as a bearer token.
+fn authentic(request: &HttpRequest, body: &[u8], secret: &str) -> bool {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(bearer) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
+        return constant_time::verify_slices_are_equal(bearer.trim().as_bytes(), secret.as_bytes())
+            .is_ok();
+    }
+    let Some(key) = webhook_key(secret) else {
+        return false;
+    };
+    let now = jiff::Timestamp::now().as_second();
+    signature::verify(
+        &key,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        body,
+        now,
+    )
+    .is_ok()
+}
+
+/// The appointment a notification is about, in either payload family.
+pub fn appointment_id(payload: &Value) -> Option<String> {
+    payload["appointment_external_id"]
+        .as_str()
+        .or_else(|| payload["appointment"]["id"].as_str())
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        .map(str::to_owned)
+}
+
+/// Receives a Canvas appointment notification: verified, then answered at once; the
+/// appointment's current state is read from Canvas and synced.
+#[utoipa::path(
+    operation_id = "receive_canvas_notification",
+    context_path = "/v1",
+    tag = "webhooks",
+    security(()),
+    request_body(content = Object, description = "A Canvas appointment notification (legacy protocol or plugin event)"),
+    params(
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id"),
+        ("webhook-timestamp" = Option<String>, Header, description = "Unix seconds; older than 5 minutes is refused"),
+        ("webhook-signature" = Option<String>, Header, description = "v1,<base64 HMAC-SHA256>; or send the secret as a bearer token"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; the appointment will be synced", body = Accepted),
+        (status = 400, description = "The payload names no appointment", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed with the configured secret, or too old; nothing happens", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/webhooks/canvas")]
+pub async fn canvas(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(secret) = &state.settings.sync.canvas_webhook_secret else {
+        return Err(refuse());
+    };
+    if !authentic(&request, &body, secret.expose()) {
+        return Err(refuse());
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::invalid("body", "must be a JSON notification"))?;
+    let id = appointment_id(&payload).ok_or_else(|| {
+        ApiError::invalid("appointment_external_id", "names no Canvas appointment")
+    })?;
+    state.sync.enqueue(std::slice::from_ref(&id)).await;
+    Ok(HttpResponse::Accepted().json(Accepted { accepted: id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_payload_families_name_the_appointment() {
+        let id = "317d8c8d-6b2e-4a7c-9d1e-1f2a3b4c5d6e";
+        let legacy = serde_json::json!({"canvas_patient_key": "x", "appointment_external_id": id, "created": true});
+        let plugin = serde_json::json!({"event_type": "appointment_created", "appointment": {"id": id}, "patient": {"id": "x"}});
+        assert_eq!(appointment_id(&legacy).as_deref(), Some(id));
+        assert_eq!(appointment_id(&plugin).as_deref(), Some(id));
+        assert_eq!(
+            appointment_id(&serde_json::json!({"appointment_external_id": "../etc"})),
+            None
+        );
+    }
+}

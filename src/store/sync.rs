@@ -1,0 +1,448 @@
+//! Calendar-sync state behind one small trait: which appointments wait to be synced, what each
+//! sink last received, the delivery queue with its retries, and the dead letters. The
+//! in-process implementation can persist to a file, so a restart loses and doubles nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{StoreError, StoreResult};
+
+/// What a sink holds for one appointment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkRecord {
+    /// Hash of the state last delivered; `None` once removed.
+    pub delivered: Option<String>,
+    /// The sink's own id for it (a Google or Graph event id).
+    pub external_id: Option<String>,
+}
+
+/// One message for one sink: bring this appointment to this state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub sink: String,
+    pub appointment_id: String,
+    /// The appointment's clinician (whose calendar it goes to).
+    pub practitioner: String,
+    /// The state to deliver, as JSON (the sink's mapped event), or `None` to remove it.
+    pub desired: Option<serde_json::Value>,
+    pub desired_hash: Option<String>,
+    /// Stable across retries of this message (Standard Webhooks `webhook-id`).
+    pub message_id: String,
+    pub attempts: u32,
+    pub not_before: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub job: Job,
+    pub died_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SinkStats {
+    pub pending: usize,
+    pub failing: usize,
+    pub dead: usize,
+    pub last_success: Option<Timestamp>,
+    pub oldest_pending: Option<Timestamp>,
+}
+
+pub trait SyncStore: Send + Sync {
+    /// Asks for these appointments to be synced (repeats collapse into one).
+    fn mark_pending(&self, ids: Vec<String>) -> BoxFuture<'_, StoreResult<()>>;
+    /// Takes up to `max` appointments to sync.
+    fn take_pending(&self, max: usize) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    fn record(
+        &self,
+        sink: String,
+        appointment: String,
+    ) -> BoxFuture<'_, StoreResult<Option<SinkRecord>>>;
+    /// Every appointment some sink holds (the reconciler looks at them too).
+    fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Queues a job, replacing a queued (not running) job for the same sink and appointment:
+    /// only the latest state is ever delivered.
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>>;
+    /// Takes due jobs of one sink, at most one per appointment, marking them running.
+    fn lease(
+        &self,
+        sink: String,
+        now: Timestamp,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<Job>>>;
+    fn delivered(
+        &self,
+        job: Job,
+        record: SinkRecord,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+    fn failed(
+        &self,
+        job: Job,
+        retry_at: Option<Timestamp>,
+        error: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+    fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>>;
+    /// Queues a dead letter again (attempts reset); false when there is no such letter.
+    fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>>;
+    fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>>;
+    /// Running jobs of a process that died go back to the queue (start-up).
+    fn recover(&self) -> BoxFuture<'_, StoreResult<()>>;
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Data {
+    pending: BTreeSet<String>,
+    /// (sink, appointment) -> record
+    records: BTreeMap<String, BTreeMap<String, SinkRecord>>,
+    queued: BTreeMap<String, Job>,
+    running: BTreeMap<String, Job>,
+    dead: BTreeMap<String, DeadLetter>,
+    last_success: BTreeMap<String, Timestamp>,
+}
+
+pub struct MemorySyncStore {
+    data: Mutex<Data>,
+    file: Option<PathBuf>,
+    /// Orders the file writes: whoever changes the data last also writes last.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl MemorySyncStore {
+    /// With a file, state is loaded from it and written back after every change.
+    pub fn new(file: Option<PathBuf>) -> Result<Self, StoreError> {
+        let data = match &file {
+            Some(path) if path.exists() => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?
+            }
+            _ => Data::default(),
+        };
+        Ok(Self {
+            data: Mutex::new(data),
+            file,
+            writing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the data and, with a file, writes it atomically (a temporary file renamed
+    /// over the old one) off the async runtime.
+    fn change<'a, T: Send + 'a>(
+        &'a self,
+        f: impl FnOnce(&mut Data) -> T + Send + 'a,
+    ) -> BoxFuture<'a, StoreResult<T>> {
+        Box::pin(async move {
+            let _order = self.writing.lock().await;
+            let (out, text) = {
+                let mut data = self.data();
+                let out = f(&mut data);
+                let text = self.file.as_ref().map(|_| serde_json::to_vec(&*data));
+                (out, text)
+            };
+            if let (Some(path), Some(text)) = (self.file.clone(), text) {
+                let text = text.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                tokio::task::spawn_blocking(move || {
+                    let tmp = path.with_extension("tmp");
+                    std::fs::write(&tmp, text)
+                        .and_then(|()| std::fs::rename(&tmp, &path))
+                        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+                })
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn ready<T: Send + 'static>(v: StoreResult<T>) -> BoxFuture<'static, StoreResult<T>> {
+    Box::pin(async move { v })
+}
+
+impl SyncStore for MemorySyncStore {
+    fn mark_pending(&self, ids: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| d.pending.extend(ids))
+    }
+
+    fn take_pending(&self, max: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.change(move |d| {
+            let taken: Vec<String> = d.pending.iter().take(max).cloned().collect();
+            for id in &taken {
+                d.pending.remove(id);
+            }
+            taken
+        })
+    }
+
+    fn record(
+        &self,
+        sink: String,
+        appointment: String,
+    ) -> BoxFuture<'_, StoreResult<Option<SinkRecord>>> {
+        ready(Ok(self
+            .data()
+            .records
+            .get(&sink)
+            .and_then(|r| r.get(&appointment))
+            .cloned()))
+    }
+
+    fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        let data = self.data();
+        let ids: BTreeSet<String> = data
+            .records
+            .values()
+            .flat_map(|r| r.keys().cloned())
+            .collect();
+        ready(Ok(ids.into_iter().collect()))
+    }
+
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| {
+            d.queued
+                .retain(|_, j| !(j.sink == job.sink && j.appointment_id == job.appointment_id));
+            d.queued.insert(job.id.clone(), job);
+        })
+    }
+
+    fn lease(
+        &self,
+        sink: String,
+        now: Timestamp,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
+        self.change(move |d| {
+            let busy: BTreeSet<String> = d
+                .running
+                .values()
+                .filter(|j| j.sink == sink)
+                .map(|j| j.appointment_id.clone())
+                .collect();
+            let mut due: Vec<Job> = d
+                .queued
+                .values()
+                .filter(|j| {
+                    j.sink == sink && j.not_before <= now && !busy.contains(&j.appointment_id)
+                })
+                .cloned()
+                .collect();
+            due.sort_by_key(|j| (j.not_before, j.created_at));
+            due.truncate(max);
+            for j in &due {
+                d.queued.remove(&j.id);
+                d.running.insert(j.id.clone(), j.clone());
+            }
+            due
+        })
+    }
+
+    fn delivered(
+        &self,
+        job: Job,
+        record: SinkRecord,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| {
+            d.running.remove(&job.id);
+            d.records
+                .entry(job.sink.clone())
+                .or_default()
+                .insert(job.appointment_id.clone(), record);
+            d.last_success.insert(job.sink, now);
+        })
+    }
+
+    fn failed(
+        &self,
+        mut job: Job,
+        retry_at: Option<Timestamp>,
+        error: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| {
+            d.running.remove(&job.id);
+            job.last_error = Some(error);
+            match retry_at {
+                // A newer job for the same appointment, queued meanwhile, supersedes this one.
+                Some(at)
+                    if !d
+                        .queued
+                        .values()
+                        .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id) =>
+                {
+                    job.not_before = at;
+                    d.queued.insert(job.id.clone(), job);
+                }
+                Some(_) => {}
+                None => {
+                    d.dead
+                        .insert(job.id.clone(), DeadLetter { job, died_at: now });
+                }
+            }
+        })
+    }
+
+    fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>> {
+        ready(Ok(self.data().dead.values().cloned().collect()))
+    }
+
+    fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
+        self.change(move |d| match d.dead.remove(&job_id) {
+            Some(letter) => {
+                let mut job = letter.job;
+                job.attempts = 0;
+                job.not_before = now;
+                d.queued.insert(job.id.clone(), job);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
+        let d = self.data();
+        let waiting: Vec<&Job> = d
+            .queued
+            .values()
+            .chain(d.running.values())
+            .filter(|j| j.sink == sink)
+            .collect();
+        ready(Ok(SinkStats {
+            pending: waiting.len(),
+            failing: waiting.iter().filter(|j| j.attempts > 0).count(),
+            dead: d.dead.values().filter(|l| l.job.sink == sink).count(),
+            last_success: d.last_success.get(&sink).copied(),
+            oldest_pending: waiting.iter().map(|j| j.created_at).min(),
+        }))
+    }
+
+    fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| {
+            let running = std::mem::take(&mut d.running);
+            for (id, job) in running {
+                if !d
+                    .queued
+                    .values()
+                    .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
+                {
+                    d.queued.insert(id, job);
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn job(id: &str, appointment: &str, hash: &str) -> Job {
+        Job {
+            id: id.into(),
+            sink: "ops".into(),
+            appointment_id: appointment.into(),
+            practitioner: "4150cd20de8a470aa570a852859ac87e".into(),
+            desired: Some(serde_json::json!({"title": hash})),
+            desired_hash: Some(hash.into()),
+            message_id: format!("msg_{id}"),
+            attempts: 0,
+            not_before: ts("2026-12-01T10:00:00Z"),
+            last_error: None,
+            created_at: ts("2026-12-01T10:00:00Z"),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_latest_state_waits_and_one_job_per_appointment_runs() {
+        let s = MemorySyncStore::new(None).unwrap();
+        let now = ts("2026-12-01T10:00:00Z");
+        s.enqueue(job("1", "a", "v1")).await.unwrap();
+        s.enqueue(job("2", "a", "v2")).await.unwrap();
+        s.enqueue(job("3", "b", "v1")).await.unwrap();
+        let leased = s.lease("ops".into(), now, 10).await.unwrap();
+        let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["2", "3"], "v1 of a was superseded");
+        s.enqueue(job("4", "a", "v3")).await.unwrap();
+        assert!(
+            s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
+            "a is still running"
+        );
+        let record = SinkRecord {
+            delivered: Some("v2".into()),
+            external_id: None,
+        };
+        s.delivered(leased[0].clone(), record.clone(), now)
+            .await
+            .unwrap();
+        assert_eq!(s.lease("ops".into(), now, 10).await.unwrap()[0].id, "4");
+        assert_eq!(
+            s.record("ops".into(), "a".into()).await.unwrap(),
+            Some(record)
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_wait_then_die_and_can_be_revived() {
+        let s = MemorySyncStore::new(None).unwrap();
+        let now = ts("2026-12-01T10:00:00Z");
+        s.enqueue(job("1", "a", "v1")).await.unwrap();
+        let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+        s.failed(j, Some(ts("2026-12-01T10:00:05Z")), "HTTP 500".into(), now)
+            .await
+            .unwrap();
+        assert!(
+            s.lease("ops".into(), now, 1).await.unwrap().is_empty(),
+            "not before its retry time"
+        );
+        let j = s
+            .lease("ops".into(), ts("2026-12-01T10:00:05Z"), 1)
+            .await
+            .unwrap()
+            .remove(0);
+        s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
+        assert_eq!(s.stats("ops".into()).await.unwrap().dead, 1);
+        assert!(s.revive("1".into(), now).await.unwrap());
+        assert_eq!(s.lease("ops".into(), now, 1).await.unwrap()[0].attempts, 0);
+    }
+
+    #[tokio::test]
+    async fn a_file_keeps_everything_across_a_restart() {
+        let path =
+            std::env::temp_dir().join(format!("slotgate-sync-{}.json", uuid::Uuid::new_v4()));
+        let now = ts("2026-12-01T10:00:00Z");
+        {
+            let s = MemorySyncStore::new(Some(path.clone())).unwrap();
+            s.mark_pending(vec!["x".into()]).await.unwrap();
+            s.enqueue(job("1", "a", "v1")).await.unwrap();
+            // Crash while the job runs.
+            s.lease("ops".into(), now, 1).await.unwrap();
+        }
+        let s = MemorySyncStore::new(Some(path.clone())).unwrap();
+        s.recover().await.unwrap();
+        assert_eq!(s.take_pending(10).await.unwrap(), ["x"]);
+        assert_eq!(
+            s.lease("ops".into(), now, 1).await.unwrap()[0].id,
+            "1",
+            "the running job is queued again"
+        );
+        let _ = std::fs::remove_file(path);
+    }
+}

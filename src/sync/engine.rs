@@ -1,0 +1,395 @@
+//! One sync engine, three triggers. Notifications, slotgate's own writes and the reconciler
+//! only mark appointments pending; the planner reads each one's current state from Canvas and
+//! queues, per sink, the latest state where it differs from what the sink holds; one delivery
+//! loop per sink sends, retries and dead-letters, so a slow sink delays nobody else.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use super::mapping::{self, CalendarEvent};
+use super::sinks::{Outcome, Sink};
+use crate::canvas::fhir;
+use crate::config::sync::PhiLevel;
+use crate::metrics::Metrics;
+use crate::scheduling::Services;
+use crate::store::sync::{Job, SinkRecord, SyncStore};
+
+pub struct SyncEngine {
+    services: Arc<Services>,
+    store: Arc<dyn SyncStore>,
+    sinks: Vec<Arc<dyn Sink>>,
+    metrics: Option<Metrics>,
+    retry_base: Duration,
+    planned: Notify,
+    queued: Notify,
+    /// What each appointment looked like when last planned, to invalidate availability on change.
+    seen: Mutex<HashMap<String, String>>,
+}
+
+impl SyncEngine {
+    pub fn new(
+        services: Arc<Services>,
+        store: Arc<dyn SyncStore>,
+        sinks: Vec<Arc<dyn Sink>>,
+        retry_base: Duration,
+        metrics: Option<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            services,
+            store,
+            sinks,
+            metrics,
+            retry_base,
+            planned: Notify::new(),
+            queued: Notify::new(),
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn SyncStore> {
+        &self.store
+    }
+
+    pub fn sinks(&self) -> &[Arc<dyn Sink>] {
+        &self.sinks
+    }
+
+    /// Asks for these appointments to be synced soon. Never fails the caller: the reconciler
+    /// catches anything this misses.
+    pub async fn enqueue(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.mark_pending(ids.to_vec()).await {
+            tracing::warn!(error = %e, "could not mark appointments for sync; the reconciler will");
+        }
+        self.planned.notify_one();
+    }
+
+    /// Wakes the delivery loops (a dead letter was revived).
+    pub fn nudge(&self) {
+        self.queued.notify_waiters();
+    }
+
+    /// Starts the planner, one delivery loop per sink and the reconciler.
+    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![
+            tokio::spawn(self.clone().plan_forever()),
+            tokio::spawn(self.clone().reconcile_forever()),
+        ];
+        for i in 0..self.sinks.len() {
+            tasks.push(tokio::spawn(self.clone().deliver_forever(i)));
+        }
+        tasks
+    }
+
+    async fn plan_forever(self: Arc<Self>) {
+        loop {
+            let ids = match self.store.take_pending(32).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sync state unavailable");
+                    Vec::new()
+                }
+            };
+            if ids.is_empty() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.planned.notified()).await;
+                continue;
+            }
+            let mut failed = Vec::new();
+            for id in ids {
+                if let Err(e) = self.plan(&id).await {
+                    tracing::warn!(error = %e, "could not read an appointment to sync; will retry");
+                    failed.push(id);
+                }
+            }
+            if !failed.is_empty() {
+                // Canvas is failing: try these again shortly rather than spin.
+                let _ = self.store.mark_pending(failed).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+
+    /// Reads the appointment now and queues what each sink is missing.
+    async fn plan(&self, id: &str) -> Result<(), crate::canvas::Error> {
+        let s = &self.services;
+        let appointment = s.canvas.appointment(id).await?;
+        let snapshot = s.directory.snapshot().await?;
+        let Some(a) = appointment else {
+            // Unknown to Canvas: nothing should mirror it.
+            return self.queue(id, None, &[]).await;
+        };
+        let practitioner = a
+            .participant_id("Practitioner")
+            .unwrap_or_default()
+            .to_owned();
+        self.note_change(&a, &practitioner);
+        let needs_name = self
+            .sinks
+            .iter()
+            .any(|k| k.phi() == PhiLevel::Full && k.covers(&practitioner));
+        let patient_name = match (
+            needs_name,
+            a.participant_id("Patient").and_then(|p| p.parse().ok()),
+        ) {
+            (true, Some(p)) => s
+                .canvas
+                .patient(&p)
+                .await?
+                .and_then(|p| p.name.first().and_then(fhir::HumanName::display)),
+            _ => None,
+        };
+        let cx = mapping::Context {
+            snapshot: &snapshot,
+            rules: &s.settings.rules,
+            event_type: &s.settings.sync.event_type,
+            patient_name: patient_name.as_deref(),
+        };
+        let events: Vec<(usize, Option<CalendarEvent>)> = self
+            .sinks
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.covers(&practitioner))
+            .map(|(i, k)| (i, mapping::event(&a, k.phi(), &cx)))
+            .collect();
+        self.queue(id, Some(&practitioner), &events).await
+    }
+
+    fn note_change(&self, a: &fhir::Appointment, practitioner: &str) {
+        let fingerprint = format!(
+            "{}|{:?}|{:?}|{practitioner}",
+            a.status.as_str(),
+            a.start,
+            a.end
+        );
+        let changed = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.insert(a.id.clone().unwrap_or_default(), fingerprint.clone())
+                .as_ref()
+                != Some(&fingerprint)
+        };
+        if changed && let Ok(p) = practitioner.parse() {
+            self.services.slot_cache.invalidate_practitioner(&p);
+        }
+    }
+
+    async fn queue(
+        &self,
+        id: &str,
+        practitioner: Option<&str>,
+        events: &[(usize, Option<CalendarEvent>)],
+    ) -> Result<(), crate::canvas::Error> {
+        let now = Timestamp::now();
+        let mut queued = false;
+        // Sinks not listed for a known appointment should hold nothing either.
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let event = events
+                .iter()
+                .find(|(j, _)| *j == i)
+                .and_then(|(_, e)| e.clone());
+            let record = self
+                .store
+                .record(sink.name().to_owned(), id.to_owned())
+                .await
+                .ok()
+                .flatten();
+            let held = record.as_ref().and_then(|r| r.delivered.clone());
+            let desired_hash = event.as_ref().map(CalendarEvent::hash);
+            if held == desired_hash {
+                continue;
+            }
+            let message_id = format!(
+                "msg_{}",
+                &crate::sync::mapping::digest(&format!("{}|{id}|{:?}", sink.name(), desired_hash))
+                    [..24]
+            );
+            let job = Job {
+                id: uuid::Uuid::new_v4().to_string(),
+                sink: sink.name().to_owned(),
+                appointment_id: id.to_owned(),
+                practitioner: practitioner.unwrap_or_default().to_owned(),
+                desired: event
+                    .as_ref()
+                    .map(|e| serde_json::to_value(e).unwrap_or_default()),
+                desired_hash,
+                message_id,
+                attempts: 0,
+                not_before: now,
+                last_error: None,
+                created_at: now,
+            };
+            if let Err(e) = self.store.enqueue(job).await {
+                tracing::warn!(error = %e, "could not queue a delivery; the reconciler will");
+            }
+            queued = true;
+        }
+        if queued {
+            self.queued.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn deliver_forever(self: Arc<Self>, index: usize) {
+        let sink = self.sinks[index].clone();
+        loop {
+            let jobs = self
+                .store
+                .lease(sink.name().to_owned(), Timestamp::now(), 8)
+                .await
+                .unwrap_or_default();
+            self.report(sink.name()).await;
+            if jobs.is_empty() {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(250), self.queued.notified()).await;
+                continue;
+            }
+            futures::future::join_all(jobs.into_iter().map(|job| self.deliver(&sink, job))).await;
+        }
+    }
+
+    async fn deliver(&self, sink: &Arc<dyn Sink>, job: Job) {
+        let span = tracing::info_span!(
+            "sync.delivery",
+            sink = sink.name(),
+            kind = sink.kind(),
+            attempt = job.attempts + 1,
+            outcome = tracing::field::Empty
+        );
+        let record = self
+            .store
+            .record(job.sink.clone(), job.appointment_id.clone())
+            .await
+            .ok()
+            .flatten();
+        let event: Option<CalendarEvent> = job
+            .desired
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
+        let outcome = sink
+            .deliver(&job, record.as_ref(), event.as_ref())
+            .instrument(span.clone())
+            .await;
+        let now = Timestamp::now();
+        let max = self.services.settings.sync.max_attempts;
+        let label = match &outcome {
+            Outcome::Delivered { external_id } => {
+                let kept = if job.desired.is_some() {
+                    external_id.clone().or(record.and_then(|r| r.external_id))
+                } else {
+                    None
+                };
+                let record = SinkRecord {
+                    delivered: job.desired_hash.clone(),
+                    external_id: kept,
+                };
+                if let Err(e) = self.store.delivered(job, record, now).await {
+                    tracing::warn!(error = %e, "delivered, but could not record it");
+                }
+                "delivered"
+            }
+            Outcome::Retry { reason, after } if job.attempts + 1 < max => {
+                let attempts = job.attempts + 1;
+                let wait = after.unwrap_or_else(|| backoff(self.retry_base, attempts));
+                let at = now
+                    .saturating_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::ZERO))
+                    .unwrap_or(now);
+                let _ = self
+                    .store
+                    .failed(Job { attempts, ..job }, Some(at), reason.clone(), now)
+                    .await;
+                "retried"
+            }
+            Outcome::Retry { reason, .. } | Outcome::Failed(reason) => {
+                let attempts = job.attempts + 1;
+                tracing::warn!(sink = sink.name(), attempts, error = %reason, "delivery dead-lettered");
+                let _ = self
+                    .store
+                    .failed(Job { attempts, ..job }, None, reason.clone(), now)
+                    .await;
+                "dead"
+            }
+        };
+        span.record("outcome", label);
+        if let Some(m) = &self.metrics {
+            m.sync_deliveries
+                .with_label_values(&[sink.name(), label])
+                .inc();
+        }
+    }
+
+    async fn report(&self, sink: &str) {
+        let (Some(m), Ok(stats)) = (&self.metrics, self.store.stats(sink.to_owned()).await) else {
+            return;
+        };
+        m.sync_pending
+            .with_label_values(&[sink])
+            .set(stats.pending as i64);
+        m.sync_dead
+            .with_label_values(&[sink])
+            .set(stats.dead as i64);
+        let lag = stats.oldest_pending.map_or(0.0, |t| {
+            t.duration_until(Timestamp::now()).as_secs_f64().max(0.0)
+        });
+        m.sync_lag.with_label_values(&[sink]).set(lag);
+    }
+
+    async fn reconcile_forever(self: Arc<Self>) {
+        if let Err(e) = self.store.recover().await {
+            tracing::warn!(error = %e, "could not recover interrupted deliveries");
+        }
+        loop {
+            match self.reconcile().await {
+                Ok(n) => tracing::info!(appointments = n, "reconciled"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciliation failed; next round will retry")
+                }
+            }
+            tokio::time::sleep(self.services.settings.sync.reconcile_interval).await;
+        }
+    }
+
+    /// Marks every appointment of every mapped clinician from yesterday to `window_days` ahead,
+    /// and everything a sink holds, for syncing: the planner then converges each sink.
+    pub async fn reconcile(&self) -> Result<usize, crate::canvas::Error> {
+        let s = &self.services;
+        let today = Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date();
+        let (from, to) = (
+            today.saturating_sub(1.day()),
+            today.saturating_add(i64::from(s.settings.sync.window_days).days()),
+        );
+        let (ge, le) = (format!("ge{from}"), format!("le{to}"));
+        let mut ids: Vec<String> = self.store.known_appointments().await.unwrap_or_default();
+        for practitioner in s.settings.rules.practitioners.keys() {
+            if !self.sinks.iter().any(|k| k.covers(practitioner.as_str())) {
+                continue;
+            }
+            let who = format!("Practitioner/{practitioner}");
+            let found = s
+                .canvas
+                .search_appointments(&[("practitioner", &who), ("date", &ge), ("date", &le)])
+                .await?;
+            ids.extend(found.into_iter().filter_map(|a| a.id));
+        }
+        ids.sort();
+        ids.dedup();
+        let n = ids.len();
+        self.enqueue(&ids).await;
+        Ok(n)
+    }
+}
+
+/// 1 s, doubling, capped at 5 minutes, with jitter (contract "Outbound").
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+        .min(Duration::from_secs(300));
+    ceiling.mul_f64(0.8 + 0.4 * fastrand::f64())
+}

@@ -1,0 +1,112 @@
+//! Where appointments are mirrored. Each sink turns "this appointment should now look like
+//! this (or be gone)" into its own API calls; the delivery worker handles retries.
+
+pub mod google;
+pub mod graph;
+pub mod webhook;
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::Mutex;
+
+use super::mapping::CalendarEvent;
+use crate::config::sync::PhiLevel;
+use crate::store::sync::{Job, SinkRecord};
+
+/// How one delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered {
+        external_id: Option<String>,
+    },
+    /// Try again later (after `after` when the receiver said so).
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Will never work as sent: dead-letter it.
+    Failed(String),
+}
+
+pub trait Sink: Send + Sync {
+    fn name(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    fn phi(&self) -> PhiLevel;
+    /// Whether this sink mirrors the clinician's appointments at all.
+    fn covers(&self, practitioner: &str) -> bool;
+    /// Makes the receiver hold `event` (or nothing) for the job's appointment; `record` is what
+    /// it was last given.
+    fn deliver<'a>(
+        &'a self,
+        job: &'a Job,
+        record: Option<&'a SinkRecord>,
+        event: Option<&'a CalendarEvent>,
+    ) -> BoxFuture<'a, Outcome>;
+}
+
+/// An OAuth access token kept until shortly before it expires, fetched by one caller at a time.
+#[derive(Default)]
+pub struct TokenCache {
+    current: Mutex<Option<(String, Instant)>>,
+}
+
+impl TokenCache {
+    pub async fn get<F>(&self, fetch: F) -> Result<String, String>
+    where
+        F: std::future::Future<Output = Result<(String, u64), String>>,
+    {
+        let mut current = self.current.lock().await;
+        if let Some((token, until)) = current.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let (token, expires_in) = fetch.await?;
+        let lifetime = Duration::from_secs(expires_in.clamp(60, 24 * 3600));
+        *current = Some((
+            token.clone(),
+            Instant::now() + lifetime - Duration::from_secs(30),
+        ));
+        Ok(token)
+    }
+
+    pub async fn forget(&self) {
+        *self.current.lock().await = None;
+    }
+}
+
+/// `Retry-After` in seconds, when a receiver sends one.
+pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_secs)
+}
+
+/// The usual reading of an answer: 2xx done, 408/429/5xx later, other 4xx never.
+pub fn classify(status: reqwest::StatusCode, after: Option<Duration>) -> Option<Outcome> {
+    if status.is_success() {
+        return None;
+    }
+    let reason = format!("HTTP {}", status.as_u16());
+    Some(
+        if matches!(status.as_u16(), 408 | 429) || status.is_server_error() {
+            Outcome::Retry { reason, after }
+        } else {
+            Outcome::Failed(reason)
+        },
+    )
+}
+
+/// The shared HTTP client of the sinks: every call has 10 seconds (the contract's webhook limit).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(3))
+        .user_agent(concat!("slotgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}

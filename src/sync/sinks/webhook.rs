@@ -1,0 +1,107 @@
+//! `webhook` sinks: Standard Webhooks messages, `appointment.created|updated|cancelled`.
+
+use futures::future::BoxFuture;
+use serde_json::json;
+use url::Url;
+
+use super::{Outcome, Sink, classify, retry_after};
+use crate::config::Secret;
+use crate::config::sync::{PhiLevel, webhook_key};
+use crate::store::sync::{Job, SinkRecord};
+use crate::sync::mapping::CalendarEvent;
+use crate::sync::signature;
+
+pub struct WebhookSink {
+    name: String,
+    phi: PhiLevel,
+    url: Url,
+    key: Vec<u8>,
+    http: reqwest::Client,
+}
+
+impl WebhookSink {
+    pub fn new(name: String, phi: PhiLevel, url: Url, secret: &Secret) -> Self {
+        Self {
+            name,
+            phi,
+            url,
+            key: webhook_key(secret.expose()).unwrap_or_default(),
+            http: super::http(),
+        }
+    }
+}
+
+/// The message a change makes; `None` when there is nothing to say (never held, still gone).
+pub fn message(
+    job: &Job,
+    record: Option<&SinkRecord>,
+    event: Option<&CalendarEvent>,
+) -> Option<serde_json::Value> {
+    let held = record.is_some_and(|r| r.delivered.is_some());
+    let (kind, data) = match (event, held) {
+        (Some(e), false) => ("appointment.created", json!(e)),
+        (Some(e), true) => ("appointment.updated", json!(e)),
+        (None, true) => (
+            "appointment.cancelled",
+            json!({"appointment_id": job.appointment_id, "status": "cancelled"}),
+        ),
+        (None, false) => return None,
+    };
+    Some(json!({"type": kind, "timestamp": job.created_at.to_string(), "data": data}))
+}
+
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn phi(&self) -> PhiLevel {
+        self.phi
+    }
+
+    fn covers(&self, _: &str) -> bool {
+        true
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        job: &'a Job,
+        record: Option<&'a SinkRecord>,
+        event: Option<&'a CalendarEvent>,
+    ) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let Some(body) = message(job, record, event) else {
+                return Outcome::Delivered { external_id: None };
+            };
+            let body = body.to_string().into_bytes();
+            let timestamp = jiff::Timestamp::now().as_second();
+            let signature = signature::sign(&self.key, &job.message_id, timestamp, &body);
+            let sent = self
+                .http
+                .post(self.url.clone())
+                .header("content-type", "application/json")
+                .header("webhook-id", &job.message_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) => classify(r.status(), retry_after(&r))
+                    .unwrap_or(Outcome::Delivered { external_id: None }),
+                Err(e) => Outcome::Retry {
+                    reason: if e.is_timeout() {
+                        "no answer in 10 s".into()
+                    } else {
+                        "unreachable".into()
+                    },
+                    after: None,
+                },
+            }
+        })
+    }
+}
