@@ -27,7 +27,7 @@ use crate::scheduling::slot_cache::SlotCache;
 use crate::scheduling::slot_id::SlotIds;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::store::sync::MemorySyncStore;
+use crate::store::sync::{MemorySyncStore, SyncStore};
 use crate::sync::engine::SyncEngine;
 use crate::telemetry::SlotgateRootSpan;
 
@@ -60,6 +60,8 @@ pub struct Application {
     settings: Arc<Settings>,
     /// Loops that run beside the server (directory refresh, …); stopped with it.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Flushed last, so a restart finds what was delivered and what was pending.
+    sync_store: Arc<dyn SyncStore>,
 }
 
 impl Application {
@@ -153,11 +155,13 @@ impl Application {
             store,
             log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
         });
-        let sync_store = MemorySyncStore::new(settings.sync.state_file.clone())
-            .map_err(|e| StartError::Sync(e.to_string()))?;
+        let sync_store: Arc<dyn SyncStore> = Arc::new(
+            MemorySyncStore::new(settings.sync.state_file.clone())
+                .map_err(|e| StartError::Sync(e.to_string()))?,
+        );
         let sync = SyncEngine::new(
             services.clone(),
-            Arc::new(sync_store),
+            sync_store.clone(),
             crate::sync::sinks(&settings.sync.sinks),
             settings.sync.retry_base,
             Some(metrics.clone()),
@@ -223,6 +227,7 @@ impl Application {
             sandbox,
             settings,
             background,
+            sync_store,
         })
     }
 
@@ -253,6 +258,9 @@ impl Application {
         let result = self.server.await;
         for task in &self.background {
             task.abort();
+        }
+        if let Err(e) = self.sync_store.flush().await {
+            tracing::warn!(error = %e, "calendar-sync state not saved at shutdown");
         }
         if let Some(sandbox) = self.sandbox {
             sandbox.stop().await;

@@ -77,7 +77,13 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
          [booking]\nmin_notice_minutes = 0\nmax_horizon_days = 400\n",
         sandbox.base_url()
     );
-    let app = helpers::spawn_app_with(&[&rules, &canvas]).await;
+    // A sink at `full` (covered by a BAA) receives the patient's name; the logs must not.
+    let receiver = silent_receiver().await;
+    let sink = format!(
+        "[sync]\nretry_base_ms = 50\n[[sync.sinks]]\nname = \"ehr-mirror\"\nkind = \"webhook\"\nurl = \"http://{receiver}/hooks\"\n\
+         secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nphi = \"full\"\nbaa = true\n"
+    );
+    let app = helpers::spawn_app_with(&[&rules, &canvas, &sink]).await;
     let me = app.patient_token(SOFIA);
     let staff = app.staff_token();
     for path in ["/v1/reasons", "/v1/locations", "/v1/practitioners?state=CA"] {
@@ -159,7 +165,13 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
         400
     );
 
+    // Let calendar sync deliver everything, at the full level.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("sync.delivery"),
+        "the sync deliveries ran and were traced"
+    );
     assert!(
         logs.len() > 10_000,
         "the flow was logged at trace level ({} bytes)",
@@ -220,4 +232,48 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
             );
         }
     }
+}
+
+/// An HTTP receiver that answers 204 to anything and logs nothing (a library's own trace
+/// output about the bodies it received would blur what slotgate logs).
+async fn silent_receiver() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                // Read the head, then as much body as Content-Length says.
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).into_owned();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= head_end + 4 + length {
+                            let _ = socket
+                                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                                .await;
+                            seen.clear();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    address
 }

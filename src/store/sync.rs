@@ -96,6 +96,8 @@ pub trait SyncStore: Send + Sync {
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>>;
     /// Running jobs of a process that died go back to the queue (start-up).
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>>;
+    /// Makes everything changed so far durable (shutdown).
+    fn flush(&self) -> BoxFuture<'_, StoreResult<()>>;
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -110,10 +112,11 @@ struct Data {
 }
 
 pub struct MemorySyncStore {
-    data: Mutex<Data>,
+    /// The data and the version of its latest change.
+    data: Mutex<(Data, u64)>,
     file: Option<PathBuf>,
-    /// Orders the file writes: whoever changes the data last also writes last.
-    writing: tokio::sync::Mutex<()>,
+    /// The version last written to the file: a write never replaces a newer one.
+    written: tokio::sync::Mutex<u64>,
 }
 
 impl MemorySyncStore {
@@ -129,43 +132,59 @@ impl MemorySyncStore {
             _ => Data::default(),
         };
         Ok(Self {
-            data: Mutex::new(data),
+            data: Mutex::new((data, 0)),
             file,
-            writing: tokio::sync::Mutex::new(()),
+            written: tokio::sync::Mutex::new(0),
         })
     }
 
-    fn data(&self) -> MutexGuard<'_, Data> {
+    fn data(&self) -> MutexGuard<'_, (Data, u64)> {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Changes the data and, with a file, writes it atomically (a temporary file renamed
-    /// over the old one) off the async runtime.
+    /// Applies a change at once (so it survives the caller being cancelled), then writes the
+    /// new state to the file, if there is one, off the async runtime and in version order.
     fn change<'a, T: Send + 'a>(
         &'a self,
         f: impl FnOnce(&mut Data) -> T + Send + 'a,
     ) -> BoxFuture<'a, StoreResult<T>> {
+        let (out, version, text) = {
+            let mut guard = self.data();
+            let out = f(&mut guard.0);
+            guard.1 += 1;
+            let text = self.file.as_ref().map(|_| serde_json::to_vec(&guard.0));
+            (out, guard.1, text)
+        };
         Box::pin(async move {
-            let _order = self.writing.lock().await;
-            let (out, text) = {
-                let mut data = self.data();
-                let out = f(&mut data);
-                let text = self.file.as_ref().map(|_| serde_json::to_vec(&*data));
-                (out, text)
-            };
-            if let (Some(path), Some(text)) = (self.file.clone(), text) {
-                let text = text.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                tokio::task::spawn_blocking(move || {
-                    let tmp = path.with_extension("tmp");
-                    std::fs::write(&tmp, text)
-                        .and_then(|()| std::fs::rename(&tmp, &path))
-                        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
-                })
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            if let Some(text) = text {
+                self.write(
+                    version,
+                    text.map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                )
+                .await?;
             }
             Ok(out)
         })
+    }
+
+    async fn write(&self, version: u64, text: Vec<u8>) -> StoreResult<()> {
+        let Some(path) = self.file.clone() else {
+            return Ok(());
+        };
+        let mut written = self.written.lock().await;
+        if *written >= version {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        *written = version;
+        Ok(())
     }
 }
 
@@ -195,6 +214,7 @@ impl SyncStore for MemorySyncStore {
     ) -> BoxFuture<'_, StoreResult<Option<SinkRecord>>> {
         ready(Ok(self
             .data()
+            .0
             .records
             .get(&sink)
             .and_then(|r| r.get(&appointment))
@@ -204,6 +224,7 @@ impl SyncStore for MemorySyncStore {
     fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         let data = self.data();
         let ids: BTreeSet<String> = data
+            .0
             .records
             .values()
             .flat_map(|r| r.keys().cloned())
@@ -213,8 +234,16 @@ impl SyncStore for MemorySyncStore {
 
     fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>> {
         self.change(move |d| {
-            d.queued
-                .retain(|_, j| !(j.sink == job.sink && j.appointment_id == job.appointment_id));
+            let same = |j: &Job| j.sink == job.sink && j.appointment_id == job.appointment_id;
+            // The same state already on its way: nothing to add.
+            if d.queued
+                .values()
+                .chain(d.running.values())
+                .any(|j| same(j) && j.desired_hash == job.desired_hash)
+            {
+                return;
+            }
+            d.queued.retain(|_, j| !same(j));
             d.queued.insert(job.id.clone(), job);
         })
     }
@@ -297,7 +326,7 @@ impl SyncStore for MemorySyncStore {
     }
 
     fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>> {
-        ready(Ok(self.data().dead.values().cloned().collect()))
+        ready(Ok(self.data().0.dead.values().cloned().collect()))
     }
 
     fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
@@ -314,7 +343,8 @@ impl SyncStore for MemorySyncStore {
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
-        let d = self.data();
+        let guard = self.data();
+        let d = &guard.0;
         let waiting: Vec<&Job> = d
             .queued
             .values()
@@ -328,6 +358,10 @@ impl SyncStore for MemorySyncStore {
             last_success: d.last_success.get(&sink).copied(),
             oldest_pending: waiting.iter().map(|j| j.created_at).min(),
         }))
+    }
+
+    fn flush(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(|_| ())
     }
 
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {
@@ -396,6 +430,30 @@ mod tests {
         assert_eq!(
             s.record("ops".into(), "a".into()).await.unwrap(),
             Some(record)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_state_is_not_queued_twice_while_on_its_way() {
+        let s = MemorySyncStore::new(None).unwrap();
+        let now = ts("2026-12-01T10:00:00Z");
+        s.enqueue(job("1", "a", "v1")).await.unwrap();
+        let running = s.lease("ops".into(), now, 10).await.unwrap();
+        assert_eq!(running.len(), 1);
+        s.enqueue(job("2", "a", "v1")).await.unwrap();
+        s.delivered(
+            running[0].clone(),
+            SinkRecord {
+                delivered: Some("v1".into()),
+                external_id: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        assert!(
+            s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
+            "v1 was already running"
         );
     }
 

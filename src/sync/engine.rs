@@ -271,10 +271,17 @@ impl SyncEngine {
             .desired
             .clone()
             .and_then(|v| serde_json::from_value(v).ok());
-        let outcome = sink
-            .deliver(&job, record.as_ref(), event.as_ref())
-            .instrument(span.clone())
-            .await;
+        // The sink already holds exactly this: nothing to send.
+        let outcome = if record
+            .as_ref()
+            .is_some_and(|r| r.delivered == job.desired_hash)
+        {
+            Outcome::Delivered { external_id: None }
+        } else {
+            sink.deliver(&job, record.as_ref(), event.as_ref())
+                .instrument(span.clone())
+                .await
+        };
         let now = Timestamp::now();
         let max = self.services.settings.sync.max_attempts;
         let label = match &outcome {

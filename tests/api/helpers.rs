@@ -29,6 +29,8 @@ pub struct TestApp {
     pub sandbox_url: Option<String>,
     pub settings: Settings,
     pub handle: actix_web::dev::ServerHandle,
+    /// Ends once the server, its background loops and its final state flush are done.
+    pub stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -52,7 +54,7 @@ pub async fn spawn_app_with(overrides: &[&str]) -> TestApp {
     let sandbox = app.sandbox().map(|s| s.control());
     let sandbox_url = app.sandbox().map(|s| s.base_url());
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let stopped = Some(tokio::spawn(app.run_until_stopped()));
     TestApp {
         address,
         http: reqwest::Client::builder()
@@ -63,10 +65,22 @@ pub async fn spawn_app_with(overrides: &[&str]) -> TestApp {
         sandbox_url,
         settings,
         handle,
+        stopped,
     }
 }
 
 impl TestApp {
+    /// Stops the server gracefully and waits until it has saved its state.
+    pub async fn stop(&mut self) {
+        self.handle.stop(true).await;
+        if let Some(stopped) = self.stopped.take() {
+            stopped
+                .await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
+        }
+    }
+
     /// A token signed with this app's HS256 secret.
     pub fn token(&self, patient: Option<&str>, scope: &str) -> String {
         let auth = &self.settings.auth;

@@ -16,3 +16,4 @@ mod openapi;
 mod security;
 mod seed;
 mod slot_cache;
+mod sync;
