@@ -255,22 +255,28 @@ impl SyncStore for MemorySyncStore {
         max: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
         self.change(move |d| {
-            let busy: BTreeSet<String> = d
+            let mut busy: BTreeSet<String> = d
                 .running
                 .values()
                 .filter(|j| j.sink == sink)
                 .map(|j| j.appointment_id.clone())
                 .collect();
-            let mut due: Vec<Job> = d
+            let mut candidates: Vec<&Job> = d
                 .queued
                 .values()
-                .filter(|j| {
-                    j.sink == sink && j.not_before <= now && !busy.contains(&j.appointment_id)
-                })
-                .cloned()
+                .filter(|j| j.sink == sink && j.not_before <= now)
                 .collect();
-            due.sort_by_key(|j| (j.not_before, j.created_at));
-            due.truncate(max);
+            candidates.sort_by_key(|j| (j.not_before, j.created_at));
+            let mut due = Vec::new();
+            for j in candidates {
+                if due.len() == max {
+                    break;
+                }
+                // One per appointment: its jobs run in order, never side by side.
+                if busy.insert(j.appointment_id.clone()) {
+                    due.push(j.clone());
+                }
+            }
             for j in &due {
                 d.queued.remove(&j.id);
                 d.running.insert(j.id.clone(), j.clone());
@@ -333,6 +339,14 @@ impl SyncStore for MemorySyncStore {
         self.change(move |d| match d.dead.remove(&job_id) {
             Some(letter) => {
                 let mut job = letter.job;
+                // A newer change of this appointment is already on its way: it supersedes.
+                if d.queued
+                    .values()
+                    .chain(d.running.values())
+                    .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
+                {
+                    return true;
+                }
                 job.attempts = 0;
                 job.not_before = now;
                 d.queued.insert(job.id.clone(), job);
@@ -479,6 +493,24 @@ mod tests {
         assert_eq!(s.stats("ops".into()).await.unwrap().dead, 1);
         assert!(s.revive("1".into(), now).await.unwrap());
         assert_eq!(s.lease("ops".into(), now, 1).await.unwrap()[0].attempts, 0);
+    }
+
+    #[tokio::test]
+    async fn a_revived_letter_never_overtakes_a_newer_change() {
+        let s = MemorySyncStore::new(None).unwrap();
+        let now = ts("2026-12-01T10:00:00Z");
+        s.enqueue(job("1", "a", "v1")).await.unwrap();
+        let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+        s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
+        s.enqueue(job("2", "a", "v2")).await.unwrap();
+        assert!(
+            s.revive("1".into(), now).await.unwrap(),
+            "the letter is gone"
+        );
+        let leased = s.lease("ops".into(), now, 10).await.unwrap();
+        let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["2"], "only the newer state is sent");
+        assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 use crate::scheduling::Services;
 use crate::store::sync::{Job, SinkRecord, SyncStore};
 
+/// Deliveries in flight at once for one sink.
+const PARALLEL_PER_SINK: usize = 8;
+
 pub struct SyncEngine {
     services: Arc<Services>,
     store: Arc<dyn SyncStore>,
@@ -130,6 +133,12 @@ impl SyncEngine {
             .unwrap_or_default()
             .to_owned();
         self.note_change(&a, &practitioner);
+        if !a.status.blocks_time() {
+            // Cancelled in Canvas: a booking made here stops hiding its slot at once.
+            if let Err(e) = s.store.remove_booked(id.to_owned()).await {
+                tracing::warn!(error = %e, "could not drop a cancelled booking from the overlay; it expires on its own");
+            }
+        }
         let needs_name = self
             .sinks
             .iter()
@@ -235,21 +244,36 @@ impl SyncEngine {
         Ok(())
     }
 
+    /// Delivers one sink's jobs, up to [`PARALLEL_PER_SINK`] at once: a receiver that hangs on
+    /// one appointment holds one of them, not the others. The deliveries belong to this loop, so
+    /// stopping it stops them (an interrupted one is re-sent after restart, with its same id).
     async fn deliver_forever(self: Arc<Self>, index: usize) {
         let sink = self.sinks[index].clone();
+        let mut running = tokio::task::JoinSet::new();
         loop {
-            let jobs = self
-                .store
-                .lease(sink.name().to_owned(), Timestamp::now(), 8)
-                .await
-                .unwrap_or_default();
+            while running.try_join_next().is_some() {}
+            let free = PARALLEL_PER_SINK.saturating_sub(running.len());
+            let jobs = if free == 0 {
+                Vec::new()
+            } else {
+                self.store
+                    .lease(sink.name().to_owned(), Timestamp::now(), free)
+                    .await
+                    .unwrap_or_default()
+            };
             self.report(sink.name()).await;
             if jobs.is_empty() {
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(250), self.queued.notified()).await;
+                tokio::select! {
+                    () = self.queued.notified() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
                 continue;
             }
-            futures::future::join_all(jobs.into_iter().map(|job| self.deliver(&sink, job))).await;
+            for job in jobs {
+                let (engine, sink) = (self.clone(), sink.clone());
+                running.spawn(async move { engine.deliver(&sink, job).await });
+            }
         }
     }
 

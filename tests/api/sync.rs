@@ -1062,3 +1062,121 @@ async fn rescheduling_and_cancelling_through_slotgate_follow_everywhere_once() {
         2
     );
 }
+
+/// The start of every slot Okafor offers Sofia a few days out (as `a_slot` asks).
+async fn okafor_starts(app: &TestApp) -> Vec<jiff::Timestamp> {
+    let me = app.patient_token(SOFIA);
+    let (start, end) = (days(3).to_string(), days(9).to_string());
+    crate::booking::slots_for(
+        app,
+        &me,
+        &[
+            ("reason", "FLUP"),
+            ("duration", "30"),
+            ("state", "CA"),
+            ("modality", "telehealth"),
+            ("practitioner", OKAFOR),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await
+    .iter()
+    .map(|s| s["start"].as_str().unwrap().parse().unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn a_cancel_in_canvas_frees_the_slot_for_browsing_at_once() {
+    // No sinks at all: the notification still clears the cached answer (slot TTL 60 s).
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
+    ])
+    .await;
+    let made = book_okafor(&app, 2).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let taken: jiff::Timestamp = made["start"].as_str().unwrap().parse().unwrap();
+    let before = okafor_starts(&app).await;
+    assert!(!before.contains(&taken), "booked, so not offered");
+    assert_eq!(okafor_starts(&app).await, before, "answered from the cache");
+    canvas_put(&app, &id, |b| b["status"] = json!("cancelled")).await;
+    eventually("the slot is offered again", || async {
+        okafor_starts(&app).await.contains(&taken)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_holds_back_nothing_else() {
+    // The receiver hangs (past slotgate's 10-second client timeout) on the first booking
+    // it sees; everything else it answers at once.
+    let hooks = MockServer::start().await;
+    let hung = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = hung.clone();
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(move |r: &Request| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            let id = body["data"]["appointment_id"].as_str().unwrap_or_default();
+            let mut hung = seen.lock().unwrap();
+            if !id.starts_with("5eed") && hung.get_or_insert_with(|| id.to_owned()) == id {
+                ResponseTemplate::new(200).set_delay(Duration::from_secs(30))
+            } else {
+                ResponseTemplate::new(200)
+            }
+        })
+        .mount(&hooks)
+        .await;
+    let (g, m) = (google().await, graph().await);
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        &sinks(&hooks, &g, &m, "reconcile_interval_seconds = 3600\n"),
+    ])
+    .await;
+    let first = book_okafor(&app, 0).await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    eventually("the receiver is hanging on the first booking", || async {
+        hung.lock().unwrap().as_deref() == Some(first.as_str())
+    })
+    .await;
+    // The API, the other sinks and the receiver's other appointments carry on.
+    let second = book_okafor(&app, 1).await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    eventually("the second booking reaches the receiver", || async {
+        !messages(&hooks, &second).await.is_empty()
+    })
+    .await;
+    for (name, server) in [("Google", &g), ("Outlook", &m)] {
+        let holds = |id: &str| {
+            let id = id.to_owned();
+            async move {
+                server.received_requests().await.unwrap().iter().any(|r| {
+                    r.method.as_str() == "POST" && String::from_utf8_lossy(&r.body).contains(&id)
+                })
+            }
+        };
+        eventually(&format!("{name} has both"), || async {
+            holds(&first).await && holds(&second).await
+        })
+        .await;
+    }
+    // The metrics tell: Google delivered both, the receiver still owes one.
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let value = |name: &str, labels: &[&str]| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{metrics}"))
+    };
+    assert!(
+        value(
+            "slotgate_sync_deliveries_total",
+            &["sink=\"gcal\"", "outcome=\"delivered\""]
+        ) >= 2.0
+    );
+    assert!(value("slotgate_sync_pending", &["sink=\"ops\""]) >= 1.0);
+    assert!(value("slotgate_sync_lag_seconds", &["sink=\"ops\""]) > 0.0);
+}
