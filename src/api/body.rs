@@ -27,9 +27,8 @@ pub fn text(
     max: usize,
     errors: &mut Vec<crate::error::FieldError>,
 ) -> Option<String> {
-    let value = value
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())?;
+    let value = value?;
+    // Counted as sent, as the spec's maxLength is: trailing padding does not sneak past it.
     if value.chars().count() > max {
         errors.push(crate::error::FieldError {
             field: field.into(),
@@ -37,5 +36,28 @@ pub fn text(
         });
         return None;
     }
-    Some(value)
+    Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn text_is_bounded_as_sent_and_trimmed_when_kept() {
+        let mut errors = Vec::new();
+        assert_eq!(
+            text("reason", Some("  moved away \t".into()), 20, &mut errors).as_deref(),
+            Some("moved away")
+        );
+        assert_eq!(text("reason", Some(" \t ".into()), 20, &mut errors), None);
+        assert!(errors.is_empty());
+        // Padding counts: the spec's maxLength is on the string as sent.
+        let padded = format!("ok{}", "\t".repeat(20));
+        assert_eq!(text("reason", Some(padded), 20, &mut errors), None);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "reason");
+        // Characters, not bytes.
+        assert!(text("reason", Some("é".repeat(20)), 20, &mut errors).is_some());
+    }
 }
