@@ -1180,3 +1180,72 @@ async fn a_hanging_receiver_holds_back_nothing_else() {
     assert!(value("slotgate_sync_pending", &["sink=\"ops\""]) >= 1.0);
     assert!(value("slotgate_sync_lag_seconds", &["sink=\"ops\""]) > 0.0);
 }
+
+#[tokio::test]
+async fn a_booking_made_in_canvas_itself_reaches_every_sink_once() {
+    let (hooks, g, m) = (ok_receiver().await, google().await, graph().await);
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        &sinks(&hooks, &g, &m, "reconcile_interval_seconds = 3600\n"),
+    ])
+    .await;
+    // Front-desk staff book in Canvas's own UI: slotgate only hears the notification.
+    let me = app.patient_token(SOFIA);
+    let slot = a_slot(&app, &me, OKAFOR, 5).await;
+    let sandbox = app.sandbox.as_ref().unwrap();
+    let r = app
+        .http
+        .post(format!("{}/Appointment", app.sandbox_url.as_ref().unwrap()))
+        .bearer_auth(sandbox.issue_token())
+        .json(&json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "appointmentType": {"coding": [{"system": "http://snomed.info/sct", "code": "448337001"}]},
+            "supportingInformation": [{"reference": format!("Location/{OAKLAND}")}],
+            "start": slot["start"], "end": slot["end"],
+            "participant": [
+                {"actor": {"reference": format!("Patient/{SOFIA}")}, "status": "accepted"},
+                {"actor": {"reference": format!("Practitioner/{OKAFOR}")}, "status": "accepted"}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.split("/Appointment/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let inserts = |requests: Vec<Request>| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.method.as_str() == "POST" && String::from_utf8_lossy(&r.body).contains(&id)
+            })
+            .count()
+    };
+    eventually("every sink has it", || async {
+        messages(&hooks, &id).await.len() == 1
+            && inserts(g.received_requests().await.unwrap()) == 1
+            && inserts(m.received_requests().await.unwrap()) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(messages(&hooks, &id).await.len(), 1, "once");
+    assert_eq!(inserts(g.received_requests().await.unwrap()), 1, "once");
+    assert_eq!(inserts(m.received_requests().await.unwrap()), 1, "once");
+    assert_eq!(
+        messages(&hooks, &id).await[0].1["type"],
+        "appointment.created"
+    );
+    // And the slot is no longer offered.
+    let taken: jiff::Timestamp = slot["start"].as_str().unwrap().parse().unwrap();
+    eventually("the slot is taken", || async {
+        !okafor_starts(&app).await.contains(&taken)
+    })
+    .await;
+}
