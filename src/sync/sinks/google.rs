@@ -20,10 +20,16 @@ const SCOPE: &str = "https://www.googleapis.com/auth/calendar";
 pub struct GoogleSink {
     name: String,
     phi: PhiLevel,
-    key: GoogleKey,
     calendars: BTreeMap<PractitionerId, String>,
+    api: GoogleApi,
+}
+
+/// Calendar API v3 as one service account: its token, its URLs and how it answers.
+/// Shared by the outbound sink and the inbound calendars that reuse its key.
+pub struct GoogleApi {
+    key: GoogleKey,
     base: Url,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     token: TokenCache,
 }
 
@@ -38,12 +44,28 @@ impl GoogleSink {
         Self {
             name,
             phi,
-            key,
             calendars,
+            api: GoogleApi::new(key, base),
+        }
+    }
+}
+
+impl GoogleApi {
+    pub fn new(key: GoogleKey, base: Url) -> Self {
+        Self {
+            key,
             base,
             http: super::http(),
             token: TokenCache::default(),
         }
+    }
+
+    /// A cached access token, fetched again shortly before it expires.
+    pub async fn access_token(&self) -> Result<String, Outcome> {
+        self.token
+            .get(self.fetch_token())
+            .await
+            .map_err(|e| retry(&e))
     }
 
     /// A signed JWT assertion exchanged at the key's `token_uri` (OAuth 2.0 for service accounts).
@@ -79,26 +101,58 @@ impl GoogleSink {
         Ok((token, v["expires_in"].as_u64().unwrap_or(3600)))
     }
 
-    fn events_url(&self, calendar: &str, event: Option<&str>) -> Url {
+    pub fn events_url(&self, calendar: &str, event: Option<&str>) -> Url {
+        let mut path = vec!["calendars", calendar, "events"];
+        path.extend(event);
+        self.url(&path)
+    }
+
+    /// `base` + the given path segments (each percent-encoded as needed).
+    pub fn url(&self, path: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
-            segments
-                .pop_if_empty()
-                .extend(["calendars", calendar, "events"]);
-            if let Some(e) = event {
-                segments.push(e);
-            }
+            segments.pop_if_empty().extend(path);
         }
         url
     }
 
+    /// The answer if it is a success; else what to do about it.
+    pub async fn check(&self, r: reqwest::Response) -> Result<reqwest::Response, Outcome> {
+        let after = retry_after(&r);
+        match r.status().as_u16() {
+            401 => {
+                self.token.forget().await;
+                Err(retry("token refused"))
+            }
+            // Google answers rate limits with 403 as well as 429 (usageLimits domain); any other
+            // 403 (a calendar not shared with the service account) will not heal by waiting.
+            403 => {
+                let body: Value = r.json().await.unwrap_or_default();
+                if rate_limited(&body) {
+                    Err(Outcome::Retry {
+                        reason: "HTTP 403 rate limited".into(),
+                        after,
+                    })
+                } else {
+                    Err(Outcome::Failed("HTTP 403".into()))
+                }
+            }
+            _ => match classify(r.status(), after) {
+                Some(outcome) => Err(outcome),
+                None => Ok(r),
+            },
+        }
+    }
+}
+
+impl GoogleSink {
     async fn find(
         &self,
         token: &str,
         calendar: &str,
         appointment: &str,
     ) -> Result<Option<String>, Outcome> {
-        let mut url = self.events_url(calendar, None);
+        let mut url = self.api.events_url(calendar, None);
         url.query_pairs_mut()
             .append_pair(
                 "privateExtendedProperty",
@@ -106,6 +160,7 @@ impl GoogleSink {
             )
             .append_pair("showDeleted", "false");
         let r = self
+            .api
             .http
             .get(url)
             .bearer_auth(token)
@@ -113,6 +168,7 @@ impl GoogleSink {
             .await
             .map_err(|_| retry("lookup unreachable"))?;
         let v: Value = self
+            .api
             .check(r)
             .await?
             .json()
@@ -139,11 +195,7 @@ impl GoogleSink {
         let Some(calendar) = calendar else {
             return Ok(None);
         };
-        let token = self
-            .token
-            .get(self.fetch_token())
-            .await
-            .map_err(|e| retry(&e))?;
+        let token = self.api.access_token().await?;
         let known = match record.and_then(|r| r.external_id.clone()) {
             Some(id) => Some(id),
             None => self.find(&token, &calendar, &job.appointment_id).await?,
@@ -151,15 +203,16 @@ impl GoogleSink {
         let Some(event) = event else {
             if let Some(id) = known {
                 let r = self
+                    .api
                     .http
-                    .delete(self.events_url(&calendar, Some(&id)))
+                    .delete(self.api.events_url(&calendar, Some(&id)))
                     .bearer_auth(&token)
                     .send()
                     .await
                     .map_err(|_| retry("unreachable"))?;
                 // Already gone is what we wanted.
                 if !matches!(r.status().as_u16(), 404 | 410) {
-                    self.check(r).await?;
+                    self.api.check(r).await?;
                 }
             }
             return Ok(None);
@@ -167,8 +220,9 @@ impl GoogleSink {
         let body = body(job, event);
         if let Some(id) = known {
             let r = self
+                .api
                 .http
-                .patch(self.events_url(&calendar, Some(&id)))
+                .patch(self.api.events_url(&calendar, Some(&id)))
                 .bearer_auth(&token)
                 .json(&body)
                 .send()
@@ -176,53 +230,27 @@ impl GoogleSink {
                 .map_err(|_| retry("unreachable"))?;
             // Deleted by hand in the calendar: insert it again.
             if !matches!(r.status().as_u16(), 404 | 410) {
-                self.check(r).await?;
+                self.api.check(r).await?;
                 return Ok(Some(id));
             }
         }
         let r = self
+            .api
             .http
-            .post(self.events_url(&calendar, None))
+            .post(self.api.events_url(&calendar, None))
             .bearer_auth(&token)
             .json(&body)
             .send()
             .await
             .map_err(|_| retry("unreachable"))?;
         let created: Value = self
+            .api
             .check(r)
             .await?
             .json()
             .await
             .map_err(|_| retry("unreadable insert answer"))?;
         Ok(created["id"].as_str().map(str::to_owned))
-    }
-
-    /// The answer if it is a success; else what to do about it.
-    async fn check(&self, r: reqwest::Response) -> Result<reqwest::Response, Outcome> {
-        let after = retry_after(&r);
-        match r.status().as_u16() {
-            401 => {
-                self.token.forget().await;
-                Err(retry("token refused"))
-            }
-            // Google answers rate limits with 403 as well as 429 (usageLimits domain); any other
-            // 403 (a calendar not shared with the service account) will not heal by waiting.
-            403 => {
-                let body: Value = r.json().await.unwrap_or_default();
-                if rate_limited(&body) {
-                    Err(Outcome::Retry {
-                        reason: "HTTP 403 rate limited".into(),
-                        after,
-                    })
-                } else {
-                    Err(Outcome::Failed("HTTP 403".into()))
-                }
-            }
-            _ => match classify(r.status(), after) {
-                Some(outcome) => Err(outcome),
-                None => Ok(r),
-            },
-        }
     }
 }
 
@@ -281,6 +309,14 @@ impl Sink for GoogleSink {
         practitioner
             .parse()
             .is_ok_and(|p: PractitionerId| self.calendars.contains_key(&p))
+    }
+
+    fn calendar_of(&self, practitioner: &str) -> Option<&str> {
+        practitioner
+            .parse()
+            .ok()
+            .and_then(|p: PractitionerId| self.calendars.get(&p))
+            .map(String::as_str)
     }
 
     fn deliver<'a>(

@@ -20,8 +20,14 @@ pub const MARK_PROPERTY: &str = "String {00020329-0000-0000-C000-000000000046} N
 pub struct GraphSink {
     name: String,
     phi: PhiLevel,
-    settings: GraphSettings,
-    http: reqwest::Client,
+    api: GraphApi,
+}
+
+/// Microsoft Graph as one app registration (client credentials): its token, its URLs and how
+/// it answers. Shared by the outbound sink and the inbound calendars that reuse it.
+pub struct GraphApi {
+    pub settings: GraphSettings,
+    pub http: reqwest::Client,
     token: TokenCache,
 }
 
@@ -30,10 +36,26 @@ impl GraphSink {
         Self {
             name,
             phi,
+            api: GraphApi::new(settings),
+        }
+    }
+}
+
+impl GraphApi {
+    pub fn new(settings: GraphSettings) -> Self {
+        Self {
             settings,
             http: super::http(),
             token: TokenCache::default(),
         }
+    }
+
+    /// A cached access token, fetched again shortly before it expires.
+    pub async fn access_token(&self) -> Result<String, Outcome> {
+        self.token
+            .get(self.fetch_token())
+            .await
+            .map_err(|e| retry(&e))
     }
 
     async fn fetch_token(&self) -> Result<(String, u64), String> {
@@ -67,36 +89,60 @@ impl GraphSink {
         ))
     }
 
-    fn events_url(&self, user: &str, event: Option<&str>) -> Url {
+    pub fn events_url(&self, user: &str, event: Option<&str>) -> Url {
+        let mut path = vec!["users", user, "events"];
+        path.extend(event);
+        self.url(&path)
+    }
+
+    /// `base_url` + the given path segments (each percent-encoded as needed).
+    pub fn url(&self, path: &[&str]) -> Url {
         let mut url = self.settings.base_url.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(["users", user, "events"]);
-            if let Some(e) = event {
-                segments.push(e);
-            }
+            segments.pop_if_empty().extend(path);
         }
         url
     }
 
+    /// The answer if it is a success; else what to do about it.
+    pub async fn check(&self, r: reqwest::Response) -> Result<reqwest::Response, Outcome> {
+        if r.status().as_u16() == 401 {
+            self.token.forget().await;
+            return Err(retry("token refused"));
+        }
+        match classify(r.status(), retry_after(&r)) {
+            Some(outcome) => Err(outcome),
+            None => Ok(r),
+        }
+    }
+}
+
+impl GraphSink {
     async fn find(
         &self,
         token: &str,
         user: &str,
         appointment: &str,
     ) -> Result<Option<String>, Outcome> {
-        let mut url = self.events_url(user, None);
+        let mut url = self.api.events_url(user, None);
         url.query_pairs_mut()
             .append_pair("$filter", &format!("singleValueExtendedProperties/Any(ep: ep/id eq '{APPOINTMENT_PROPERTY}' and ep/value eq '{appointment}')"))
             .append_pair("$select", "id");
         let r = self
+            .api
             .http
             .get(url)
             .bearer_auth(token)
             .send()
             .await
             .map_err(|_| retry("lookup unreachable"))?;
-        self.check(&r).await?;
-        let v: Value = r.json().await.map_err(|_| retry("unreadable lookup"))?;
+        let v: Value = self
+            .api
+            .check(r)
+            .await?
+            .json()
+            .await
+            .map_err(|_| retry("unreadable lookup"))?;
         Ok(v["value"]
             .as_array()
             .and_then(|items| items.first())
@@ -114,69 +160,59 @@ impl GraphSink {
             .practitioner
             .parse()
             .ok()
-            .and_then(|p: PractitionerId| self.settings.calendars.get(&p).cloned());
+            .and_then(|p: PractitionerId| self.api.settings.calendars.get(&p).cloned());
         let Some(user) = user else { return Ok(None) };
-        let token = self
-            .token
-            .get(self.fetch_token())
-            .await
-            .map_err(|e| retry(&e))?;
+        let token = self.api.access_token().await?;
         let known = match record.and_then(|r| r.external_id.clone()) {
             Some(id) => Some(id),
             None => self.find(&token, &user, &job.appointment_id).await?,
         };
+        let http = &self.api.http;
         let Some(event) = event else {
             if let Some(id) = known {
-                let r = self
-                    .http
-                    .delete(self.events_url(&user, Some(&id)))
+                let r = http
+                    .delete(self.api.events_url(&user, Some(&id)))
                     .bearer_auth(&token)
                     .send()
                     .await
                     .map_err(|_| retry("unreachable"))?;
+                // Already gone is what we wanted.
                 if r.status().as_u16() != 404 {
-                    self.check(&r).await?;
+                    self.api.check(r).await?;
                 }
             }
             return Ok(None);
         };
         let body = body(job, event);
         if let Some(id) = known {
-            let r = self
-                .http
-                .patch(self.events_url(&user, Some(&id)))
+            let r = http
+                .patch(self.api.events_url(&user, Some(&id)))
                 .bearer_auth(&token)
                 .json(&body)
                 .send()
                 .await
                 .map_err(|_| retry("unreachable"))?;
+            // Deleted by hand in the calendar: create it again.
             if r.status().as_u16() != 404 {
-                self.check(&r).await?;
+                self.api.check(r).await?;
                 return Ok(Some(id));
             }
         }
-        let r = self
-            .http
-            .post(self.events_url(&user, None))
+        let r = http
+            .post(self.api.events_url(&user, None))
             .bearer_auth(&token)
             .json(&body)
             .send()
             .await
             .map_err(|_| retry("unreachable"))?;
-        self.check(&r).await?;
-        let created: Value = r
+        let created: Value = self
+            .api
+            .check(r)
+            .await?
             .json()
             .await
             .map_err(|_| retry("unreadable create answer"))?;
         Ok(created["id"].as_str().map(str::to_owned))
-    }
-
-    async fn check(&self, r: &reqwest::Response) -> Result<(), Outcome> {
-        if r.status().as_u16() == 401 {
-            self.token.forget().await;
-            return Err(retry("token refused"));
-        }
-        classify(r.status(), retry_after(r)).map_or(Ok(()), Err)
     }
 }
 
@@ -228,7 +264,15 @@ impl Sink for GraphSink {
     fn covers(&self, practitioner: &str) -> bool {
         practitioner
             .parse()
-            .is_ok_and(|p: PractitionerId| self.settings.calendars.contains_key(&p))
+            .is_ok_and(|p: PractitionerId| self.api.settings.calendars.contains_key(&p))
+    }
+
+    fn calendar_of(&self, practitioner: &str) -> Option<&str> {
+        practitioner
+            .parse()
+            .ok()
+            .and_then(|p: PractitionerId| self.api.settings.calendars.get(&p))
+            .map(String::as_str)
     }
 
     fn deliver<'a>(

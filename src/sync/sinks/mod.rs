@@ -35,6 +35,10 @@ pub trait Sink: Send + Sync {
     fn phi(&self) -> PhiLevel;
     /// Whether this sink mirrors the clinician's appointments at all.
     fn covers(&self, practitioner: &str) -> bool;
+    /// The calendar the clinician's appointments go to, for sinks that are calendars.
+    fn calendar_of(&self, _practitioner: &str) -> Option<&str> {
+        None
+    }
     /// Makes the receiver hold `event` (or nothing) for the job's appointment; `record` is what
     /// it was last given.
     fn deliver<'a>(
