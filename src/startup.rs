@@ -29,6 +29,7 @@ use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::sync::{MemorySyncStore, SyncStore};
 use crate::sync::engine::SyncEngine;
+use crate::sync::inbound::Inbound;
 use crate::telemetry::SlotgateRootSpan;
 
 /// Memory for rendered availability answers.
@@ -62,6 +63,8 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Flushed last, so a restart finds what was delivered and what was pending.
     sync_store: Arc<dyn SyncStore>,
+    /// Its push channels are closed at shutdown.
+    inbound: Arc<Inbound>,
 }
 
 impl Application {
@@ -166,11 +169,14 @@ impl Application {
             settings.sync.retry_base,
             Some(metrics.clone()),
         );
+        let inbound = Inbound::new(services.clone(), sync_store.clone(), sync.clone());
         let mut background = background;
         background.extend(sync.spawn());
+        background.extend(inbound.spawn());
         let state = web::Data::new(AppState {
             services,
             sync,
+            inbound: inbound.clone(),
             answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });
         let metrics = web::Data::new(metrics);
@@ -228,6 +234,7 @@ impl Application {
             settings,
             background,
             sync_store,
+            inbound,
         })
     }
 
@@ -258,6 +265,13 @@ impl Application {
         let result = self.server.await;
         for task in &self.background {
             task.abort();
+        }
+        // Calendars stop posting here; a channel left open expires on its own.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.inbound.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("push channels not all closed within 5 s");
         }
         if let Err(e) = self.sync_store.flush().await {
             tracing::warn!(error = %e, "calendar-sync state not saved at shutdown");

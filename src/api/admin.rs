@@ -25,8 +25,8 @@ pub struct SinkStatus {
 #[schema(example = json!({"sinks": [{"name": "ops", "kind": "webhook", "last_success": "2026-12-01T17:00:02Z", "pending": 0, "failing": 0, "dead": 1}], "inbound": []}))]
 pub struct SyncStatus {
     pub sinks: Vec<SinkStatus>,
-    /// Inbound calendars (meetings that block time).
-    pub inbound: Vec<serde_json::Value>,
+    /// Inbound calendars (meetings that block time): channel, last read, what failed.
+    pub inbound: Vec<crate::sync::inbound::InboundStatus>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -57,7 +57,7 @@ pub struct DeadLetters {
     tag = "admin",
     security(("bearer" = ["scheduling.admin"])),
     responses(
-        (status = 200, description = "Per sink: last success, pending, failing and dead changes", body = SyncStatus),
+        (status = 200, description = "Per sink: last success, pending, failing and dead changes; per inbound calendar: its push channel, last read and last error", body = SyncStatus),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks scheduling.admin", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -86,7 +86,7 @@ pub async fn status(
     }
     Ok(web::Json(SyncStatus {
         sinks,
-        inbound: Vec::new(),
+        inbound: state.inbound.status().await,
     }))
 }
 

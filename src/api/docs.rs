@@ -29,6 +29,8 @@ use utoipa::{Modify, OpenApi};
         super::booking::cancel,
         super::events::create,
         super::webhooks::canvas,
+        super::webhooks::google,
+        super::webhooks::graph,
         super::admin::status,
         super::admin::dead_letters,
         super::admin::retry,

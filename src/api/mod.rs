@@ -34,6 +34,8 @@ pub struct AppState {
     pub services: Arc<Services>,
     /// Calendar sync: own writes tell it what changed.
     pub sync: Arc<crate::sync::engine::SyncEngine>,
+    /// Calendar sync in: pushes from Google and Graph land here.
+    pub inbound: Arc<crate::sync::inbound::Inbound>,
     /// Rendered availability answers.
     pub answers: AnswerCache,
 }
@@ -97,6 +99,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(booking::cancel)
                 .service(events::create)
                 .service(webhooks::canvas)
+                .service(webhooks::google)
+                .service(webhooks::graph)
                 .service(admin::status)
                 .service(admin::dead_letters)
                 .service(admin::retry),

@@ -115,3 +115,106 @@ mod tests {
         );
     }
 }
+
+fn not_ours() -> ApiError {
+    ApiError::new(
+        Code::Unauthorized,
+        "The push does not come from a channel slotgate opened.",
+    )
+}
+
+/// Receives a Google Calendar push for an inbound calendar: checked against the channel's id
+/// and token (unknown: 401, nothing read), answered at once; on a change the calendar is read
+/// with its sync token and Canvas brought in line.
+#[utoipa::path(
+    operation_id = "receive_google_push",
+    context_path = "/v1",
+    tag = "webhooks",
+    security(()),
+    params(
+        ("X-Goog-Channel-ID" = Option<String>, Header, description = "The watch channel slotgate opened"),
+        ("X-Goog-Channel-Token" = Option<String>, Header, description = "The token slotgate gave that channel"),
+        ("X-Goog-Resource-State" = Option<String>, Header, description = "`sync` (the handshake), `exists` or `not_exists`"),
+    ),
+    responses(
+        (status = 200, description = "Accepted; the calendar will be read"),
+        (status = 401, description = "Not a channel slotgate opened; nothing is read", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/webhooks/google")]
+pub async fn google(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let (channel, token) = (header("x-goog-channel-id"), header("x-goog-channel-token"));
+    if channel.is_empty() || token.is_empty() {
+        return Err(not_ours());
+    }
+    state
+        .inbound
+        .google_push(channel, token, header("x-goog-resource-state"))
+        .await
+        .map_err(|_| not_ours())?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GraphQuery {
+    /// Sent by Graph when a subscription is created or renewed: echoed back as text.
+    #[serde(rename = "validationToken")]
+    #[param(rename = "validationToken", max_length = 2048)]
+    validation_token: Option<String>,
+}
+
+/// Receives Microsoft Graph change notifications for inbound calendars. With
+/// `validationToken` it is Graph's handshake, answered with the token as text. Otherwise every
+/// notification must carry its subscription's `clientState` (else 401, nothing read); the
+/// calendars named are read and Canvas brought in line.
+#[utoipa::path(
+    operation_id = "receive_graph_notification",
+    context_path = "/v1",
+    tag = "webhooks",
+    security(()),
+    params(GraphQuery),
+    request_body(content = Object, description = "Graph change notifications: {\"value\": [{\"subscriptionId\", \"clientState\", \"changeType\", \"resource\"}]}"),
+    responses(
+        (status = 200, description = "The validation token, as text", body = String, content_type = "text/plain"),
+        (status = 202, description = "Accepted; the calendars will be read"),
+        (status = 400, description = "Not a notification payload", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A notification without its subscription's clientState; nothing is read", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/webhooks/graph")]
+pub async fn graph(
+    query: web::Query<GraphQuery>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = &query.validation_token {
+        if token.len() > 2048 {
+            return Err(ApiError::invalid("validationToken", "is too long"));
+        }
+        return Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(token.clone()));
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::invalid("body", "must be a JSON change notification"))?;
+    if !payload["value"].is_array() {
+        return Err(ApiError::invalid("value", "must list the notifications"));
+    }
+    state
+        .inbound
+        .graph_push(&payload)
+        .await
+        .map_err(|_| not_ours())?;
+    Ok(HttpResponse::Accepted().finish())
+}

@@ -72,6 +72,8 @@ pub struct SyncSettings {
     pub max_attempts: u32,
     /// The first retry's delay; doubled per attempt.
     pub retry_base: Duration,
+    /// How long a Google watch channel or Graph subscription is asked to live.
+    pub channel_ttl: Duration,
     /// Verifies `POST /v1/webhooks/canvas` (Standard Webhooks signature or bearer).
     pub canvas_webhook_secret: Option<Secret>,
     /// Where Google and Graph send their pushes.

@@ -118,6 +118,7 @@ pub struct RawSync {
     pub window_days: u64,
     pub max_attempts: u64,
     pub retry_base_ms: u64,
+    pub channel_ttl_seconds: u64,
     #[serde(default, deserialize_with = "opt_string")]
     pub canvas_webhook_secret: Option<String>,
     #[serde(default)]

@@ -72,13 +72,38 @@ pub enum CalendarKind {
 
 #[derive(Debug, Clone)]
 pub struct InboundSettings {
-    pub kind: CalendarKind,
     pub practitioner: PractitionerId,
     pub calendar: String,
     pub location_id: Option<String>,
-    /// The sink whose credentials reach this calendar.
-    pub sink: Option<String>,
+    /// The named sink, whose credentials reach this calendar.
+    pub sink: String,
+    pub access: CalendarAccess,
     pub all_day: bool,
+}
+
+/// How slotgate reaches an inbound calendar: the credentials of the sink it names.
+#[derive(Debug, Clone)]
+pub enum CalendarAccess {
+    Google { key: GoogleKey, base_url: Url },
+    Graph(GraphSettings),
+}
+
+impl InboundSettings {
+    pub fn kind(&self) -> CalendarKind {
+        match self.access {
+            CalendarAccess::Google { .. } => CalendarKind::Google,
+            CalendarAccess::Graph(_) => CalendarKind::Graph,
+        }
+    }
+}
+
+impl CalendarKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Google => "google",
+            Self::Graph => "graph",
+        }
+    }
 }
 
 /// A Standard Webhooks secret: `whsec_` and the key in base64.
@@ -293,6 +318,7 @@ pub(super) fn sync(found: &mut Found, raw: &RawSync, embedded: bool) -> SyncSett
         sinks.extend(sink(found, i, s));
     }
     let mut inbound = Vec::new();
+    let mut watched = BTreeSet::new();
     for (i, e) in raw.inbound.iter().enumerate() {
         let key = |k: &str| format!("sync.inbound[{i}].{k}");
         let kind = match e.kind.as_str() {
@@ -307,18 +333,58 @@ pub(super) fn sync(found: &mut Found, raw: &RawSync, embedded: bool) -> SyncSett
         if practitioner.is_none() {
             found.add(key("practitioner_id"), "is not a Canvas practitioner id");
         }
-        if let Some(s) = &e.sink
-            && !names.contains(s)
-        {
-            found.add(key("sink"), format!("names no [[sync.sinks]] entry {s:?}"));
+        if e.calendar.trim().is_empty() || e.calendar.contains(':') {
+            found.add(key("calendar"), "must be a calendar id or mailbox (no ':')");
+        } else if !watched.insert((e.kind.clone(), e.calendar.clone())) {
+            found.add(key("calendar"), "is already watched by another entry");
         }
-        if let (Some(kind), Some(practitioner)) = (kind, practitioner) {
+        // The calendar is reached with the credentials of the sink it names.
+        let access = match (&e.sink, kind) {
+            (None, _) => {
+                found.add(
+                    key("sink"),
+                    "required: the google or graph sink whose credentials reach this calendar",
+                );
+                None
+            }
+            (Some(name), Some(kind)) => {
+                let named = sinks.iter().find(|s: &&SinkSettings| &s.name == name);
+                match (named.map(|s| &s.target), kind) {
+                    (Some(SinkTarget::Google { key, base_url, .. }), CalendarKind::Google) => {
+                        Some(CalendarAccess::Google {
+                            key: key.clone(),
+                            base_url: base_url.clone(),
+                        })
+                    }
+                    (Some(SinkTarget::Graph(g)), CalendarKind::Graph) => {
+                        Some(CalendarAccess::Graph(g.clone()))
+                    }
+                    (Some(_), _) => {
+                        found.add(
+                            key("sink"),
+                            format!("names a sink that is not a {} sink", e.kind),
+                        );
+                        None
+                    }
+                    (None, _) if names.contains(name) => None, // the sink itself was refused
+                    (None, _) => {
+                        found.add(
+                            key("sink"),
+                            format!("names no [[sync.sinks]] entry {name:?}"),
+                        );
+                        None
+                    }
+                }
+            }
+            (Some(_), None) => None,
+        };
+        if let (Some(practitioner), Some(access), Some(sink)) = (practitioner, access, &e.sink) {
             inbound.push(InboundSettings {
-                kind,
                 practitioner,
                 calendar: e.calendar.clone(),
                 location_id: e.location_id.clone(),
-                sink: e.sink.clone(),
+                sink: sink.clone(),
+                access,
                 all_day: e.all_day,
             });
         }
@@ -344,6 +410,12 @@ pub(super) fn sync(found: &mut Found, raw: &RawSync, embedded: bool) -> SyncSett
         reconcile_interval: Duration::from_secs(reconcile),
         window_days,
         max_attempts,
+        channel_ttl: Duration::from_secs(found.range(
+            "sync.channel_ttl_seconds",
+            raw.channel_ttl_seconds,
+            2,
+            7 * 86_400,
+        )),
         retry_base: Duration::from_millis(found.range(
             "sync.retry_base_ms",
             raw.retry_base_ms,

@@ -16,6 +16,9 @@ use crate::types::{PatientId, PractitionerId};
 pub const BOOKING_SYSTEM: &str = "urn:slotgate:booking";
 /// Identifier system of Other Events slotgate creates for staff.
 pub const EVENT_SYSTEM: &str = "urn:slotgate:event";
+/// Identifier system of Other Events that mirror a meeting in a clinician's calendar; the
+/// value is `<google|graph>:<calendar>:<event id>`.
+pub const CALENDAR_SYSTEM: &str = "urn:slotgate:calendar-event";
 pub const PREVIOUSLY_RESCHEDULED: &str = "Previously Rescheduled Appointment";
 pub const RESCHEDULED_REPLACEMENT: &str = "Rescheduled Replacement Appointment";
 
@@ -141,7 +144,8 @@ pub struct NewEvent<'a> {
     pub start: Timestamp,
     pub end: Timestamp,
     pub title: &'a str,
-    pub identifier: &'a str,
+    /// (system, value) that finds the event again.
+    pub identifier: (&'a str, &'a str),
 }
 
 pub fn other_event(e: &NewEvent<'_>) -> Appointment {
@@ -154,7 +158,7 @@ pub fn other_event(e: &NewEvent<'_>) -> Appointment {
         id: None,
         contained: Vec::new(),
         extension: Vec::new(),
-        identifier: vec![identifier(EVENT_SYSTEM, e.identifier)],
+        identifier: vec![identifier(e.identifier.0, e.identifier.1)],
         status: AppointmentStatus::Booked,
         appointment_type: Some(coding(e.event_type)),
         reason_code: vec![CodeableConcept {
@@ -167,6 +171,17 @@ pub fn other_event(e: &NewEvent<'_>) -> Appointment {
         end: Some(Instant::utc(e.end)),
         participant: participants,
     }
+}
+
+/// The PUT that gives an Other Event (as read) new times and title, booked again if it was
+/// cancelled; identifiers and type go back as read (§4 Update).
+pub fn retimed(current: &Appointment, start: Timestamp, end: Timestamp, title: &str) -> Value {
+    let mut body = cancellation(current, None);
+    body["status"] = json!("booked");
+    body["start"] = json!(Instant::utc(start));
+    body["end"] = json!(Instant::utc(end));
+    body["reasonCode"] = json!([{"text": title}]);
+    body
 }
 
 /// The PUT that cancels `current` (as read). Canvas merges what is sent, but deletes
@@ -309,5 +324,36 @@ mod tests {
             body["participant"],
             json!([{"actor": {"reference": "Practitioner/4150"}, "status": "accepted"}])
         );
+    }
+
+    #[test]
+    fn a_meeting_moved_or_restored_keeps_what_finds_it() {
+        let read: Appointment = serde_json::from_value(json!({
+            "resourceType": "Appointment", "id": "a2", "status": "cancelled",
+            "identifier": [{"id": "51c0", "use": "usual", "system": CALENDAR_SYSTEM, "value": "google:dr@clinic.example:evt1",
+                            "period": {"start": "1970-01-01", "end": "2100-12-31"}}],
+            "appointmentType": {"coding": [{"system": "http://snomed.info/sct", "code": "272379006"}]},
+            "start": "2026-03-08T17:00:00+00:00", "end": "2026-03-08T18:00:00+00:00",
+            "supportingInformation": [{"reference": "Location/b347", "type": "Location"}],
+            "participant": [{"actor": {"reference": "Practitioner/4150", "type": "Practitioner"}, "status": "accepted"}]
+        }))
+        .unwrap();
+        let body = retimed(
+            &read,
+            "2026-03-08T18:30:00Z".parse().unwrap(),
+            "2026-03-08T19:15:00Z".parse().unwrap(),
+            "Board meeting",
+        );
+        assert_eq!(
+            (&body["status"], &body["start"], &body["end"]),
+            (
+                &json!("booked"),
+                &json!("2026-03-08T18:30:00+00:00"),
+                &json!("2026-03-08T19:15:00+00:00")
+            )
+        );
+        assert_eq!(body["identifier"], json!(read.identifier));
+        assert_eq!(body["reasonCode"], json!([{"text": "Board meeting"}]));
+        assert_eq!(body["appointmentType"]["coding"][0]["code"], "272379006");
     }
 }

@@ -116,7 +116,7 @@ async fn create_one(
         start: req.start,
         end: req.end,
         title: &req.title,
-        identifier: value,
+        identifier: (EVENT_SYSTEM, value),
     });
     let id = match s.canvas.create_appointment(&body).await {
         Ok(id) => id,

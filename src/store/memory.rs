@@ -135,7 +135,12 @@ impl Store for MemoryStore {
     }
 
     fn put_booked(&self, booked: Booked) -> BoxFuture<'_, StoreResult<()>> {
-        self.state().booked.push(booked);
+        // One entry per appointment: a moved one hides only its new time.
+        let mut state = self.state();
+        state
+            .booked
+            .retain(|b| b.appointment_id != booked.appointment_id);
+        state.booked.push(booked);
         Box::pin(async { Ok(()) })
     }
 
@@ -308,6 +313,25 @@ mod tests {
         );
         s.remove_booked("x".into()).await.unwrap();
         assert_eq!(s.put_hold(h, now).await.unwrap(), HoldOutcome::Created);
+    }
+
+    #[tokio::test]
+    async fn a_moved_booking_hides_only_its_new_time() {
+        let s = MemoryStore::new();
+        let now = ts("2026-12-01T10:00:00Z");
+        let at = |start: &str, end: &str| Booked {
+            appointment_id: "x".into(),
+            practitioner: "4150cd20de8a470aa570a852859ac87e".parse().unwrap(),
+            start: ts(start),
+            end: ts(end),
+            expires_at: ts("2026-12-01T10:05:00Z"),
+        };
+        s.put_booked(at("2026-12-02T17:00:00Z", "2026-12-02T17:30:00Z"))
+            .await
+            .unwrap();
+        let moved = at("2026-12-02T19:00:00Z", "2026-12-02T19:30:00Z");
+        s.put_booked(moved.clone()).await.unwrap();
+        assert_eq!(s.booked(now).await.unwrap(), [moved]);
     }
 
     #[tokio::test]

@@ -113,6 +113,7 @@ pub trait Store: Send + Sync {
     fn remove_hold(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
     fn holds(&self, now: Timestamp) -> BoxFuture<'_, StoreResult<Vec<Hold>>>;
 
+    /// Replaces any earlier entry of the same appointment.
     fn put_booked(&self, booked: Booked) -> BoxFuture<'_, StoreResult<()>>;
     fn remove_booked(&self, appointment_id: String) -> BoxFuture<'_, StoreResult<()>>;
     fn booked(&self, now: Timestamp) -> BoxFuture<'_, StoreResult<Vec<Booked>>>;

@@ -98,9 +98,14 @@ pub trait SyncStore: Send + Sync {
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>>;
     /// Makes everything changed so far durable (shutdown).
     fn flush(&self) -> BoxFuture<'_, StoreResult<()>>;
+    /// An inbound calendar's state (sync token, channels, what each meeting became).
+    fn calendar(&self, key: String) -> BoxFuture<'_, StoreResult<Option<serde_json::Value>>>;
+    fn put_calendar(&self, key: String, state: serde_json::Value)
+    -> BoxFuture<'_, StoreResult<()>>;
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Data {
     pending: BTreeSet<String>,
     /// (sink, appointment) -> record
@@ -109,6 +114,7 @@ struct Data {
     running: BTreeMap<String, Job>,
     dead: BTreeMap<String, DeadLetter>,
     last_success: BTreeMap<String, Timestamp>,
+    calendars: BTreeMap<String, serde_json::Value>,
 }
 
 pub struct MemorySyncStore {
@@ -376,6 +382,20 @@ impl SyncStore for MemorySyncStore {
 
     fn flush(&self) -> BoxFuture<'_, StoreResult<()>> {
         self.change(|_| ())
+    }
+
+    fn calendar(&self, key: String) -> BoxFuture<'_, StoreResult<Option<serde_json::Value>>> {
+        ready(Ok(self.data().0.calendars.get(&key).cloned()))
+    }
+
+    fn put_calendar(
+        &self,
+        key: String,
+        state: serde_json::Value,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| {
+            d.calendars.insert(key, state);
+        })
     }
 
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {

@@ -164,7 +164,7 @@ impl SyncEngine {
             .sinks
             .iter()
             .enumerate()
-            .filter(|(_, k)| k.covers(&practitioner))
+            .filter(|(_, k)| k.covers(&practitioner) && !came_from(&a, k.as_ref(), &practitioner))
             .map(|(i, k)| (i, mapping::event(&a, k.phi(), &cx)))
             .collect();
         self.queue(id, Some(&practitioner), &events).await
@@ -423,4 +423,12 @@ fn backoff(base: Duration, attempts: u32) -> Duration {
         .saturating_mul(1 << attempts.saturating_sub(1).min(16))
         .min(Duration::from_secs(300));
     ceiling.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+/// Whether the appointment mirrors a meeting of the very calendar this sink writes the
+/// clinician's appointments to: sending it back would echo the meeting into itself.
+fn came_from(a: &fhir::Appointment, sink: &dyn Sink, practitioner: &str) -> bool {
+    crate::sync::inbound::canvas::origin(a).is_some_and(|(kind, calendar)| {
+        kind == sink.kind() && sink.calendar_of(practitioner) == Some(calendar)
+    })
 }

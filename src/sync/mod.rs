@@ -1,6 +1,7 @@
 //! Calendar sync: Canvas appointments mirrored to the clinic's calendars and webhooks.
 //! Talks to Canvas through `canvas/`, never through `api/`.
 pub mod engine;
+pub mod inbound;
 pub mod mapping;
 pub mod signature;
 pub mod sinks;

@@ -10,6 +10,7 @@ mod events;
 mod health;
 mod helpers;
 mod holds;
+mod inbound;
 mod lifecycle;
 mod locations;
 mod openapi;

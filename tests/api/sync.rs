@@ -104,7 +104,7 @@ pub async fn graph() -> MockServer {
 }
 
 /// A Google service-account key whose token endpoint is the mock.
-fn google_key(google: &MockServer) -> String {
+pub fn google_key(google: &MockServer) -> String {
     let mut key: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -1064,7 +1064,7 @@ async fn rescheduling_and_cancelling_through_slotgate_follow_everywhere_once() {
 }
 
 /// The start of every slot Okafor offers Sofia a few days out (as `a_slot` asks).
-async fn okafor_starts(app: &TestApp) -> Vec<jiff::Timestamp> {
+pub async fn okafor_starts(app: &TestApp) -> Vec<jiff::Timestamp> {
     let me = app.patient_token(SOFIA);
     let (start, end) = (days(3).to_string(), days(9).to_string());
     crate::booking::slots_for(

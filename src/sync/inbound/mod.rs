@@ -1,0 +1,697 @@
+//! Calendar sync in: meetings in clinicians' Google and Outlook calendars become Canvas Other
+//! Events that block their time (contract "Inbound"). Pushes only say "something changed";
+//! the calendar is then read and Canvas brought in line, one calendar at a time.
+
+pub mod canvas;
+pub mod google;
+pub mod graph;
+pub mod meeting;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use self::canvas::Mirror;
+use self::meeting::{Decision, Meeting};
+use crate::config::sync::{CalendarAccess, InboundSettings};
+use crate::scheduling::Services;
+use crate::store::sync::SyncStore;
+use crate::sync::engine::SyncEngine;
+use crate::sync::sinks::Outcome;
+use crate::sync::sinks::google::GoogleApi;
+use crate::sync::sinks::graph::GraphApi;
+
+/// A channel or subscription just opened (or renewed).
+pub struct Opened {
+    /// Google's `resourceId`, or Graph's subscription id.
+    pub resource: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+/// Why talking to a calendar failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The sync token or subscription is no longer honoured: start over.
+    Gone,
+    /// Try again shortly.
+    Later(String),
+    /// Will not heal by waiting (a calendar deleted, access revoked): shown to operators, and
+    /// tried again at the next resync in case someone fixed it.
+    Broken(String),
+}
+
+impl Failure {
+    fn unreachable() -> Self {
+        Self::Later("unreachable".into())
+    }
+}
+
+impl From<Outcome> for Failure {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Retry { reason, .. } => Self::Later(reason),
+            Outcome::Failed(reason) => Self::Broken(reason),
+            Outcome::Delivered { .. } => Self::Later("unexpected answer".into()),
+        }
+    }
+}
+
+impl From<crate::canvas::Error> for Failure {
+    fn from(e: crate::canvas::Error) -> Self {
+        Self::Later(format!("Canvas: {e}"))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Gone => f.write_str("sync token expired"),
+            Self::Later(r) | Self::Broken(r) => f.write_str(r),
+        }
+    }
+}
+
+/// A calendar's sync progress (store key `<kind>:<calendar>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Progress {
+    /// Google's `nextSyncToken` (Graph calendars are read whole).
+    pub sync_token: Option<String>,
+    /// Meeting id → what it became in Canvas.
+    pub mirrors: BTreeMap<String, Mirror>,
+    pub last_sync: Option<Timestamp>,
+    pub last_full_sync: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+/// A calendar's push channels (store key `<kind>:<calendar>#channels`): Google watch
+/// channels, or Graph subscriptions (`id` the subscription id, `secret` its clientState).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Channels {
+    pub open: Vec<Channel>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: String,
+    pub secret: String,
+    pub resource: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+/// A push that did not come from a channel slotgate opened.
+#[derive(Debug)]
+pub struct Refused;
+
+/// One inbound calendar's status for `GET /v1/admin/sync`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"kind": "google", "calendar": "dr.okafor@clinic.example", "practitioner_id": "4150cd20de8a470aa570a852859ac87e", "channel_expires_at": "2026-12-02T17:00:00Z", "last_sync": "2026-12-01T17:00:02Z", "mirrored": 3, "last_error": null}))]
+pub struct InboundStatus {
+    pub kind: &'static str,
+    pub calendar: String,
+    pub practitioner_id: String,
+    /// When the push channel (or subscription) ends unless renewed; absent: no channel.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub channel_expires_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_sync: Option<Timestamp>,
+    /// Meetings currently held as Canvas Other Events.
+    pub mirrored: usize,
+    /// Why the last read or channel renewal failed, if it did.
+    pub last_error: Option<String>,
+}
+
+enum Api {
+    Google(GoogleApi),
+    Graph(GraphApi),
+}
+
+struct Calendar {
+    entry: InboundSettings,
+    api: Api,
+    key: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    full: bool,
+    due: Instant,
+    failures: u32,
+}
+
+pub struct Inbound {
+    services: Arc<Services>,
+    store: Arc<dyn SyncStore>,
+    outbound: Arc<SyncEngine>,
+    calendars: Vec<Calendar>,
+    queue: Mutex<BTreeMap<usize, Queued>>,
+    wake: Notify,
+}
+
+impl Inbound {
+    pub fn new(
+        services: Arc<Services>,
+        store: Arc<dyn SyncStore>,
+        outbound: Arc<SyncEngine>,
+    ) -> Arc<Self> {
+        let calendars = services
+            .settings
+            .sync
+            .inbound
+            .iter()
+            .map(|entry| Calendar {
+                key: format!("{}:{}", entry.kind().as_str(), entry.calendar),
+                api: match &entry.access {
+                    CalendarAccess::Google { key, base_url } => {
+                        Api::Google(GoogleApi::new(key.clone(), base_url.clone()))
+                    }
+                    CalendarAccess::Graph(g) => Api::Graph(GraphApi::new(g.clone())),
+                },
+                entry: entry.clone(),
+            })
+            .collect();
+        Arc::new(Self {
+            services,
+            store,
+            outbound,
+            calendars,
+            queue: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Starts the reader and the channel keeper (nothing when no calendar is configured).
+    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        if self.calendars.is_empty() {
+            return Vec::new();
+        }
+        vec![
+            tokio::spawn(self.clone().read_forever()),
+            tokio::spawn(self.clone().keep_channels_forever()),
+        ]
+    }
+
+    fn queue(&self) -> MutexGuard<'_, BTreeMap<usize, Queued>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a read of calendar `index` (a full one: every meeting in the window).
+    fn request(&self, index: usize, full: bool) {
+        let mut q = self.queue();
+        let entry = q.entry(index).or_insert(Queued {
+            full,
+            due: Instant::now(),
+            failures: 0,
+        });
+        entry.full |= full;
+        entry.due = entry.due.min(Instant::now());
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    async fn read_forever(self: Arc<Self>) {
+        for i in 0..self.calendars.len() {
+            self.request(i, true);
+        }
+        loop {
+            let next = {
+                let mut q = self.queue();
+                let now = Instant::now();
+                let due = q.iter().find(|(_, e)| e.due <= now).map(|(i, e)| (*i, *e));
+                if let Some((i, _)) = due {
+                    q.remove(&i);
+                }
+                due
+            };
+            let Some((index, job)) = next else {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
+                continue;
+            };
+            if let Err(failure) = self.read(index, job.full).await {
+                let cal = &self.calendars[index];
+                tracing::warn!(calendar = %cal.key, error = %failure, "calendar not read; will retry");
+                self.note_error(index, &failure).await;
+                let failures = job.failures + 1;
+                let wait = Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60));
+                let mut q = self.queue();
+                let entry = q.entry(index).or_insert(Queued {
+                    full: job.full,
+                    due: Instant::now() + wait,
+                    failures,
+                });
+                entry.full |= job.full;
+                entry.failures = entry.failures.max(failures);
+                entry.due = entry.due.max(Instant::now() + wait);
+            }
+        }
+    }
+
+    async fn progress(&self, index: usize) -> Result<Progress, Failure> {
+        let key = self.calendars[index].key.clone();
+        let v = self
+            .store
+            .calendar(key)
+            .await
+            .map_err(|e| Failure::Later(e.to_string()))?;
+        Ok(v.and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default())
+    }
+
+    async fn save(&self, index: usize, p: &Progress) -> Result<(), Failure> {
+        let key = self.calendars[index].key.clone();
+        let v = serde_json::to_value(p).map_err(|e| Failure::Later(e.to_string()))?;
+        self.store
+            .put_calendar(key, v)
+            .await
+            .map_err(|e| Failure::Later(e.to_string()))
+    }
+
+    async fn channels(&self, index: usize) -> Channels {
+        let key = format!("{}#channels", self.calendars[index].key);
+        match self.store.calendar(key).await {
+            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+            _ => Channels::default(),
+        }
+    }
+
+    async fn save_channels(&self, index: usize, c: &Channels) {
+        let key = format!("{}#channels", self.calendars[index].key);
+        let saved = match serde_json::to_value(c) {
+            Ok(v) => self
+                .store
+                .put_calendar(key, v)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "push channels not saved");
+        }
+    }
+
+    async fn note_error(&self, index: usize, failure: &Failure) {
+        if let Ok(mut p) = self.progress(index).await {
+            p.last_error = Some(failure.to_string());
+            let _ = self.save(index, &p).await;
+        }
+    }
+
+    /// The clinic location of the calendar's Other Events, and its time zone.
+    fn location(&self, cal: &InboundSettings) -> Option<(String, jiff::tz::TimeZone)> {
+        let locations = &self.services.settings.rules.locations;
+        let place = match &cal.location_id {
+            Some(id) => locations.iter().find(|l| &l.id == id),
+            None => locations.first(),
+        }?;
+        Some((place.id.clone(), place.timezone.clone()))
+    }
+
+    /// Reads the calendar (what changed, or everything when `full`) and brings Canvas in line.
+    async fn read(&self, index: usize, mut full: bool) -> Result<(), Failure> {
+        let cal = &self.calendars[index];
+        let (location, zone) = self
+            .location(&cal.entry)
+            .ok_or_else(|| Failure::Broken("no clinic location for its Other Events".into()))?;
+        let mut progress = self.progress(index).await?;
+        let now = Timestamp::now();
+        let window = meeting::window(now, self.services.settings.sync.window_days);
+        let (meetings, token) = match &cal.api {
+            Api::Google(api) => {
+                let since = if full {
+                    None
+                } else {
+                    progress.sync_token.clone()
+                };
+                full |= since.is_none();
+                let listing =
+                    match google::list(api, &cal.entry.calendar, since.as_deref(), window).await {
+                        Err(Failure::Gone) => {
+                            // The token expired: everything again, duplicates impossible by identifier.
+                            full = true;
+                            google::list(api, &cal.entry.calendar, None, window).await?
+                        }
+                        other => other?,
+                    };
+                let meetings: Vec<Meeting> = listing
+                    .items
+                    .iter()
+                    .filter_map(|v| meeting::google(v, &zone))
+                    .collect();
+                (meetings, listing.next_sync_token)
+            }
+            Api::Graph(api) => {
+                full = true;
+                let items = graph::window(api, &cal.entry.calendar, window).await?;
+                let meetings = items
+                    .iter()
+                    .filter_map(|v| meeting::graph(v, &zone))
+                    .collect();
+                (meetings, None)
+            }
+        };
+        let result = self
+            .converge(index, &location, &mut progress, &meetings, full, window)
+            .await;
+        if result.is_ok() {
+            // Only once every change is in Canvas: a failure re-reads from the old token.
+            progress.sync_token = token;
+            progress.last_sync = Some(now);
+            progress.last_error = None;
+            if full {
+                progress.last_full_sync = Some(now);
+            }
+        }
+        self.save(index, &progress).await?;
+        result
+    }
+
+    async fn converge(
+        &self,
+        index: usize,
+        location: &str,
+        progress: &mut Progress,
+        meetings: &[Meeting],
+        full: bool,
+        (from, to): (Timestamp, Timestamp),
+    ) -> Result<(), Failure> {
+        let cal = &self.calendars[index].entry;
+        let mut seen = BTreeSet::new();
+        for m in meetings {
+            seen.insert(m.id.clone());
+            let want = match meeting::decide(m, cal.all_day, from, to) {
+                Decision::Ignore => continue,
+                Decision::Hold(b) => Some(b),
+                Decision::Release => None,
+            };
+            let known = progress.mirrors.get(&m.id);
+            match (&want, known) {
+                (Some(b), Some(k)) if k.holds(b) => continue,
+                // Nothing known and nothing wanted: in a full read there is nothing to undo;
+                // in a change it may be a meeting whose record was lost, so look.
+                (None, None) if full => continue,
+                _ => {}
+            }
+            let made = canvas::apply(
+                &self.services,
+                &self.outbound,
+                cal,
+                location,
+                &m.id,
+                want.as_ref(),
+                known,
+                true,
+            )
+            .await;
+            match made {
+                Ok(Some(mirror)) => {
+                    progress.mirrors.insert(m.id.clone(), mirror);
+                }
+                Ok(None) => {
+                    progress.mirrors.remove(&m.id);
+                }
+                Err(e) => {
+                    let _ = self.save(index, progress).await;
+                    return Err(e.into());
+                }
+            }
+            self.save(index, progress).await?;
+        }
+        if full {
+            // Meetings gone from the calendar (or out of the window) free their time.
+            let gone: Vec<(String, Mirror)> = progress
+                .mirrors
+                .iter()
+                .filter(|(id, _)| !seen.contains(*id))
+                .map(|(id, m)| (id.clone(), m.clone()))
+                .collect();
+            for (id, mirror) in gone {
+                canvas::apply(
+                    &self.services,
+                    &self.outbound,
+                    cal,
+                    location,
+                    &id,
+                    None,
+                    Some(&mirror),
+                    false,
+                )
+                .await?;
+                progress.mirrors.remove(&id);
+                self.save(index, progress).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps one live channel per calendar, renewed a quarter of its life before it ends, and
+    /// a full read every reconcile interval.
+    async fn keep_channels_forever(self: Arc<Self>) {
+        let ttl = self.services.settings.sync.channel_ttl;
+        let pause = (ttl / 8).clamp(Duration::from_millis(250), Duration::from_secs(60));
+        loop {
+            for i in 0..self.calendars.len() {
+                self.keep_channel(i).await;
+                self.resync_if_due(i).await;
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn resync_if_due(&self, index: usize) {
+        let every = self.services.settings.sync.reconcile_interval;
+        let Ok(p) = self.progress(index).await else {
+            return;
+        };
+        let due = p.last_full_sync.is_none_or(|t| {
+            t.duration_until(Timestamp::now())
+                > SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX)
+        });
+        if due && !self.queue().contains_key(&index) {
+            self.request(index, true);
+        }
+    }
+
+    async fn keep_channel(&self, index: usize) {
+        let cal = &self.calendars[index];
+        let Some(public) = self.services.settings.sync.public_url.clone() else {
+            return;
+        };
+        let ttl = self.services.settings.sync.channel_ttl;
+        let now = Timestamp::now();
+        let margin = SignedDuration::try_from(ttl / 4).unwrap_or(SignedDuration::ZERO);
+        let mut channels = self.channels(index).await;
+        let fresh = |c: &Channel| c.expires_at.duration_since(now) > margin;
+        if channels.open.iter().any(fresh) {
+            let before = channels.open.len();
+            channels.open.retain(|c| c.expires_at > now);
+            if channels.open.len() != before {
+                self.save_channels(index, &channels).await;
+            }
+            return;
+        }
+        let until = now
+            .checked_add(SignedDuration::try_from(ttl).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(now);
+        let outcome = match &cal.api {
+            Api::Google(api) => {
+                let address = endpoint(&public, "google");
+                let channel = Channel {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    secret: crate::config::random_hex(32),
+                    resource: None,
+                    expires_at: until,
+                };
+                // Known before Google's `sync` handshake can arrive.
+                channels.open.push(channel.clone());
+                self.save_channels(index, &channels).await;
+                let opened = google::watch(
+                    api,
+                    &cal.entry.calendar,
+                    &channel.id,
+                    &channel.secret,
+                    &address,
+                    ttl.as_secs().max(1),
+                )
+                .await;
+                match opened {
+                    Ok(o) => {
+                        let old: Vec<Channel> = channels
+                            .open
+                            .iter()
+                            .filter(|c| c.id != channel.id)
+                            .cloned()
+                            .collect();
+                        for c in &old {
+                            let _ = google::stop(api, &c.id, c.resource.as_deref()).await;
+                        }
+                        channels.open = vec![Channel {
+                            resource: o.resource,
+                            expires_at: o.expires_at,
+                            ..channel
+                        }];
+                        Ok(())
+                    }
+                    Err(e) => {
+                        channels.open.retain(|c| c.id != channel.id);
+                        Err(e)
+                    }
+                }
+            }
+            Api::Graph(api) => {
+                let current = channels.open.iter().find(|c| c.expires_at > now).cloned();
+                let renewed = match &current {
+                    Some(c) => graph::renew(api, &c.id, until).await,
+                    None => Err(Failure::Gone),
+                };
+                match (renewed, current) {
+                    (Ok(o), Some(c)) => {
+                        channels.open = vec![Channel {
+                            expires_at: o.expires_at,
+                            ..c
+                        }];
+                        Ok(())
+                    }
+                    (Err(Failure::Gone), _) | (Ok(_), None) => {
+                        let secret = crate::config::random_hex(32);
+                        let address = endpoint(&public, "graph");
+                        match graph::subscribe(api, &cal.entry.calendar, &address, &secret, until)
+                            .await
+                        {
+                            Ok(o) => {
+                                channels.open = vec![Channel {
+                                    id: o.resource.clone().unwrap_or_default(),
+                                    secret,
+                                    resource: o.resource,
+                                    expires_at: o.expires_at,
+                                }];
+                                // Changes between the old subscription's end and now.
+                                self.request(index, true);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    (Err(e), _) => Err(e),
+                }
+            }
+        };
+        channels.last_error = outcome.as_ref().err().map(ToString::to_string);
+        if let Err(e) = &outcome {
+            tracing::warn!(calendar = %cal.key, error = %e, "push channel not opened; will retry");
+        }
+        self.save_channels(index, &channels).await;
+    }
+
+    /// Verifies a Google push (`X-Goog-Channel-ID`, `X-Goog-Channel-Token`) and, unless it is
+    /// the `sync` handshake, queues a read of that calendar.
+    pub async fn google_push(
+        &self,
+        channel: &str,
+        token: &str,
+        state: &str,
+    ) -> Result<(), Refused> {
+        for (i, cal) in self.calendars.iter().enumerate() {
+            if !matches!(cal.api, Api::Google(_)) {
+                continue;
+            }
+            if self
+                .channels(i)
+                .await
+                .open
+                .iter()
+                .any(|c| c.id == channel && constant_time_eq(c.secret.as_bytes(), token.as_bytes()))
+            {
+                if state != "sync" {
+                    self.request(i, false);
+                }
+                return Ok(());
+            }
+        }
+        Err(Refused)
+    }
+
+    /// Verifies every notification of a Graph push (subscription and clientState) and queues
+    /// a read of each calendar named; one that does not match refuses the whole push.
+    pub async fn graph_push(&self, body: &serde_json::Value) -> Result<usize, Refused> {
+        let items = body["value"].as_array().ok_or(Refused)?;
+        let mut hits = BTreeSet::new();
+        for n in items {
+            let (Some(sub), Some(state)) =
+                (n["subscriptionId"].as_str(), n["clientState"].as_str())
+            else {
+                return Err(Refused);
+            };
+            let mut found = None;
+            for (i, cal) in self.calendars.iter().enumerate() {
+                if matches!(cal.api, Api::Graph(_))
+                    && self.channels(i).await.open.iter().any(|c| {
+                        c.id == sub && constant_time_eq(c.secret.as_bytes(), state.as_bytes())
+                    })
+                {
+                    found = Some(i);
+                    break;
+                }
+            }
+            hits.insert(found.ok_or(Refused)?);
+        }
+        for i in &hits {
+            self.request(*i, false);
+        }
+        Ok(hits.len())
+    }
+
+    pub async fn status(&self) -> Vec<InboundStatus> {
+        let mut out = Vec::new();
+        for (i, cal) in self.calendars.iter().enumerate() {
+            let progress = self.progress(i).await.unwrap_or_default();
+            let channels = self.channels(i).await;
+            out.push(InboundStatus {
+                kind: cal.entry.kind().as_str(),
+                calendar: cal.entry.calendar.clone(),
+                practitioner_id: cal.entry.practitioner.as_str().to_owned(),
+                channel_expires_at: channels.open.iter().map(|c| c.expires_at).max(),
+                last_sync: progress.last_sync,
+                mirrored: progress.mirrors.len(),
+                last_error: progress.last_error.or(channels.last_error),
+            });
+        }
+        out
+    }
+
+    /// Closes every push channel (shutdown): the calendars stop posting to this process.
+    pub async fn close(&self) {
+        for (i, cal) in self.calendars.iter().enumerate() {
+            let mut channels = self.channels(i).await;
+            for c in &channels.open {
+                let closed = match &cal.api {
+                    Api::Google(api) => google::stop(api, &c.id, c.resource.as_deref()).await,
+                    Api::Graph(api) => graph::unsubscribe(api, &c.id).await,
+                };
+                if let Err(e) = closed {
+                    tracing::warn!(calendar = %cal.key, error = %e, "push channel not closed; it expires on its own");
+                }
+            }
+            channels.open.clear();
+            self.save_channels(i, &channels).await;
+        }
+    }
+}
+
+fn endpoint(public: &url::Url, kind: &str) -> String {
+    let mut url = public.clone();
+    if let Ok(mut s) = url.path_segments_mut() {
+        s.pop_if_empty().extend(["v1", "webhooks", kind]);
+    }
+    url.to_string()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
