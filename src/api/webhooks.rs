@@ -165,6 +165,25 @@ pub async fn google(
     Ok(HttpResponse::Ok().finish())
 }
 
+/// Graph change notifications, as Graph posts them (documentation only: the body is read
+/// field by field, and anything else in it is ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(example = json!({"value": [{"subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", "clientState": "a generated secret", "changeType": "created", "resource": "Users/dr.okafor@clinic.example/Events/AAMkAGI1"}]}))]
+pub struct GraphNotifications {
+    value: Vec<GraphChange>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+#[schema(example = json!({"subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", "clientState": "a generated secret", "changeType": "updated", "resource": "Users/dr.okafor@clinic.example/Events/AAMkAGI1"}))]
+pub struct GraphChange {
+    subscriptionId: String,
+    clientState: String,
+    changeType: Option<String>,
+    resource: Option<String>,
+}
+
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GraphQuery {
@@ -184,12 +203,12 @@ pub struct GraphQuery {
     tag = "webhooks",
     security(()),
     params(GraphQuery),
-    request_body(content = Object, description = "Graph change notifications: {\"value\": [{\"subscriptionId\", \"clientState\", \"changeType\", \"resource\"}]}"),
+    request_body(content = Option<GraphNotifications>, description = "Graph change notifications; absent on the validation handshake"),
     responses(
         (status = 200, description = "The validation token, as text", body = String, content_type = "text/plain"),
         (status = 202, description = "Accepted; the calendars will be read"),
         (status = 400, description = "Not a notification payload", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A notification without its subscription's clientState; nothing is read", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A notification without its subscription's clientState (or no body and no validationToken); nothing is read", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/webhooks/graph")]
@@ -202,12 +221,27 @@ pub async fn graph(
         if token.len() > 2048 {
             return Err(ApiError::invalid("validationToken", "is too long"));
         }
+        // Graph's handshake comes without a body.
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid(
+                "validationToken",
+                "comes without a body (a validation request carries no notifications)",
+            ));
+        }
         return Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body(token.clone()));
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::invalid("body", "must be a JSON change notification"))?;
+    let payload: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::invalid("body", "must be a JSON change notification"))?
+    };
+    // Neither a handshake nor a notification: nothing that came from a subscription.
+    if payload.is_null() {
+        return Err(not_ours());
+    }
     if !payload["value"].is_array() {
         return Err(ApiError::invalid("value", "must list the notifications"));
     }
