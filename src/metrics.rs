@@ -14,6 +14,8 @@ pub struct Metrics {
     pub canvas_requests: IntCounterVec,
     pub canvas_duration: HistogramVec,
     pub canvas_up: IntGauge,
+    /// 1 while the shared state (Redis) answers; absent meaning with the memory backend.
+    pub redis_up: IntGauge,
     /// Slot cache lookups by outcome: hit, miss (one Canvas call), stale.
     pub slot_cache: IntCounterVec,
     /// Calendar-sync deliveries by sink and outcome (delivered, retried, dead).
@@ -71,6 +73,11 @@ impl Metrics {
             "1 when the last Canvas token request succeeded",
         )
         .expect("static metric definition");
+        let redis_up = IntGauge::new(
+            "redis_up",
+            "1 when the shared state (Redis) answered its last health check",
+        )
+        .expect("static metric definition");
         let slot_cache = IntCounterVec::new(
             Opts::new("slot_cache_lookups_total", "Slot cache lookups by outcome"),
             &["outcome"],
@@ -113,6 +120,7 @@ impl Metrics {
             Box::new(canvas_requests.clone()),
             Box::new(canvas_duration.clone()),
             Box::new(canvas_up.clone()),
+            Box::new(redis_up.clone()),
         ] {
             registry
                 .register(c)
@@ -125,6 +133,7 @@ impl Metrics {
             canvas_requests,
             canvas_duration,
             canvas_up,
+            redis_up,
             slot_cache,
             sync_deliveries,
             sync_pending,

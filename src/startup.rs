@@ -48,8 +48,8 @@ pub enum StartError {
     Canvas(#[from] crate::canvas::Error),
     #[error("the token verifier could not be built: {0}")]
     Auth(#[from] jsonwebtoken::errors::Error),
-    #[error("{0} is not available in this build yet")]
-    Unsupported(&'static str),
+    #[error("[state] redis_url is not usable: {0}")]
+    Redis(String),
     #[error("the calendar-sync state could not be loaded: {0}")]
     Sync(String),
 }
@@ -143,10 +143,24 @@ impl Application {
             settings.cache.max_slot_entries,
             Some(metrics.clone()),
         ));
+        let mut background = background;
         let store: Arc<dyn Store> = match &settings.state {
             StateSettings::Memory => Arc::new(MemoryStore::new()),
-            StateSettings::Redis { .. } => {
-                return Err(StartError::Unsupported("[state] backend = \"redis\""));
+            StateSettings::Redis { url, key_prefix } => {
+                // Connected lazily: slotgate starts, and browses, while Redis is away.
+                let client = ::redis::Client::open(url.as_str()).map_err(|e| {
+                    StartError::Redis(crate::store::redis::unavailable(e).to_string())
+                })?;
+                let conn = crate::store::redis::connection(&client)
+                    .map_err(|e| StartError::Redis(e.to_string()))?;
+                background.extend(crate::store::replicas::spawn(
+                    client,
+                    conn.clone(),
+                    format!("{key_prefix}invalidate"),
+                    slot_cache.clone(),
+                    metrics.clone(),
+                ));
+                Arc::new(crate::store::redis::RedisStore::new(conn, key_prefix))
             }
         };
         let services = Arc::new(Services {
@@ -170,7 +184,6 @@ impl Application {
             Some(metrics.clone()),
         );
         let inbound = Inbound::new(services.clone(), sync_store.clone(), sync.clone());
-        let mut background = background;
         background.extend(sync.spawn());
         background.extend(inbound.spawn());
         let state = web::Data::new(AppState {

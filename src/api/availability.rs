@@ -150,7 +150,15 @@ pub async fn search(
     }
     let window = window::window(&settings.booking, now, staff);
     // Holds and bookings Canvas does not show yet hide their slots from everyone.
-    let (busy, busy_changes) = state.busy_slots().await?;
+    // Without the shared state (Redis down) browsing goes on from Canvas alone: nobody can
+    // hold or book meanwhile (those fail closed), and such an answer is not kept.
+    let (busy, busy_changes, complete) = match state.busy_slots().await {
+        Ok((busy, changes)) => (busy, changes, true),
+        Err(e) => {
+            tracing::warn!(error = %e, "availability without holds and recent bookings");
+            (Vec::new(), None, false)
+        }
+    };
     let directory_stale = state.directory.is_stale().await;
     let answer = availability::find(
         snapshot,
@@ -165,7 +173,7 @@ pub async fn search(
     let body = Bytes::from(
         serde_json::to_vec(&render(&state, &query, &answer)).map_err(|e| ApiError::internal(&e))?,
     );
-    if !answer.stale && !query.clipped_by_horizon(&window) {
+    if complete && !answer.stale && !query.clipped_by_horizon(&window) {
         let first = answer.offers.first().map(|o| o.start);
         let valid_until = answer_cache::valid_until(
             now,

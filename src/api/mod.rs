@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use actix_web::web;
 
-use crate::error::ApiError;
 use crate::scheduling::Services;
 use crate::scheduling::answer_cache::AnswerCache;
 use crate::scheduling::availability::Busy;
@@ -52,10 +51,12 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Time taken by holds and by bookings Canvas does not show yet, and the first instant
     /// at which that list shrinks (a hold or overlay entry expiring).
-    pub async fn busy_slots(&self) -> Result<(Vec<Busy>, Option<jiff::Timestamp>), ApiError> {
+    pub async fn busy_slots(
+        &self,
+    ) -> Result<(Vec<Busy>, Option<jiff::Timestamp>), crate::store::StoreError> {
         let now = jiff::Timestamp::now();
-        let holds = self.store.holds(now).await.map_err(store_error)?;
-        let booked = self.store.booked(now).await.map_err(store_error)?;
+        let holds = self.store.holds(now).await?;
+        let booked = self.store.booked(now).await?;
         let expiry = holds
             .iter()
             .map(|h| h.expires_at)

@@ -65,6 +65,38 @@ pub struct SlotCache {
     /// for two seconds, so an outage does not make every request wait for a timeout.
     failing: Cache<SlotKey, ()>,
     metrics: Option<Metrics>,
+    /// Where this replica's invalidations go to reach the others (several replicas only).
+    broadcast: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Invalidation>>,
+}
+
+/// An invalidation, as replicas tell each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    Practitioner(PractitionerId),
+    All,
+    /// Holds changed: rendered answers are out of date, Canvas data is not.
+    Touch,
+}
+
+impl Invalidation {
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Practitioner(p) => format!("p:{}", p.as_str()),
+            Self::All => "all".into(),
+            Self::Touch => "touch".into(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        match text {
+            "all" => Some(Self::All),
+            "touch" => Some(Self::Touch),
+            _ => text
+                .strip_prefix("p:")
+                .and_then(|p| p.parse().ok())
+                .map(Self::Practitioner),
+        }
+    }
 }
 
 /// How long a failed Canvas call is remembered.
@@ -99,6 +131,29 @@ impl SlotCache {
             fresh,
             last_good,
             metrics,
+            broadcast: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on every invalidation is also sent here, for the other replicas.
+    pub fn broadcast_to(&self, sender: tokio::sync::mpsc::UnboundedSender<Invalidation>) {
+        let _ = self.broadcast.set(sender);
+    }
+
+    fn tell_others(&self, what: Invalidation) {
+        if let Some(sender) = self.broadcast.get() {
+            let _ = sender.send(what);
+        }
+    }
+
+    /// Applies another replica's invalidation here (without sending it on).
+    pub fn apply(&self, what: &Invalidation) {
+        match what {
+            Invalidation::Practitioner(p) => self.drop_practitioner(p),
+            Invalidation::All => self.drop_all(),
+            Invalidation::Touch => {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -172,6 +227,11 @@ impl SlotCache {
     /// Drops every fresh entry of a clinician (any location, any range): the next query asks
     /// Canvas again. The stale fallback stays, for when Canvas is down.
     pub fn invalidate_practitioner(&self, practitioner: &PractitionerId) {
+        self.drop_practitioner(practitioner);
+        self.tell_others(Invalidation::Practitioner(practitioner.clone()));
+    }
+
+    fn drop_practitioner(&self, practitioner: &PractitionerId) {
         {
             let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
             *generations.entry(practitioner.clone()).or_default() += 1;
@@ -188,6 +248,12 @@ impl SlotCache {
     }
 
     pub fn invalidate_all(&self) {
+        self.drop_all();
+        self.tell_others(Invalidation::All);
+    }
+
+    /// Drops everything here only (a replica that may have missed invalidations).
+    pub fn drop_all(&self) {
         self.global_generation.fetch_add(1, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.fresh.invalidate_all();
@@ -196,6 +262,7 @@ impl SlotCache {
     /// Marks every rendered answer out of date without dropping Canvas data (a hold changed).
     pub fn touch(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.tell_others(Invalidation::Touch);
     }
 
     /// Changes whenever cached availability may have become wrong.

@@ -316,6 +316,11 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keeps_every_promise_of_a_store() {
+        crate::store::conformance::run(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
     async fn a_moved_booking_hides_only_its_new_time() {
         let s = MemoryStore::new();
         let now = ts("2026-12-01T10:00:00Z");

@@ -2,7 +2,11 @@
 //! does not show yet, and idempotency records. `memory` serves one process; a shared
 //! implementation for several replicas plugs in behind the same trait.
 
+#[doc(hidden)]
+pub mod conformance;
 pub mod memory;
+pub mod redis;
+pub mod replicas;
 pub mod sync;
 
 use std::time::Duration;

@@ -14,6 +14,7 @@ mod inbound;
 mod lifecycle;
 mod locations;
 mod openapi;
+mod replicas;
 mod security;
 mod seed;
 mod slot_cache;

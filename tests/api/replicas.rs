@@ -1,0 +1,323 @@
+//! Several replicas, one truth: two slotgate instances on one real Redis (Debian's
+//! redis-server, started here on a free loopback port) and one Canvas sandbox behave as one
+//! service for every booking guarantee.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::availability::OPEN_WINDOW;
+use crate::booking::{ELIJAH, SOFIA, a_slot, booking};
+use crate::helpers::{TestApp, assert_problem, key, spawn_app_with};
+use crate::seed::*;
+use crate::sync::eventually;
+
+/// A Redis of the test's own; stopped when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { port, child: None };
+        server.resume();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// (Re)starts it on the same port, empty.
+    pub fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+const SECRET: &str = "replica-test-slot-id-secret-0123456789";
+
+/// Two replicas of one clinic: one sandbox, one Redis, the same secrets.
+async fn two_replicas(redis: &RedisServer) -> (slotgate::sandbox::Sandbox, TestApp, TestApp) {
+    let sandbox = slotgate::sandbox::Sandbox::start(slotgate::sandbox::SandboxOptions {
+        client_id: "replicas".into(),
+        client_secret: "replicas-secret".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let rules = format!(
+        "{}\n{}",
+        slotgate::config::DEMO_REASONS,
+        slotgate::sandbox::Clinic::demo(today).slotgate_rules_toml()
+    );
+    let shared = format!(
+        "[canvas]\nfhir_url = \"{0}\"\ntoken_url = \"{0}/auth/token/\"\nclient_id = \"replicas\"\nclient_secret = \"replicas-secret\"\n\
+         [auth]\nissuer = \"https://id.example.org\"\naudience = \"slotgate\"\nhs256_secret = \"a jwt secret for the replica tests...\"\n\
+         [booking]\nslot_id_secret = \"{SECRET}\"\n\
+         [state]\nbackend = \"redis\"\nredis_url = \"{1}\"\nkey_prefix = \"t{2}:\"\n",
+        sandbox.base_url(),
+        redis.url(),
+        uuid::Uuid::new_v4().simple(),
+    );
+    let layers = [rules.as_str(), shared.as_str(), OPEN_WINDOW];
+    let a = spawn_app_with(&layers).await;
+    let b = spawn_app_with(&layers).await;
+    (sandbox, a, b)
+}
+
+fn creates(sandbox: &slotgate::sandbox::Sandbox) -> usize {
+    sandbox
+        .control()
+        .journal()
+        .into_iter()
+        .filter(|j| j.method == "POST" && j.path == "/Appointment")
+        .count()
+}
+
+async fn offered(app: &TestApp, token: &str, slot: &Value) -> bool {
+    let (start, end) = (days(3).to_string(), days(9).to_string());
+    crate::booking::slots_for(
+        app,
+        token,
+        &[
+            ("reason", "FLUP"),
+            ("duration", "30"),
+            ("state", "CA"),
+            ("modality", "telehealth"),
+            ("practitioner", OKAFOR),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await
+    .iter()
+    .any(|s| s["start"] == slot["start"])
+}
+
+#[tokio::test]
+async fn the_store_keeps_every_promise_on_redis() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let conn = slotgate::store::redis::connection(&client).unwrap();
+    let store = slotgate::store::redis::RedisStore::new(conn, "conformance:");
+    slotgate::store::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn twenty_five_bookings_of_one_slot_over_two_replicas_make_one_appointment() {
+    let redis = RedisServer::start();
+    let (sandbox, a, b) = two_replicas(&redis).await;
+    let me = a.patient_token(SOFIA);
+    let slot = a_slot(&a, &me, OKAFOR, 0).await;
+    sandbox.control().clear_journal();
+    let attempts = (0..25).map(|n| {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let body = booking(&slot, SOFIA);
+        let me = app.patient_token(SOFIA);
+        async move {
+            app.post_json("/v1/appointments", &me, &body, Some(&key()))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [201, 409].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(creates(&sandbox), 1, "one Canvas create");
+}
+
+#[tokio::test]
+async fn a_replay_on_the_other_replica_answers_the_same_and_creates_nothing() {
+    let redis = RedisServer::start();
+    let (sandbox, a, b) = two_replicas(&redis).await;
+    let me = a.patient_token(SOFIA);
+    let slot = a_slot(&a, &me, OKAFOR, 1).await;
+    let k = key();
+    let first = a
+        .post_json("/v1/appointments", &me, &booking(&slot, SOFIA), Some(&k))
+        .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = b
+        .post_json("/v1/appointments", &me, &booking(&slot, SOFIA), Some(&k))
+        .await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(creates(&sandbox), 1);
+    // The same key with another body is refused there too.
+    let mut other = booking(&slot, SOFIA);
+    other["reason_code"] = json!("INIV");
+    assert_problem(
+        b.post_json("/v1/appointments", &me, &other, Some(&k)).await,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn holds_and_bookings_on_one_replica_show_on_the_other_within_a_second() {
+    let redis = RedisServer::start();
+    let (_sandbox, a, b) = two_replicas(&redis).await;
+    let me = a.patient_token(SOFIA);
+    let (held, booked) = (
+        a_slot(&a, &me, OKAFOR, 2).await,
+        a_slot(&a, &me, OKAFOR, 5).await,
+    );
+    // B has answered (and cached) the question before anything happens on A.
+    assert!(offered(&b, &me, &held).await && offered(&b, &me, &booked).await);
+    let r = a
+        .post_json("/v1/holds", &me, &json!({"slot_id": held["slot_id"]}), None)
+        .await;
+    assert_eq!(r.status(), 201);
+    let since = Instant::now();
+    eventually("B hides the held slot", || async {
+        !offered(&b, &me, &held).await
+    })
+    .await;
+    assert!(
+        since.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        since.elapsed()
+    );
+    // And B refuses to hold it too.
+    let elijah = b.patient_token(ELIJAH);
+    assert_problem(
+        b.post_json(
+            "/v1/holds",
+            &elijah,
+            &json!({"slot_id": held["slot_id"]}),
+            None,
+        )
+        .await,
+        409,
+        "slot_held",
+    )
+    .await;
+    let r = a
+        .post_json(
+            "/v1/appointments",
+            &me,
+            &booking(&booked, SOFIA),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let since = Instant::now();
+    eventually("B drops its cached answer", || async {
+        !offered(&b, &me, &booked).await
+    })
+    .await;
+    assert!(
+        since.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        since.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn without_redis_writes_fail_closed_and_browsing_goes_on() {
+    let mut redis = RedisServer::start();
+    let (sandbox, a, _b) = two_replicas(&redis).await;
+    let me = a.patient_token(SOFIA);
+    let slot = a_slot(&a, &me, OKAFOR, 3).await;
+    redis.stop();
+    sandbox.control().clear_journal();
+    assert_problem(
+        a.post_json(
+            "/v1/appointments",
+            &me,
+            &booking(&slot, SOFIA),
+            Some(&key()),
+        )
+        .await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    assert_problem(
+        a.post_json("/v1/holds", &me, &json!({"slot_id": slot["slot_id"]}), None)
+            .await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    assert_eq!(creates(&sandbox), 0, "nothing written to Canvas");
+    assert!(offered(&a, &me, &slot).await, "browsing answers");
+    assert_eq!(a.get("/readyz", None).await.status(), 200);
+    eventually("slotgate_redis_up is 0", || async {
+        a.get("/metrics", None)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .any(|l| l == "slotgate_redis_up 0")
+    })
+    .await;
+    // Redis is back: writes work again, without a restart.
+    redis.resume();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = a
+            .post_json(
+                "/v1/appointments",
+                &me,
+                &booking(&slot, SOFIA),
+                Some(&key()),
+            )
+            .await
+            .status()
+            .as_u16();
+        if status == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 201);
+    assert_eq!(creates(&sandbox), 1);
+}
