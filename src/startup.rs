@@ -30,7 +30,9 @@ use crate::store::memory::MemoryStore;
 use crate::store::sync::{MemorySyncStore, SyncStore};
 use crate::sync::engine::SyncEngine;
 use crate::sync::inbound::Inbound;
+use crate::sync::leader::Leadership;
 use crate::telemetry::SlotgateRootSpan;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Memory for rendered availability answers.
 const ANSWER_CACHE_BYTES: u64 = 64 << 20;
@@ -63,8 +65,9 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Flushed last, so a restart finds what was delivered and what was pending.
     sync_store: Arc<dyn SyncStore>,
-    /// Its push channels are closed at shutdown.
+    /// Its push channels are closed at shutdown, by the sync leader.
     inbound: Arc<Inbound>,
+    leading: Arc<AtomicBool>,
 }
 
 impl Application {
@@ -144,25 +147,51 @@ impl Application {
             Some(metrics.clone()),
         ));
         let mut background = background;
-        let store: Arc<dyn Store> = match &settings.state {
-            StateSettings::Memory => Arc::new(MemoryStore::new()),
-            StateSettings::Redis { url, key_prefix } => {
-                // Connected lazily: slotgate starts, and browses, while Redis is away.
-                let client = ::redis::Client::open(url.as_str()).map_err(|e| {
-                    StartError::Redis(crate::store::redis::unavailable(e).to_string())
-                })?;
-                let conn = crate::store::redis::connection(&client)
-                    .map_err(|e| StartError::Redis(e.to_string()))?;
-                background.extend(crate::store::replicas::spawn(
-                    client,
-                    conn.clone(),
-                    format!("{key_prefix}invalidate"),
-                    slot_cache.clone(),
-                    metrics.clone(),
-                ));
-                Arc::new(crate::store::redis::RedisStore::new(conn, key_prefix))
-            }
-        };
+        let (store, sync_store, leadership): (Arc<dyn Store>, Arc<dyn SyncStore>, Leadership) =
+            match &settings.state {
+                StateSettings::Memory => (
+                    Arc::new(MemoryStore::new()),
+                    Arc::new(
+                        MemorySyncStore::new(settings.sync.state_file.clone())
+                            .map_err(|e| StartError::Sync(e.to_string()))?,
+                    ),
+                    Leadership::Alone,
+                ),
+                StateSettings::Redis {
+                    url,
+                    key_prefix,
+                    sync_lease,
+                } => {
+                    // Connected lazily: slotgate starts, and browses, while Redis is away.
+                    let client = ::redis::Client::open(url.as_str()).map_err(|e| {
+                        StartError::Redis(crate::store::redis::unavailable(e).to_string())
+                    })?;
+                    let conn = crate::store::redis::connection(&client)
+                        .map_err(|e| StartError::Redis(e.to_string()))?;
+                    background.extend(crate::store::replicas::spawn(
+                        client,
+                        conn.clone(),
+                        format!("{key_prefix}invalidate"),
+                        slot_cache.clone(),
+                        metrics.clone(),
+                    ));
+                    (
+                        Arc::new(crate::store::redis::RedisStore::new(
+                            conn.clone(),
+                            key_prefix,
+                        )),
+                        Arc::new(crate::store::redis_sync::RedisSyncStore::new(
+                            conn.clone(),
+                            key_prefix,
+                        )),
+                        Leadership::Lease {
+                            conn,
+                            key: format!("{key_prefix}sync:leader"),
+                            period: *sync_lease,
+                        },
+                    )
+                }
+            };
         let services = Arc::new(Services {
             canvas,
             settings: settings.clone(),
@@ -172,10 +201,6 @@ impl Application {
             store,
             log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
         });
-        let sync_store: Arc<dyn SyncStore> = Arc::new(
-            MemorySyncStore::new(settings.sync.state_file.clone())
-                .map_err(|e| StartError::Sync(e.to_string()))?,
-        );
         let sync = SyncEngine::new(
             services.clone(),
             sync_store.clone(),
@@ -184,12 +209,23 @@ impl Application {
             Some(metrics.clone()),
         );
         let inbound = Inbound::new(services.clone(), sync_store.clone(), sync.clone());
-        background.extend(sync.spawn());
-        background.extend(inbound.spawn());
+        // The sync work runs on one replica at a time; every replica enqueues and accepts pushes.
+        let leading = Arc::new(AtomicBool::new(false));
+        let (engine, calendars) = (sync.clone(), inbound.clone());
+        background.push(crate::sync::leader::spawn(
+            leadership,
+            leading.clone(),
+            move || {
+                let mut tasks = engine.spawn();
+                tasks.extend(calendars.spawn());
+                tasks
+            },
+        ));
         let state = web::Data::new(AppState {
             services,
             sync,
             inbound: inbound.clone(),
+            leading: leading.clone(),
             answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });
         let metrics = web::Data::new(metrics);
@@ -248,6 +284,7 @@ impl Application {
             background,
             sync_store,
             inbound,
+            leading,
         })
     }
 
@@ -279,10 +316,12 @@ impl Application {
         for task in &self.background {
             task.abort();
         }
-        // Calendars stop posting here; a channel left open expires on its own.
-        if tokio::time::timeout(std::time::Duration::from_secs(5), self.inbound.close())
-            .await
-            .is_err()
+        // Calendars stop posting here; a channel left open expires on its own. Only the
+        // leader owns channels: another replica's shutdown must not close them.
+        if self.leading.load(Ordering::SeqCst)
+            && tokio::time::timeout(std::time::Duration::from_secs(5), self.inbound.close())
+                .await
+                .is_err()
         {
             tracing::warn!("push channels not all closed within 5 s");
         }

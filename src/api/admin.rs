@@ -22,8 +22,10 @@ pub struct SinkStatus {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"sinks": [{"name": "ops", "kind": "webhook", "last_success": "2026-12-01T17:00:02Z", "pending": 0, "failing": 0, "dead": 1}], "inbound": []}))]
+#[schema(example = json!({"leader": true, "sinks": [{"name": "ops", "kind": "webhook", "last_success": "2026-12-01T17:00:02Z", "pending": 0, "failing": 0, "dead": 1}], "inbound": []}))]
 pub struct SyncStatus {
+    /// Whether this replica is the one doing the sync work (always, with one process).
+    pub leader: bool,
     pub sinks: Vec<SinkStatus>,
     /// Inbound calendars (meetings that block time): channel, last read, what failed.
     pub inbound: Vec<crate::sync::inbound::InboundStatus>,
@@ -85,6 +87,7 @@ pub async fn status(
         });
     }
     Ok(web::Json(SyncStatus {
+        leader: state.leading.load(std::sync::atomic::Ordering::SeqCst),
         sinks,
         inbound: state.inbound.status().await,
     }))

@@ -35,6 +35,8 @@ pub struct AppState {
     pub sync: Arc<crate::sync::engine::SyncEngine>,
     /// Calendar sync in: pushes from Google and Graph land here.
     pub inbound: Arc<crate::sync::inbound::Inbound>,
+    /// Whether this replica is the sync leader.
+    pub leading: Arc<std::sync::atomic::AtomicBool>,
     /// Rendered availability answers.
     pub answers: AnswerCache,
 }

@@ -166,7 +166,12 @@ pub struct RateLimitSettings {
 #[derive(Debug, Clone)]
 pub enum StateSettings {
     Memory,
-    Redis { url: Url, key_prefix: String },
+    Redis {
+        url: Url,
+        key_prefix: String,
+        /// The sync leader's lease (renewed every third of it).
+        sync_lease: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

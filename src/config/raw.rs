@@ -191,6 +191,7 @@ pub struct RawState {
     #[serde(default)]
     pub redis_url: Option<String>,
     pub key_prefix: String,
+    pub sync_lease_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]

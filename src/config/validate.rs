@@ -471,6 +471,12 @@ fn state(found: &mut Found, raw: &RawState) -> StateSettings {
             Some(Ok(url)) if matches!(url.scheme(), "redis" | "rediss") => StateSettings::Redis {
                 url,
                 key_prefix: raw.key_prefix.clone(),
+                sync_lease: std::time::Duration::from_secs(found.range(
+                    "state.sync_lease_seconds",
+                    raw.sync_lease_seconds,
+                    1,
+                    300,
+                )),
             },
             _ => {
                 found.add(

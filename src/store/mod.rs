@@ -6,8 +6,11 @@
 pub mod conformance;
 pub mod memory;
 pub mod redis;
+pub mod redis_sync;
 pub mod replicas;
 pub mod sync;
+#[doc(hidden)]
+pub mod sync_conformance;
 
 use std::time::Duration;
 

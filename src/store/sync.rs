@@ -102,6 +102,155 @@ pub trait SyncStore: Send + Sync {
     fn calendar(&self, key: String) -> BoxFuture<'_, StoreResult<Option<serde_json::Value>>>;
     fn put_calendar(&self, key: String, state: serde_json::Value)
     -> BoxFuture<'_, StoreResult<()>>;
+    /// Asks for a read of an inbound calendar (`full`: every meeting in the window), from
+    /// whichever replica received the push; the sync leader takes them.
+    fn request_read(&self, calendar: String, full: bool) -> BoxFuture<'_, StoreResult<()>>;
+    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, bool)>>>;
+}
+
+/// The delivery queue: jobs waiting, running and dead, and each sink's last success. Plain
+/// data with the queue's rules, shared by every backend.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Queue {
+    queued: BTreeMap<String, Job>,
+    running: BTreeMap<String, Job>,
+    dead: BTreeMap<String, DeadLetter>,
+    last_success: BTreeMap<String, Timestamp>,
+}
+
+impl Queue {
+    pub fn enqueue(&mut self, job: Job) {
+        let same = |j: &Job| j.sink == job.sink && j.appointment_id == job.appointment_id;
+        // The same state already on its way: nothing to add.
+        if self
+            .queued
+            .values()
+            .chain(self.running.values())
+            .any(|j| same(j) && j.desired_hash == job.desired_hash)
+        {
+            return;
+        }
+        self.queued.retain(|_, j| !same(j));
+        self.queued.insert(job.id.clone(), job);
+    }
+
+    pub fn lease(&mut self, sink: &str, now: Timestamp, max: usize) -> Vec<Job> {
+        let mut busy: BTreeSet<String> = self
+            .running
+            .values()
+            .filter(|j| j.sink == sink)
+            .map(|j| j.appointment_id.clone())
+            .collect();
+        let mut candidates: Vec<&Job> = self
+            .queued
+            .values()
+            .filter(|j| j.sink == sink && j.not_before <= now)
+            .collect();
+        candidates.sort_by_key(|j| (j.not_before, j.created_at));
+        let mut due = Vec::new();
+        for j in candidates {
+            if due.len() == max {
+                break;
+            }
+            // One per appointment: its jobs run in order, never side by side.
+            if busy.insert(j.appointment_id.clone()) {
+                due.push(j.clone());
+            }
+        }
+        for j in &due {
+            self.queued.remove(&j.id);
+            self.running.insert(j.id.clone(), j.clone());
+        }
+        due
+    }
+
+    pub fn delivered(&mut self, job: &Job, now: Timestamp) {
+        self.running.remove(&job.id);
+        self.last_success.insert(job.sink.clone(), now);
+    }
+
+    pub fn failed(
+        &mut self,
+        mut job: Job,
+        retry_at: Option<Timestamp>,
+        error: String,
+        now: Timestamp,
+    ) {
+        self.running.remove(&job.id);
+        job.last_error = Some(error);
+        match retry_at {
+            // A newer job for the same appointment, queued meanwhile, supersedes this one.
+            Some(at)
+                if !self
+                    .queued
+                    .values()
+                    .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id) =>
+            {
+                job.not_before = at;
+                self.queued.insert(job.id.clone(), job);
+            }
+            Some(_) => {}
+            None => {
+                self.dead
+                    .insert(job.id.clone(), DeadLetter { job, died_at: now });
+            }
+        }
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead.values().cloned().collect()
+    }
+
+    pub fn revive(&mut self, job_id: &str, now: Timestamp) -> bool {
+        let Some(letter) = self.dead.remove(job_id) else {
+            return false;
+        };
+        let mut job = letter.job;
+        // A newer change of this appointment is already on its way: it supersedes.
+        if self
+            .queued
+            .values()
+            .chain(self.running.values())
+            .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
+        {
+            return true;
+        }
+        job.attempts = 0;
+        job.not_before = now;
+        self.queued.insert(job.id.clone(), job);
+        true
+    }
+
+    pub fn stats(&self, sink: &str) -> SinkStats {
+        let waiting: Vec<&Job> = self
+            .queued
+            .values()
+            .chain(self.running.values())
+            .filter(|j| j.sink == sink)
+            .collect();
+        SinkStats {
+            pending: waiting.len(),
+            failing: waiting.iter().filter(|j| j.attempts > 0).count(),
+            dead: self.dead.values().filter(|l| l.job.sink == sink).count(),
+            last_success: self.last_success.get(sink).copied(),
+            oldest_pending: waiting.iter().map(|j| j.created_at).min(),
+        }
+    }
+
+    /// Running jobs of a process that died go back to the queue.
+    pub fn recover(&mut self) {
+        let running = std::mem::take(&mut self.running);
+        for (id, job) in running {
+            if !self
+                .queued
+                .values()
+                .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
+            {
+                self.queued.insert(id, job);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -110,11 +259,10 @@ struct Data {
     pending: BTreeSet<String>,
     /// (sink, appointment) -> record
     records: BTreeMap<String, BTreeMap<String, SinkRecord>>,
-    queued: BTreeMap<String, Job>,
-    running: BTreeMap<String, Job>,
-    dead: BTreeMap<String, DeadLetter>,
-    last_success: BTreeMap<String, Timestamp>,
+    #[serde(flatten)]
+    queue: Queue,
     calendars: BTreeMap<String, serde_json::Value>,
+    reads: BTreeMap<String, bool>,
 }
 
 pub struct MemorySyncStore {
@@ -239,19 +387,7 @@ impl SyncStore for MemorySyncStore {
     }
 
     fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| {
-            let same = |j: &Job| j.sink == job.sink && j.appointment_id == job.appointment_id;
-            // The same state already on its way: nothing to add.
-            if d.queued
-                .values()
-                .chain(d.running.values())
-                .any(|j| same(j) && j.desired_hash == job.desired_hash)
-            {
-                return;
-            }
-            d.queued.retain(|_, j| !same(j));
-            d.queued.insert(job.id.clone(), job);
-        })
+        self.change(move |d| d.queue.enqueue(job))
     }
 
     fn lease(
@@ -260,35 +396,7 @@ impl SyncStore for MemorySyncStore {
         now: Timestamp,
         max: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
-        self.change(move |d| {
-            let mut busy: BTreeSet<String> = d
-                .running
-                .values()
-                .filter(|j| j.sink == sink)
-                .map(|j| j.appointment_id.clone())
-                .collect();
-            let mut candidates: Vec<&Job> = d
-                .queued
-                .values()
-                .filter(|j| j.sink == sink && j.not_before <= now)
-                .collect();
-            candidates.sort_by_key(|j| (j.not_before, j.created_at));
-            let mut due = Vec::new();
-            for j in candidates {
-                if due.len() == max {
-                    break;
-                }
-                // One per appointment: its jobs run in order, never side by side.
-                if busy.insert(j.appointment_id.clone()) {
-                    due.push(j.clone());
-                }
-            }
-            for j in &due {
-                d.queued.remove(&j.id);
-                d.running.insert(j.id.clone(), j.clone());
-            }
-            due
-        })
+        self.change(move |d| d.queue.lease(&sink, now, max))
     }
 
     fn delivered(
@@ -298,86 +406,34 @@ impl SyncStore for MemorySyncStore {
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<()>> {
         self.change(move |d| {
-            d.running.remove(&job.id);
+            d.queue.delivered(&job, now);
             d.records
                 .entry(job.sink.clone())
                 .or_default()
                 .insert(job.appointment_id.clone(), record);
-            d.last_success.insert(job.sink, now);
         })
     }
 
     fn failed(
         &self,
-        mut job: Job,
+        job: Job,
         retry_at: Option<Timestamp>,
         error: String,
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| {
-            d.running.remove(&job.id);
-            job.last_error = Some(error);
-            match retry_at {
-                // A newer job for the same appointment, queued meanwhile, supersedes this one.
-                Some(at)
-                    if !d
-                        .queued
-                        .values()
-                        .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id) =>
-                {
-                    job.not_before = at;
-                    d.queued.insert(job.id.clone(), job);
-                }
-                Some(_) => {}
-                None => {
-                    d.dead
-                        .insert(job.id.clone(), DeadLetter { job, died_at: now });
-                }
-            }
-        })
+        self.change(move |d| d.queue.failed(job, retry_at, error, now))
     }
 
     fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>> {
-        ready(Ok(self.data().0.dead.values().cloned().collect()))
+        ready(Ok(self.data().0.queue.dead_letters()))
     }
 
     fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
-        self.change(move |d| match d.dead.remove(&job_id) {
-            Some(letter) => {
-                let mut job = letter.job;
-                // A newer change of this appointment is already on its way: it supersedes.
-                if d.queued
-                    .values()
-                    .chain(d.running.values())
-                    .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
-                {
-                    return true;
-                }
-                job.attempts = 0;
-                job.not_before = now;
-                d.queued.insert(job.id.clone(), job);
-                true
-            }
-            None => false,
-        })
+        self.change(move |d| d.queue.revive(&job_id, now))
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
-        let guard = self.data();
-        let d = &guard.0;
-        let waiting: Vec<&Job> = d
-            .queued
-            .values()
-            .chain(d.running.values())
-            .filter(|j| j.sink == sink)
-            .collect();
-        ready(Ok(SinkStats {
-            pending: waiting.len(),
-            failing: waiting.iter().filter(|j| j.attempts > 0).count(),
-            dead: d.dead.values().filter(|l| l.job.sink == sink).count(),
-            last_success: d.last_success.get(&sink).copied(),
-            oldest_pending: waiting.iter().map(|j| j.created_at).min(),
-        }))
+        ready(Ok(self.data().0.queue.stats(&sink)))
     }
 
     fn flush(&self) -> BoxFuture<'_, StoreResult<()>> {
@@ -399,138 +455,31 @@ impl SyncStore for MemorySyncStore {
     }
 
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(move |d| d.queue.recover())
+    }
+
+    fn request_read(&self, calendar: String, full: bool) -> BoxFuture<'_, StoreResult<()>> {
         self.change(move |d| {
-            let running = std::mem::take(&mut d.running);
-            for (id, job) in running {
-                if !d
-                    .queued
-                    .values()
-                    .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
-                {
-                    d.queued.insert(id, job);
-                }
-            }
+            *d.reads.entry(calendar).or_default() |= full;
         })
+    }
+
+    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, bool)>>> {
+        self.change(|d| std::mem::take(&mut d.reads).into_iter().collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn job(id: &str, appointment: &str, hash: &str) -> Job {
-        Job {
-            id: id.into(),
-            sink: "ops".into(),
-            appointment_id: appointment.into(),
-            practitioner: "4150cd20de8a470aa570a852859ac87e".into(),
-            desired: Some(serde_json::json!({"title": hash})),
-            desired_hash: Some(hash.into()),
-            message_id: format!("msg_{id}"),
-            attempts: 0,
-            not_before: ts("2026-12-01T10:00:00Z"),
-            last_error: None,
-            created_at: ts("2026-12-01T10:00:00Z"),
-        }
-    }
+    use crate::store::sync_conformance::{job, ts};
 
     #[tokio::test]
-    async fn only_the_latest_state_waits_and_one_job_per_appointment_runs() {
-        let s = MemorySyncStore::new(None).unwrap();
-        let now = ts("2026-12-01T10:00:00Z");
-        s.enqueue(job("1", "a", "v1")).await.unwrap();
-        s.enqueue(job("2", "a", "v2")).await.unwrap();
-        s.enqueue(job("3", "b", "v1")).await.unwrap();
-        let leased = s.lease("ops".into(), now, 10).await.unwrap();
-        let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
-        assert_eq!(ids, ["2", "3"], "v1 of a was superseded");
-        s.enqueue(job("4", "a", "v3")).await.unwrap();
-        assert!(
-            s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
-            "a is still running"
-        );
-        let record = SinkRecord {
-            delivered: Some("v2".into()),
-            external_id: None,
-        };
-        s.delivered(leased[0].clone(), record.clone(), now)
-            .await
-            .unwrap();
-        assert_eq!(s.lease("ops".into(), now, 10).await.unwrap()[0].id, "4");
-        assert_eq!(
-            s.record("ops".into(), "a".into()).await.unwrap(),
-            Some(record)
-        );
-    }
-
-    #[tokio::test]
-    async fn the_same_state_is_not_queued_twice_while_on_its_way() {
-        let s = MemorySyncStore::new(None).unwrap();
-        let now = ts("2026-12-01T10:00:00Z");
-        s.enqueue(job("1", "a", "v1")).await.unwrap();
-        let running = s.lease("ops".into(), now, 10).await.unwrap();
-        assert_eq!(running.len(), 1);
-        s.enqueue(job("2", "a", "v1")).await.unwrap();
-        s.delivered(
-            running[0].clone(),
-            SinkRecord {
-                delivered: Some("v1".into()),
-                external_id: None,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-        assert!(
-            s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
-            "v1 was already running"
-        );
-    }
-
-    #[tokio::test]
-    async fn failures_wait_then_die_and_can_be_revived() {
-        let s = MemorySyncStore::new(None).unwrap();
-        let now = ts("2026-12-01T10:00:00Z");
-        s.enqueue(job("1", "a", "v1")).await.unwrap();
-        let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
-        s.failed(j, Some(ts("2026-12-01T10:00:05Z")), "HTTP 500".into(), now)
-            .await
-            .unwrap();
-        assert!(
-            s.lease("ops".into(), now, 1).await.unwrap().is_empty(),
-            "not before its retry time"
-        );
-        let j = s
-            .lease("ops".into(), ts("2026-12-01T10:00:05Z"), 1)
-            .await
-            .unwrap()
-            .remove(0);
-        s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
-        assert_eq!(s.stats("ops".into()).await.unwrap().dead, 1);
-        assert!(s.revive("1".into(), now).await.unwrap());
-        assert_eq!(s.lease("ops".into(), now, 1).await.unwrap()[0].attempts, 0);
-    }
-
-    #[tokio::test]
-    async fn a_revived_letter_never_overtakes_a_newer_change() {
-        let s = MemorySyncStore::new(None).unwrap();
-        let now = ts("2026-12-01T10:00:00Z");
-        s.enqueue(job("1", "a", "v1")).await.unwrap();
-        let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
-        s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
-        s.enqueue(job("2", "a", "v2")).await.unwrap();
-        assert!(
-            s.revive("1".into(), now).await.unwrap(),
-            "the letter is gone"
-        );
-        let leased = s.lease("ops".into(), now, 10).await.unwrap();
-        let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
-        assert_eq!(ids, ["2"], "only the newer state is sent");
-        assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
+    async fn keeps_every_promise_of_a_sync_store() {
+        crate::store::sync_conformance::run(|| async {
+            Box::new(MemorySyncStore::new(None).unwrap()) as Box<dyn SyncStore>
+        })
+        .await;
     }
 
     #[tokio::test]

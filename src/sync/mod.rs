@@ -2,6 +2,7 @@
 //! Talks to Canvas through `canvas/`, never through `api/`.
 pub mod engine;
 pub mod inbound;
+pub mod leader;
 pub mod mapping;
 pub mod signature;
 pub mod sinks;

@@ -71,6 +71,13 @@ const SECRET: &str = "replica-test-slot-id-secret-0123456789";
 
 /// Two replicas of one clinic: one sandbox, one Redis, the same secrets.
 async fn two_replicas(redis: &RedisServer) -> (slotgate::sandbox::Sandbox, TestApp, TestApp) {
+    two_replicas_with(redis, "").await
+}
+
+async fn two_replicas_with(
+    redis: &RedisServer,
+    extra: &str,
+) -> (slotgate::sandbox::Sandbox, TestApp, TestApp) {
     let sandbox = slotgate::sandbox::Sandbox::start(slotgate::sandbox::SandboxOptions {
         client_id: "replicas".into(),
         client_secret: "replicas-secret".into(),
@@ -95,7 +102,7 @@ async fn two_replicas(redis: &RedisServer) -> (slotgate::sandbox::Sandbox, TestA
         redis.url(),
         uuid::Uuid::new_v4().simple(),
     );
-    let layers = [rules.as_str(), shared.as_str(), OPEN_WINDOW];
+    let layers = [rules.as_str(), shared.as_str(), OPEN_WINDOW, extra];
     let a = spawn_app_with(&layers).await;
     let b = spawn_app_with(&layers).await;
     (sandbox, a, b)
@@ -320,4 +327,107 @@ async fn without_redis_writes_fail_closed_and_browsing_goes_on() {
     }
     assert_eq!(status, 201);
     assert_eq!(creates(&sandbox), 1);
+}
+
+#[tokio::test]
+async fn the_sync_store_keeps_every_promise_on_redis() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let conn = slotgate::store::redis::connection(&client).unwrap();
+    slotgate::store::sync_conformance::run(|| {
+        let conn = conn.clone();
+        async move {
+            let prefix = format!("c{}:", uuid::Uuid::new_v4().simple());
+            Box::new(slotgate::store::redis_sync::RedisSyncStore::new(
+                conn, &prefix,
+            )) as Box<dyn slotgate::store::sync::SyncStore>
+        }
+    })
+    .await;
+}
+
+async fn leads(app: &TestApp) -> bool {
+    let admin = app.token(None, "scheduling.admin");
+    let status: Value = app
+        .get("/v1/admin/sync", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    status["leader"] == true
+}
+
+#[tokio::test]
+async fn one_replica_syncs_and_another_takes_over_when_it_dies() {
+    let redis = RedisServer::start();
+    let hooks = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&hooks)
+        .await;
+    let sink = format!(
+        "[state]\nsync_lease_seconds = 1\n[sync]\nreconcile_interval_seconds = 1\nretry_base_ms = 50\n\
+         [[sync.sinks]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hooks\"\nsecret = \"{}\"\nphi = \"neutral\"\n",
+        hooks.uri(),
+        crate::sync::HOOK_SECRET
+    );
+    let (sandbox, a, b) = two_replicas_with(&redis, &sink).await;
+    eventually("one leader", || async {
+        leads(&a).await != leads(&b).await
+    })
+    .await;
+    let (mut leader, follower) = if leads(&a).await { (a, b) } else { (b, a) };
+    // A booking on the follower is delivered (by the leader), once.
+    let me = follower.patient_token(SOFIA);
+    let slot = a_slot(&follower, &me, OKAFOR, 4).await;
+    let made: Value = follower
+        .post_json(
+            "/v1/appointments",
+            &me,
+            &booking(&slot, SOFIA),
+            Some(&key()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_str().unwrap().to_owned();
+    eventually("delivered", || async {
+        crate::sync::messages(&hooks, &id).await.len() == 1
+    })
+    .await;
+    // The leader dies. Canvas changes with nobody told: the other replica's reconciler finds it.
+    leader.stop().await;
+    let control = sandbox.control();
+    let current = control
+        .appointments()
+        .into_iter()
+        .find(|a| a.id.as_deref() == Some(id.as_str()))
+        .unwrap();
+    let body = slotgate::scheduling::canvas_write::cancellation(&current, None);
+    let r = reqwest::Client::new()
+        .put(format!("{}/Appointment/{id}", sandbox.base_url()))
+        .bearer_auth(control.issue_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let since = Instant::now();
+    while crate::sync::messages(&hooks, &id).await.len() < 2 {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the follower never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(leads(&follower).await, "the follower leads now");
+    let messages = crate::sync::messages(&hooks, &id).await;
+    assert_eq!(messages[1].1["type"], "appointment.cancelled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        crate::sync::messages(&hooks, &id).await.len(),
+        2,
+        "once each"
+    );
 }

@@ -215,11 +215,36 @@ impl Inbound {
         self.wake.notify_one();
     }
 
+    /// Asks for a read from any replica (a push): the sync leader takes it from the store.
+    async fn ask(&self, index: usize, full: bool) {
+        let key = self.calendars[index].key.clone();
+        if let Err(e) = self.store.request_read(key, full).await {
+            // The next full read catches up.
+            tracing::warn!(error = %e, "calendar read not requested");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Moves reads asked for by any replica into this (the leader's) queue.
+    async fn take_asked(&self) {
+        match self.store.take_reads().await {
+            Ok(asked) => {
+                for (key, full) in asked {
+                    if let Some(i) = self.calendars.iter().position(|c| c.key == key) {
+                        self.request(i, full);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "calendar read requests unavailable"),
+        }
+    }
+
     async fn read_forever(self: Arc<Self>) {
         for i in 0..self.calendars.len() {
             self.request(i, true);
         }
         loop {
+            self.take_asked().await;
             let next = {
                 let mut q = self.queue();
                 let now = Instant::now();
@@ -609,7 +634,7 @@ impl Inbound {
                 .any(|c| c.id == channel && constant_time_eq(c.secret.as_bytes(), token.as_bytes()))
             {
                 if state != "sync" {
-                    self.request(i, false);
+                    self.ask(i, false).await;
                 }
                 return Ok(());
             }
@@ -642,7 +667,7 @@ impl Inbound {
             hits.insert(found.ok_or(Refused)?);
         }
         for i in &hits {
-            self.request(*i, false);
+            self.ask(*i, false).await;
         }
         Ok(hits.len())
     }

@@ -1,0 +1,125 @@
+//! What every [`SyncStore`] must do, as one suite run against each backend (memory in unit
+//! tests, Redis in the replica tests). Each check gets a store of its own from `fresh`.
+
+use jiff::Timestamp;
+
+use super::sync::*;
+
+/// Runs every check, each on a fresh, empty store.
+pub async fn run<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Box<dyn SyncStore>>,
+{
+    only_the_latest_state_waits_and_one_job_per_appointment_runs(fresh().await.as_ref()).await;
+    the_same_state_is_not_queued_twice_while_on_its_way(fresh().await.as_ref()).await;
+    failures_wait_then_die_and_can_be_revived(fresh().await.as_ref()).await;
+    a_revived_letter_never_overtakes_a_newer_change(fresh().await.as_ref()).await;
+}
+
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+pub fn job(id: &str, appointment: &str, hash: &str) -> Job {
+    Job {
+        id: id.into(),
+        sink: "ops".into(),
+        appointment_id: appointment.into(),
+        practitioner: "4150cd20de8a470aa570a852859ac87e".into(),
+        desired: Some(serde_json::json!({"title": hash})),
+        desired_hash: Some(hash.into()),
+        message_id: format!("msg_{id}"),
+        attempts: 0,
+        not_before: ts("2026-12-01T10:00:00Z"),
+        last_error: None,
+        created_at: ts("2026-12-01T10:00:00Z"),
+    }
+}
+
+async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    s.enqueue(job("2", "a", "v2")).await.unwrap();
+    s.enqueue(job("3", "b", "v1")).await.unwrap();
+    let leased = s.lease("ops".into(), now, 10).await.unwrap();
+    let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["2", "3"], "v1 of a was superseded");
+    s.enqueue(job("4", "a", "v3")).await.unwrap();
+    assert!(
+        s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
+        "a is still running"
+    );
+    let record = SinkRecord {
+        delivered: Some("v2".into()),
+        external_id: None,
+    };
+    s.delivered(leased[0].clone(), record.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(s.lease("ops".into(), now, 10).await.unwrap()[0].id, "4");
+    assert_eq!(
+        s.record("ops".into(), "a".into()).await.unwrap(),
+        Some(record)
+    );
+}
+
+async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    let running = s.lease("ops".into(), now, 10).await.unwrap();
+    assert_eq!(running.len(), 1);
+    s.enqueue(job("2", "a", "v1")).await.unwrap();
+    s.delivered(
+        running[0].clone(),
+        SinkRecord {
+            delivered: Some("v1".into()),
+            external_id: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
+        "v1 was already running"
+    );
+}
+
+async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+    s.failed(j, Some(ts("2026-12-01T10:00:05Z")), "HTTP 500".into(), now)
+        .await
+        .unwrap();
+    assert!(
+        s.lease("ops".into(), now, 1).await.unwrap().is_empty(),
+        "not before its retry time"
+    );
+    let j = s
+        .lease("ops".into(), ts("2026-12-01T10:00:05Z"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
+    assert_eq!(s.stats("ops".into()).await.unwrap().dead, 1);
+    assert!(s.revive("1".into(), now).await.unwrap());
+    assert_eq!(s.lease("ops".into(), now, 1).await.unwrap()[0].attempts, 0);
+}
+
+async fn a_revived_letter_never_overtakes_a_newer_change(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+    s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
+    s.enqueue(job("2", "a", "v2")).await.unwrap();
+    assert!(
+        s.revive("1".into(), now).await.unwrap(),
+        "the letter is gone"
+    );
+    let leased = s.lease("ops".into(), now, 10).await.unwrap();
+    let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["2"], "only the newer state is sent");
+    assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
+}
