@@ -16,6 +16,8 @@ pub struct Metrics {
     pub canvas_up: IntGauge,
     /// 1 while the shared state (Redis) answers; absent meaning with the memory backend.
     pub redis_up: IntGauge,
+    /// Booking attempts by outcome: `booked`, or the problem code that refused them.
+    pub bookings: IntCounterVec,
     /// Slot cache lookups by outcome: hit, miss (one Canvas call), stale.
     pub slot_cache: IntCounterVec,
     /// Calendar-sync deliveries by sink and outcome (delivered, retried, dead).
@@ -78,6 +80,14 @@ impl Metrics {
             "1 when the shared state (Redis) answered its last health check",
         )
         .expect("static metric definition");
+        let bookings = IntCounterVec::new(
+            Opts::new(
+                "bookings_total",
+                "Booking attempts by outcome (booked, or the problem code)",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition");
         let slot_cache = IntCounterVec::new(
             Opts::new("slot_cache_lookups_total", "Slot cache lookups by outcome"),
             &["outcome"],
@@ -121,6 +131,7 @@ impl Metrics {
             Box::new(canvas_duration.clone()),
             Box::new(canvas_up.clone()),
             Box::new(redis_up.clone()),
+            Box::new(bookings.clone()),
         ] {
             registry
                 .register(c)
@@ -134,6 +145,7 @@ impl Metrics {
             canvas_duration,
             canvas_up,
             redis_up,
+            bookings,
             slot_cache,
             sync_deliveries,
             sync_pending,

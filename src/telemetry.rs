@@ -83,13 +83,21 @@ pub fn init(settings: &TelemetrySettings) -> Telemetry {
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("slotgate"));
+    // The log filter quiets logs only: traces keep every info span (requests, Canvas calls,
+    // deliveries), or `log_filter = "warn"` would also cut the trace a caller sent.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("slotgate"))
+        .with_filter(trace_filter());
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
     Telemetry { provider }
+}
+
+/// What becomes a trace span: slotgate's own spans at info and above, whatever the log filter.
+fn trace_filter() -> EnvFilter {
+    EnvFilter::new("info")
 }
 
 /// For test binaries: installs telemetry once; logs are shown only with `TEST_LOG` set.
@@ -99,7 +107,9 @@ pub fn init_for_tests() {
         let provider = provider("slotgate-test");
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider.clone());
-        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("slotgate"));
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("slotgate"))
+            .with_filter(trace_filter());
         let show = std::env::var_os("TEST_LOG").is_some();
         let filter = EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new(if show { "debug" } else { "info" }));
@@ -110,8 +120,7 @@ pub fn init_for_tests() {
                 .boxed()
         });
         let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt)
+            .with(fmt.map(|f| f.with_filter(filter)))
             .with(otel)
             .try_init();
         std::mem::forget(provider);

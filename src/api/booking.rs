@@ -157,6 +157,23 @@ pub async fn book(
     request: HttpRequest,
     body: web::Json<Value>,
     state: web::Data<AppState>,
+    metrics: web::Data<crate::metrics::Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let result = book_once(caller, request, body, state).await;
+    // Bounded labels: one outcome, or one of the contract's problem codes.
+    let outcome = match &result {
+        Ok(_) => "booked",
+        Err(e) => e.code.as_str(),
+    };
+    metrics.bookings.with_label_values(&[outcome]).inc();
+    result
+}
+
+async fn book_once(
+    caller: BookAccess,
+    request: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let raw: BookBody = typed(&body)?;
     let mut errors = Vec::new();

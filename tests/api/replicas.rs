@@ -175,6 +175,24 @@ async fn twenty_five_bookings_of_one_slot_over_two_replicas_make_one_appointment
         "{statuses:?}"
     );
     assert_eq!(creates(&sandbox), 1, "one Canvas create");
+    // Each replica counts its own outcomes, labelled only by outcome.
+    let mut outcomes = std::collections::BTreeMap::<String, f64>::new();
+    for app in [&a, &b] {
+        let text = app.get("/metrics", None).await.text().await.unwrap();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("slotgate_bookings_total{"))
+        {
+            let (labels, value) = line.rsplit_once(' ').unwrap();
+            *outcomes.entry(labels.to_owned()).or_default() += value.parse::<f64>().unwrap();
+        }
+    }
+    assert_eq!(
+        outcomes.get("slotgate_bookings_total{outcome=\"booked\"}"),
+        Some(&1.0),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.values().sum::<f64>(), 25.0, "{outcomes:?}");
 }
 
 #[tokio::test]
