@@ -35,6 +35,12 @@ pub enum Command {
     CheckConfig { file: PathBuf },
     /// Mint a development token signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Exit 0 when the URL answers 2xx within two seconds (container health checks; the
+    /// image has no shell or curl).
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,6 +206,27 @@ pub async fn sandbox(args: SandboxArgs) -> ExitCode {
     let _ = tokio::signal::ctrl_c().await;
     sandbox.stop().await;
     ExitCode::SUCCESS
+}
+
+pub async fn probe(url: &str) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return ExitCode::FAILURE,
+    };
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("{url} answered {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url} did not answer: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub fn openapi() -> ExitCode {

@@ -11,5 +11,6 @@ async fn main() -> ExitCode {
         Command::Openapi => cli::openapi(),
         Command::CheckConfig { file } => cli::check_config(&file),
         Command::Token(args) => cli::token(args),
+        Command::Probe { url } => cli::probe(&url).await,
     }
 }

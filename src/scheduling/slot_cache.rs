@@ -175,7 +175,9 @@ impl SlotCache {
             self.count("stale");
             return Ok(Lookup { list, stale: true });
         }
+        let ran = std::sync::atomic::AtomicBool::new(false);
         let fetch = async {
+            ran.store(true, Ordering::SeqCst);
             self.count("miss");
             let slots = self
                 .canvas
@@ -203,7 +205,12 @@ impl SlotCache {
             self.last_good.insert(key.clone(), list.clone()).await;
             Ok::<_, canvas::Error>(list)
         };
-        match self.fresh.try_get_with(key.clone(), fetch).await {
+        let answer = self.fresh.try_get_with(key.clone(), fetch).await;
+        if !ran.load(Ordering::SeqCst) {
+            // Another caller's Canvas call answered this one too (or filled the cache meanwhile).
+            self.count("coalesced");
+        }
+        match answer {
             Ok(list) => Ok(Lookup { list, stale: false }),
             Err(error) => {
                 self.failing.insert(key.clone(), ()).await;

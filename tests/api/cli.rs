@@ -173,3 +173,29 @@ fn sigterm_stops_the_server_gracefully() {
             .any(|l| l.contains("slotgate stopped"))
     );
 }
+
+#[tokio::test]
+async fn probe_succeeds_only_on_a_2xx_answer() {
+    let app = crate::helpers::spawn_app().await;
+    let probe = |path: &str| {
+        let url = format!("{}{path}", app.address);
+        async move {
+            tokio::task::spawn_blocking(move || slotgate().args(["probe", &url]).output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(probe("/healthz").await.status.success());
+    let missing = probe("/nowhere").await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let closed = tokio::task::spawn_blocking(|| {
+        slotgate()
+            .args(["probe", "http://127.0.0.1:9/readyz"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!closed.status.success());
+}

@@ -67,6 +67,16 @@ async fn a_hundred_identical_cold_questions_cost_one_canvas_call_per_schedule() 
     for ((schedule, offset), n) in &calls {
         assert_eq!(*n, 1, "{schedule} (offset {offset}) was asked {n} times");
     }
+    // The metrics tell the same story: one miss per Canvas call; the rest hit or waited.
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let count = |outcome: &str| -> usize {
+        let name = format!("slotgate_slot_cache_lookups_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    assert_eq!(count("miss"), calls.len(), "{metrics}");
     // Warm now: asking again costs Canvas nothing.
     sandbox.clear_journal();
     assert_eq!(app.availability(&token, &params).await.status(), 200);
