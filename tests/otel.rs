@@ -65,6 +65,8 @@ fn one_trace_from_the_caller_through_slotgate_to_canvas() {
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
         sandbox.clear_journal();
+        // Revoked tokens make this request re-acquire one, so the token call is in its trace too.
+        sandbox.revoke_tokens();
         let r = reqwest::Client::new()
             .get(format!("{address}/v1/appointments/{APPOINTMENT}"))
             .bearer_auth(&token)
@@ -83,6 +85,17 @@ fn one_trace_from_the_caller_through_slotgate_to_canvas() {
         let parts: Vec<&str> = sent.split('-').collect();
         assert_eq!(parts[1], TRACE);
         assert_ne!(parts[2], PARENT, "a span of slotgate's is the parent");
+        let journal = sandbox.journal();
+        let token_calls: Vec<_> = journal
+            .iter()
+            .filter(|j| j.path == "/auth/token/")
+            .collect();
+        assert_eq!(token_calls.len(), 1, "one token request after the 401");
+        let sent = token_calls[0]
+            .traceparent
+            .as_deref()
+            .expect("a traceparent on the token call");
+        assert_eq!(sent.split('-').nth(1), Some(TRACE));
         handle.stop(true).await;
         let _ = server.await;
     });

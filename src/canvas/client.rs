@@ -346,13 +346,8 @@ impl CanvasClient {
         token: &Secret,
         body: Option<&[u8]>,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let mut headers = HeaderMap::new();
+        let mut headers = trace_headers();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        // The W3C trace context of this call's span, so Canvas-side logs join our trace.
-        let context = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&context, &mut HeaderInjector(&mut headers))
-        });
         let mut request = self
             .inner
             .http
@@ -463,6 +458,17 @@ pub(super) fn decode<T: DeserializeOwned>(
         operation,
         reason: format!("unreadable answer: {e}"),
     })
+}
+
+/// The W3C trace context of the current span as headers, so that Canvas-side logs join our
+/// trace. Every request to Canvas carries it, the token request included.
+pub(super) fn trace_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut HeaderInjector(&mut headers))
+    });
+    headers
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

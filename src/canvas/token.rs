@@ -90,6 +90,7 @@ impl TokenSource {
         ];
         let response = http
             .post(self.url.clone())
+            .headers(super::client::trace_headers())
             .form(&form)
             .send()
             .await

@@ -1,13 +1,14 @@
 //! The configuration file as written: serde structs that mirror the TOML of the contract's
 //! "Configuration" section. Nothing here is trusted until `validate` has turned it into
-//! [`super::Settings`]. Unknown keys are refused so that a typo names itself.
+//! [`super::Settings`]. Unknown keys are refused so that a typo names itself. No `Debug` here: these
+//! structs hold secrets in the clear, and `Settings` wraps them in `Secret`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Deserializer};
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
     pub server: RawServer,
@@ -28,7 +29,7 @@ pub struct RawSettings {
     pub locations: Vec<RawLocation>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: SocketAddr,
@@ -39,7 +40,7 @@ pub struct RawServer {
     pub shutdown_timeout_seconds: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCanvas {
     #[serde(default, deserialize_with = "opt_string")]
@@ -62,7 +63,7 @@ pub struct RawCanvas {
     pub circuit_open_seconds: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     #[serde(default)]
@@ -82,7 +83,7 @@ pub struct RawAuth {
     pub jwks_refresh_seconds: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     pub slot_ttl_seconds: u64,
@@ -91,14 +92,14 @@ pub struct RawCache {
     pub max_slot_entries: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     pub browse_per_minute: u64,
     pub book_per_minute: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBooking {
     pub min_notice_minutes: u64,
@@ -111,7 +112,7 @@ pub struct RawBooking {
     pub slot_id_secret: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSync {
     pub reconcile_interval_seconds: u64,
@@ -133,7 +134,7 @@ pub struct RawSync {
     pub inbound: Vec<RawInbound>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCoding {
     pub system: String,
@@ -141,7 +142,7 @@ pub struct RawCoding {
     pub code: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
     pub name: String,
@@ -170,7 +171,7 @@ pub struct RawSink {
     pub client_secret: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInbound {
     pub kind: String,
@@ -184,7 +185,7 @@ pub struct RawInbound {
     pub all_day: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub backend: String,
@@ -194,7 +195,7 @@ pub struct RawState {
     pub sync_lease_seconds: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
     pub listen: SocketAddr,
@@ -205,7 +206,7 @@ pub struct RawSandbox {
     pub allow_public: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
     pub log_format: String,
@@ -213,7 +214,7 @@ pub struct RawTelemetry {
     pub service_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReason {
     #[serde(deserialize_with = "string")]
@@ -232,7 +233,7 @@ pub struct RawReason {
     pub patient_bookable: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPractitioner {
     pub id: String,
@@ -248,7 +249,7 @@ pub struct RawPractitioner {
     pub telehealth_url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLocation {
     #[serde(deserialize_with = "string")]

@@ -42,7 +42,7 @@ pub use clinic::Clinic;
 use state::{Shared, today_utc};
 
 /// How to start a sandbox. `Default` is the demo clinic on a random loopback port.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SandboxOptions {
     /// Port 0 picks a random free port.
     pub listen: SocketAddr,
@@ -57,6 +57,22 @@ pub struct SandboxOptions {
     pub token_ttl_seconds: u64,
     /// Where to send appointment notifications, if anywhere.
     pub notify: Option<notify::NotifyTarget>,
+}
+
+/// By hand, so that the client secret a sandbox accepts is never printed.
+impl std::fmt::Debug for SandboxOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxOptions")
+            .field("listen", &self.listen)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("clinic", &self.clinic)
+            .field("faults", &self.faults)
+            .field("reject_double_booking", &self.reject_double_booking)
+            .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .field("notify", &self.notify.as_ref().map(|_| "<target>"))
+            .finish()
+    }
 }
 
 impl Default for SandboxOptions {
@@ -225,6 +241,11 @@ impl SandboxControl {
         self.shared.issue_token()
     }
 
+    /// Every token issued so far stops working: the next FHIR call gets a 401.
+    pub fn revoke_tokens(&self) {
+        self.shared.revoke_tokens();
+    }
+
     pub fn reject_double_booking(&self) -> bool {
         self.shared.reject_double_booking()
     }
@@ -261,6 +282,34 @@ mod tests {
         shareable::<SandboxOptions>();
         fn sendable<T: Send>() {}
         sendable::<Sandbox>();
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret_token_or_patient() {
+        let options = SandboxOptions {
+            client_secret: "very-secret-value".into(),
+            notify: Some(notify::NotifyTarget {
+                url: "http://127.0.0.1:1/hook".into(),
+                secret: "whsec_c2VjcmV0LWtleQ==".into(),
+            }),
+            ..SandboxOptions::default()
+        };
+        let printed = format!("{options:?}");
+        assert!(printed.contains("sandbox-client"), "{printed}");
+        assert!(!printed.contains("very-secret-value"), "{printed}");
+        assert!(!printed.contains("whsec_"), "{printed}");
+
+        let clinic = Clinic::demo(today_utc());
+        let family = clinic.patients[0].family.clone();
+        let shared = Shared::new(&options, clinic).unwrap();
+        let printed = format!(
+            "{:?}",
+            SandboxControl {
+                shared: Arc::new(shared)
+            }
+        );
+        assert!(!printed.contains("very-secret-value"), "{printed}");
+        assert!(!printed.contains(&family), "{printed}");
     }
 
     #[test]

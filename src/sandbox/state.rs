@@ -28,7 +28,6 @@ pub fn today_utc() -> Date {
     Timestamp::now().to_zoned_datetime(TimeZone::UTC).date()
 }
 
-#[derive(Debug)]
 pub struct Shared {
     pub clinic: Arc<Clinic>,
     client_id: String,
@@ -40,6 +39,17 @@ pub struct Shared {
     book: Mutex<Book>,
     journal: Mutex<VecDeque<JournalEntry>>,
     notify: Mutex<Option<crate::sandbox::notify::NotifyTarget>>,
+}
+
+/// By hand: the state holds the client secret, live bearer tokens and the seeded patients,
+/// none of which may reach a log through `{:?}`.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("client_id", &self.client_id)
+            .field("token_ttl", &self.token_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -77,6 +87,11 @@ impl Shared {
         tokens.retain(|_, expires| *expires > now);
         tokens.insert(token.clone(), now + self.token_ttl);
         token
+    }
+
+    /// Forgets every issued token, as Canvas does when an administrator revokes a client's grants.
+    pub fn revoke_tokens(&self) {
+        lock(&self.tokens).clear();
     }
 
     pub fn token_valid(&self, token: &str) -> bool {
