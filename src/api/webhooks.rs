@@ -180,8 +180,13 @@ pub struct GraphNotifications {
 pub struct GraphChange {
     subscriptionId: String,
     clientState: String,
+    /// On a change notification: `created`, `updated` or `deleted`.
     changeType: Option<String>,
     resource: Option<String>,
+    /// On a lifecycle notification instead: `reauthorizationRequired` (the subscription is
+    /// renewed), `subscriptionRemoved` (a new one is made and the calendar read whole) or
+    /// `missed` (the calendar is read whole).
+    lifecycleEvent: Option<String>,
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -196,7 +201,8 @@ pub struct GraphQuery {
 /// Receives Microsoft Graph change notifications for inbound calendars. With
 /// `validationToken` it is Graph's handshake, answered with the token as text. Otherwise every
 /// notification must carry its subscription's `clientState` (else 401, nothing read); the
-/// calendars named are read and Canvas brought in line.
+/// calendars named are read and Canvas brought in line. The same address receives the
+/// subscriptions' lifecycle notifications.
 #[utoipa::path(
     operation_id = "receive_graph_notification",
     context_path = "/v1",

@@ -697,12 +697,15 @@ impl FakeGraph {
             )
             .mount(&server)
             .await;
+        // Subscription ids are sub-1, sub-2, … in the order they are made.
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         Mock::given(method("POST"))
             .and(path("/v1.0/subscriptions"))
-            .respond_with(|r: &Request| {
+            .respond_with(move |r: &Request| {
                 let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                let n = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 ResponseTemplate::new(201).set_body_json(json!({
-                    "id": format!("sub-{}", uuid::Uuid::new_v4()), "resource": body["resource"],
+                    "id": format!("sub-{n}"), "resource": body["resource"],
                     "changeType": body["changeType"], "notificationUrl": body["notificationUrl"],
                     "expirationDateTime": body["expirationDateTime"]}))
             })
@@ -808,6 +811,10 @@ async fn outlook_meetings_block_time_through_a_verified_subscription() {
         format!("{PUBLIC}/v1/webhooks/graph")
     );
     assert_eq!(sub["resource"], format!("/users/{CALENDAR}/events"));
+    assert_eq!(
+        sub["lifecycleNotificationUrl"],
+        format!("{PUBLIC}/v1/webhooks/graph")
+    );
     let client_state = sub["clientState"].as_str().unwrap().to_owned();
     assert!(client_state.len() >= 32);
     // Graph's validation handshake: the token back, as text, at once.
@@ -893,4 +900,91 @@ async fn outlook_meetings_block_time_through_a_verified_subscription() {
         !m.requests("DELETE", &sub_id).await.is_empty(),
         "unsubscribed at shutdown"
     );
+}
+
+#[tokio::test]
+async fn graph_lifecycle_events_renew_resubscribe_and_reread() {
+    let m = FakeGraph::start().await;
+    // Long enough that no renewal falls due during the test on its own.
+    let mut app = spawn_app_with(&[
+        OPEN_WINDOW,
+        &graph_config(&m, "channel_ttl_seconds = 600\n"),
+    ])
+    .await;
+    eventually("subscribed and read", || async {
+        !m.requests("POST", "/subscriptions").await.is_empty()
+            && !m.requests("GET", "/calendarView").await.is_empty()
+    })
+    .await;
+    let sub: Value =
+        serde_json::from_slice(&m.requests("POST", "/subscriptions").await[0].body).unwrap();
+    let state = sub["clientState"].as_str().unwrap().to_owned();
+    let lifecycle = |sub: &str, state: &str, event: &str| {
+        json!({"value": [{"subscriptionId": sub, "clientState": state, "lifecycleEvent": event,
+            "subscriptionExpirationDateTime": "2026-12-01T00:00:00Z", "tenantId": "clinic-tenant"}]})
+    };
+    let reads = || async { m.requests("GET", "/calendarView").await.len() };
+
+    // A lifecycle event with a wrong clientState is refused like any other: nothing happens.
+    let before = reads().await;
+    let r = graph_push(&app, &lifecycle("sub-1", "forged", "subscriptionRemoved")).await;
+    assert_eq!(r.status(), 401);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reads().await, before);
+    assert_eq!(m.requests("POST", "/subscriptions").await.len(), 1);
+    assert!(m.requests("PATCH", "").await.is_empty());
+
+    // reauthorizationRequired: the subscription is renewed (PATCH) at once, not recreated.
+    let r = graph_push(&app, &lifecycle("sub-1", &state, "reauthorizationRequired")).await;
+    assert_eq!(r.status(), 202);
+    eventually("renewed", || async {
+        m.requests("PATCH", "/subscriptions/sub-1").await.len() == 1
+    })
+    .await;
+    assert_eq!(m.requests("POST", "/subscriptions").await.len(), 1);
+
+    // missed: the whole window is read again.
+    let before = reads().await;
+    let r = graph_push(&app, &lifecycle("sub-1", &state, "missed")).await;
+    assert_eq!(r.status(), 202);
+    eventually("read again", || async { reads().await > before }).await;
+
+    // subscriptionRemoved: a new subscription with a new clientState, and a full read.
+    let before = reads().await;
+    let r = graph_push(&app, &lifecycle("sub-1", &state, "subscriptionRemoved")).await;
+    assert_eq!(r.status(), 202);
+    eventually("subscribed again", || async {
+        m.requests("POST", "/subscriptions").await.len() == 2
+    })
+    .await;
+    eventually("read after the gap", || async { reads().await > before }).await;
+    let again: Value =
+        serde_json::from_slice(&m.requests("POST", "/subscriptions").await[1].body).unwrap();
+    let new_state = again["clientState"].as_str().unwrap().to_owned();
+    assert_ne!(new_state, state);
+    // The removed subscription's pushes are strangers now; the new one's are accepted.
+    let change = |sub: &str, state: &str| {
+        json!({"value": [{"subscriptionId": sub, "clientState": state, "changeType": "updated",
+            "resource": format!("Users/{CALENDAR}/Events/AAMkAGI1")}]})
+    };
+    assert_eq!(
+        graph_push(&app, &change("sub-1", &state)).await.status(),
+        401
+    );
+    assert_eq!(
+        graph_push(&app, &change("sub-2", &new_state))
+            .await
+            .status(),
+        202
+    );
+    let admin = app.token(None, "scheduling.admin");
+    let status: Value = app
+        .get("/v1/admin/sync", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(status["inbound"][0]["channel_expires_at"].is_string());
+    assert!(status["inbound"][0]["last_error"].is_null(), "{status}");
+    app.stop().await;
 }

@@ -20,6 +20,9 @@ pub async fn subscribe(
     let body = json!({
         "changeType": "created,updated,deleted",
         "notificationUrl": address,
+        // Lifecycle events (reauthorizationRequired, subscriptionRemoved, missed) come to the
+        // same receiver, with the same clientState.
+        "lifecycleNotificationUrl": address,
         "resource": format!("/users/{user}/events"),
         "expirationDateTime": until.to_string(),
         "clientState": client_state,

@@ -103,11 +103,35 @@ pub struct Channel {
     pub secret: String,
     pub resource: Option<String>,
     pub expires_at: Timestamp,
+    /// Graph asked for it to be reauthorized (`reauthorizationRequired`): renew it now.
+    #[serde(default)]
+    pub reauthorize: bool,
 }
 
 /// A push that did not come from a channel slotgate opened.
 #[derive(Debug)]
 pub struct Refused;
+
+/// What a verified Graph notification is about (`lifecycleEvent`, absent on a change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Change,
+    Missed,
+    ReauthorizationRequired,
+    SubscriptionRemoved,
+}
+
+impl Lifecycle {
+    fn of(event: Option<&str>) -> Self {
+        match event {
+            None => Lifecycle::Change,
+            Some("reauthorizationRequired") => Lifecycle::ReauthorizationRequired,
+            Some("subscriptionRemoved") => Lifecycle::SubscriptionRemoved,
+            // `missed`, and any event Graph adds later: reading the whole window is always safe.
+            Some(_) => Lifecycle::Missed,
+        }
+    }
+}
 
 /// One inbound calendar's status for `GET /v1/admin/sync`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -152,6 +176,8 @@ pub struct Inbound {
     calendars: Vec<Calendar>,
     queue: Mutex<BTreeMap<usize, Queued>>,
     wake: Notify,
+    /// Wakes the channel keeper when a push asked for a channel to be renewed or replaced.
+    keeper: Notify,
 }
 
 impl Inbound {
@@ -183,6 +209,7 @@ impl Inbound {
             calendars,
             queue: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
+            keeper: Notify::new(),
         })
     }
 
@@ -485,7 +512,7 @@ impl Inbound {
                 self.keep_channel(i).await;
                 self.resync_if_due(i).await;
             }
-            tokio::time::sleep(pause).await;
+            let _ = tokio::time::timeout(pause, self.keeper.notified()).await;
         }
     }
 
@@ -512,7 +539,7 @@ impl Inbound {
         let now = Timestamp::now();
         let margin = SignedDuration::try_from(ttl / 4).unwrap_or(SignedDuration::ZERO);
         let mut channels = self.channels(index).await;
-        let fresh = |c: &Channel| c.expires_at.duration_since(now) > margin;
+        let fresh = |c: &Channel| c.expires_at.duration_since(now) > margin && !c.reauthorize;
         if channels.open.iter().any(fresh) {
             let before = channels.open.len();
             channels.open.retain(|c| c.expires_at > now);
@@ -532,6 +559,7 @@ impl Inbound {
                     secret: crate::config::random_hex(32),
                     resource: None,
                     expires_at: until,
+                    reauthorize: false,
                 };
                 // Known before Google's `sync` handshake can arrive.
                 channels.open.push(channel.clone());
@@ -579,6 +607,7 @@ impl Inbound {
                     (Ok(o), Some(c)) => {
                         channels.open = vec![Channel {
                             expires_at: o.expires_at,
+                            reauthorize: false,
                             ..c
                         }];
                         Ok(())
@@ -595,6 +624,7 @@ impl Inbound {
                                     secret,
                                     resource: o.resource,
                                     expires_at: o.expires_at,
+                                    reauthorize: false,
                                 }];
                                 // Changes between the old subscription's end and now.
                                 self.request(index, true);
@@ -644,9 +674,14 @@ impl Inbound {
 
     /// Verifies every notification of a Graph push (subscription and clientState) and queues
     /// a read of each calendar named; one that does not match refuses the whole push.
+    /// Verifies Graph notifications (each must carry its subscription's `clientState`; one
+    /// that does not refuses the whole delivery, and nothing is done) and acts on them: a change
+    /// queues a read of that calendar; the lifecycle events get what Graph asks for:
+    /// `missed` a full read, `reauthorizationRequired` a renewal by the sync leader now,
+    /// `subscriptionRemoved` a new subscription and a full read of the gap.
     pub async fn graph_push(&self, body: &serde_json::Value) -> Result<usize, Refused> {
         let items = body["value"].as_array().ok_or(Refused)?;
-        let mut hits = BTreeSet::new();
+        let mut verified = Vec::with_capacity(items.len());
         for n in items {
             let (Some(sub), Some(state)) =
                 (n["subscriptionId"].as_str(), n["clientState"].as_str())
@@ -664,12 +699,51 @@ impl Inbound {
                     break;
                 }
             }
-            hits.insert(found.ok_or(Refused)?);
+            let lifecycle = Lifecycle::of(n["lifecycleEvent"].as_str());
+            verified.push((found.ok_or(Refused)?, sub, lifecycle));
         }
-        for i in &hits {
-            self.ask(*i, false).await;
+        let mut reads = BTreeMap::new();
+        for (i, sub, lifecycle) in verified {
+            let full = match lifecycle {
+                Lifecycle::Change => false,
+                Lifecycle::Missed => true,
+                Lifecycle::ReauthorizationRequired => {
+                    self.mark_channel(i, sub, |c| c.reauthorize = true).await;
+                    continue;
+                }
+                Lifecycle::SubscriptionRemoved => {
+                    self.drop_channel(i, sub, "Graph removed the subscription; subscribing again")
+                        .await;
+                    true
+                }
+            };
+            *reads.entry(i).or_insert(false) |= full;
         }
-        Ok(hits.len())
+        for (i, full) in &reads {
+            self.ask(*i, *full).await;
+        }
+        Ok(reads.len())
+    }
+
+    async fn mark_channel(&self, index: usize, id: &str, change: impl Fn(&mut Channel)) {
+        let mut channels = self.channels(index).await;
+        channels
+            .open
+            .iter_mut()
+            .filter(|c| c.id == id)
+            .for_each(change);
+        self.save_channels(index, &channels).await;
+        // On the sync leader, at once; on another replica, at the leader's next round.
+        self.keeper.notify_one();
+    }
+
+    async fn drop_channel(&self, index: usize, id: &str, why: &str) {
+        let mut channels = self.channels(index).await;
+        channels.open.retain(|c| c.id != id);
+        channels.last_error = Some(why.to_owned());
+        tracing::warn!(calendar = %self.calendars[index].key, "{why}");
+        self.save_channels(index, &channels).await;
+        self.keeper.notify_one();
     }
 
     pub async fn status(&self) -> Vec<InboundStatus> {
