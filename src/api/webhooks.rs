@@ -201,7 +201,7 @@ pub struct GraphQuery {
 /// Receives Microsoft Graph change notifications for inbound calendars. With
 /// `validationToken` it is Graph's handshake, answered with the token as text. Otherwise every
 /// notification must carry its subscription's `clientState` (else 401, nothing read); the
-/// calendars named are read and Canvas brought in line. The same address receives the
+/// events named are read (a recurring series: its calendar) and Canvas brought in line. The same address receives the
 /// subscriptions' lifecycle notifications.
 #[utoipa::path(
     operation_id = "receive_graph_notification",

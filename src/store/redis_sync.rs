@@ -3,6 +3,8 @@
 //! queue (small: what waits, runs and died) as one document changed by compare-and-set, so
 //! the queue's rules stay the ones [`Queue`] states for every backend.
 
+use std::collections::BTreeMap;
+
 use ::redis::aio::ConnectionManager;
 use ::redis::{AsyncCommands, Script};
 use futures::future::BoxFuture;
@@ -10,7 +12,7 @@ use jiff::Timestamp;
 
 use super::StoreResult;
 use super::redis::unavailable;
-use super::sync::{DeadLetter, Job, Queue, SinkRecord, SinkStats, SyncStore};
+use super::sync::{DeadLetter, Job, Queue, ReadAsk, SinkRecord, SinkStats, SyncStore};
 
 /// ARGV: expected version ('' when none), the new document, then optionally a record field
 /// and value to set with it.
@@ -23,8 +25,13 @@ if ARGV[3] then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
 return 1
 ";
 
+/// Field `<calendar>`: "1" a full read, "0" what changed; field `<calendar>SEP<event>`: one
+/// event. ARGV: calendar, "1" | "0" | "" (events only), then the events.
 const REQUEST_READ: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) ~= '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[1] .. '\31' .. ARGV[i], '') end
 return 1
 ";
 
@@ -262,13 +269,19 @@ impl SyncStore for RedisSyncStore {
         })
     }
 
-    fn request_read(&self, calendar: String, full: bool) -> BoxFuture<'_, StoreResult<()>> {
+    fn request_read(&self, calendar: String, ask: ReadAsk) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move {
+            let flag = match (ask.full, ask.changes) {
+                (true, _) => "1",
+                (false, true) => "0",
+                (false, false) => "",
+            };
             let _: i64 = self
                 .request_read
                 .key(self.key("reads"))
                 .arg(calendar)
-                .arg(if full { "1" } else { "0" })
+                .arg(flag)
+                .arg(ask.events.into_iter().collect::<Vec<_>>())
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
@@ -276,7 +289,7 @@ impl SyncStore for RedisSyncStore {
         })
     }
 
-    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, bool)>>> {
+    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, ReadAsk)>>> {
         Box::pin(async move {
             let all: Vec<String> = self
                 .take_all
@@ -284,13 +297,17 @@ impl SyncStore for RedisSyncStore {
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
-            Ok(all
-                .chunks(2)
-                .filter_map(|c| match c {
-                    [k, v] => Some((k.clone(), v == "1")),
-                    _ => None,
-                })
-                .collect())
+            let mut asks: BTreeMap<String, ReadAsk> = BTreeMap::new();
+            for pair in all.chunks(2) {
+                let [field, value] = pair else { continue };
+                let (calendar, ask) = match field.split_once(SEP) {
+                    Some((calendar, event)) => (calendar, ReadAsk::events([event.to_owned()])),
+                    None if value == "1" => (field.as_str(), ReadAsk::full()),
+                    None => (field.as_str(), ReadAsk::changes()),
+                };
+                asks.entry(calendar.to_owned()).or_default().merge(ask);
+            }
+            Ok(asks.into_iter().collect())
         })
     }
 }

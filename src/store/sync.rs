@@ -102,10 +102,59 @@ pub trait SyncStore: Send + Sync {
     fn calendar(&self, key: String) -> BoxFuture<'_, StoreResult<Option<serde_json::Value>>>;
     fn put_calendar(&self, key: String, state: serde_json::Value)
     -> BoxFuture<'_, StoreResult<()>>;
-    /// Asks for a read of an inbound calendar (`full`: every meeting in the window), from
-    /// whichever replica received the push; the sync leader takes them.
-    fn request_read(&self, calendar: String, full: bool) -> BoxFuture<'_, StoreResult<()>>;
-    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, bool)>>>;
+    /// Asks for a read of an inbound calendar, from whichever replica received the push; the
+    /// sync leader takes them. Asks for one calendar merge until taken.
+    fn request_read(&self, calendar: String, ask: ReadAsk) -> BoxFuture<'_, StoreResult<()>>;
+    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, ReadAsk)>>>;
+}
+
+/// What is wanted of an inbound calendar's next read. Two asks merge into one that does both:
+/// a full read covers what changed, and what changed covers single events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadAsk {
+    /// Every meeting in the window (start-up, resync, a lost subscription).
+    pub full: bool,
+    /// What changed since the last read (a push that names no event).
+    pub changes: bool,
+    /// Only these events (a push that names them).
+    pub events: BTreeSet<String>,
+}
+
+impl ReadAsk {
+    /// More named events than this are read as changes instead: one request beats many.
+    pub const MAX_EVENTS: usize = 20;
+
+    pub fn full() -> Self {
+        Self {
+            full: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn changes() -> Self {
+        Self {
+            changes: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn events(ids: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            events: ids.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    pub fn merge(&mut self, other: ReadAsk) {
+        self.full |= other.full;
+        self.changes |= other.changes;
+        self.events.extend(other.events);
+    }
+
+    /// Whether reading the named events alone answers this ask.
+    pub fn events_only(&self) -> bool {
+        !self.full && !self.changes && self.events.len() <= Self::MAX_EVENTS
+    }
 }
 
 /// The delivery queue: jobs waiting, running and dead, and each sink's last success. Plain
@@ -262,7 +311,10 @@ struct Data {
     #[serde(flatten)]
     queue: Queue,
     calendars: BTreeMap<String, serde_json::Value>,
+    /// Calendar -> full read wanted (else what changed).
     reads: BTreeMap<String, bool>,
+    /// Calendar -> single events to read.
+    read_events: BTreeMap<String, BTreeSet<String>>,
 }
 
 pub struct MemorySyncStore {
@@ -458,14 +510,37 @@ impl SyncStore for MemorySyncStore {
         self.change(move |d| d.queue.recover())
     }
 
-    fn request_read(&self, calendar: String, full: bool) -> BoxFuture<'_, StoreResult<()>> {
+    fn request_read(&self, calendar: String, ask: ReadAsk) -> BoxFuture<'_, StoreResult<()>> {
         self.change(move |d| {
-            *d.reads.entry(calendar).or_default() |= full;
+            if ask.full || ask.changes {
+                *d.reads.entry(calendar.clone()).or_default() |= ask.full;
+            }
+            if !ask.events.is_empty() {
+                d.read_events
+                    .entry(calendar)
+                    .or_default()
+                    .extend(ask.events);
+            }
         })
     }
 
-    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, bool)>>> {
-        self.change(|d| std::mem::take(&mut d.reads).into_iter().collect())
+    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, ReadAsk)>>> {
+        self.change(|d| {
+            let mut asks: BTreeMap<String, ReadAsk> = BTreeMap::new();
+            for (calendar, full) in std::mem::take(&mut d.reads) {
+                asks.entry(calendar).or_default().merge(ReadAsk {
+                    full,
+                    changes: !full,
+                    events: BTreeSet::new(),
+                });
+            }
+            for (calendar, events) in std::mem::take(&mut d.read_events) {
+                asks.entry(calendar)
+                    .or_default()
+                    .merge(ReadAsk::events(events));
+            }
+            asks.into_iter().collect()
+        })
     }
 }
 
@@ -473,6 +548,25 @@ impl SyncStore for MemorySyncStore {
 mod tests {
     use super::*;
     use crate::store::sync_conformance::{job, ts};
+
+    #[test]
+    fn read_asks_merge_to_the_larger_read() {
+        let mut a = ReadAsk::events(["e1".to_owned()]);
+        assert!(a.events_only());
+        a.merge(ReadAsk::events(["e2".to_owned()]));
+        assert!(a.events_only() && a.events.len() == 2);
+        a.merge(ReadAsk::changes());
+        assert!(
+            !a.events_only() && !a.full,
+            "a push naming no event needs the changes"
+        );
+        a.merge(ReadAsk::full());
+        assert!(a.full);
+        let many = ReadAsk::events((0..=ReadAsk::MAX_EVENTS).map(|i| format!("e{i}")));
+        assert!(!many.events_only(), "too many events are read as changes");
+        let enough = ReadAsk::events((1..=ReadAsk::MAX_EVENTS).map(|i| format!("e{i}")));
+        assert!(enough.events_only());
+    }
 
     #[tokio::test]
     async fn keeps_every_promise_of_a_sync_store() {

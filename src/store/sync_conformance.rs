@@ -15,6 +15,7 @@ where
     the_same_state_is_not_queued_twice_while_on_its_way(fresh().await.as_ref()).await;
     failures_wait_then_die_and_can_be_revived(fresh().await.as_ref()).await;
     a_revived_letter_never_overtakes_a_newer_change(fresh().await.as_ref()).await;
+    read_requests_merge_per_calendar_until_taken(fresh().await.as_ref()).await;
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -122,4 +123,49 @@ async fn a_revived_letter_never_overtakes_a_newer_change(s: &dyn SyncStore) {
     let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, ["2"], "only the newer state is sent");
     assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
+}
+
+async fn read_requests_merge_per_calendar_until_taken(s: &dyn SyncStore) {
+    let ids = |v: &[&str]| v.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>();
+    assert!(s.take_reads().await.unwrap().is_empty());
+    // Two pushes naming events, one naming none, on one calendar; a full read on another.
+    s.request_read("graph:a".into(), ReadAsk::events(ids(&["e1", "e2"])))
+        .await
+        .unwrap();
+    s.request_read("graph:a".into(), ReadAsk::events(ids(&["e2", "e3"])))
+        .await
+        .unwrap();
+    s.request_read("google:b".into(), ReadAsk::changes())
+        .await
+        .unwrap();
+    s.request_read("google:b".into(), ReadAsk::full())
+        .await
+        .unwrap();
+    s.request_read("google:b".into(), ReadAsk::changes())
+        .await
+        .unwrap();
+    let mut taken = s.take_reads().await.unwrap();
+    taken.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        taken,
+        [
+            ("google:b".to_owned(), ReadAsk::full()),
+            (
+                "graph:a".to_owned(),
+                ReadAsk::events(ids(&["e1", "e2", "e3"]))
+            ),
+        ]
+    );
+    assert!(taken[1].1.events_only(), "named events alone answer it");
+    assert!(s.take_reads().await.unwrap().is_empty(), "taken once");
+    // Events and a push naming none: both wanted, so the window is read.
+    s.request_read("graph:a".into(), ReadAsk::events(ids(&["e9"])))
+        .await
+        .unwrap();
+    s.request_read("graph:a".into(), ReadAsk::changes())
+        .await
+        .unwrap();
+    let taken = s.take_reads().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].1.changes && !taken[0].1.full && !taken[0].1.events_only());
 }

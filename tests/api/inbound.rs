@@ -737,7 +737,35 @@ impl FakeGraph {
                     r.headers.get("prefer").unwrap().to_str().unwrap(),
                     "outlook.timezone=\"UTC\""
                 );
-                ResponseTemplate::new(200).set_body_json(json!({"value": *e.lock().unwrap()}))
+                // The view holds occurrences, never a series' master.
+                let view: Vec<Value> = e
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| v["type"] != "seriesMaster")
+                    .cloned()
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(json!({ "value": view }))
+            })
+            .mount(&server)
+            .await;
+        let e = events.clone();
+        Mock::given(method("GET"))
+            .and(path_regex("^/v1.0/users/[^/]+/events/[^/]+$"))
+            .respond_with(move |r: &Request| {
+                let q: BTreeMap<String, String> = r.url.query_pairs().into_owned().collect();
+                assert!(q["$select"].split(',').any(|f| f == "type"), "{q:?}");
+                assert!(q["$expand"].starts_with("singleValueExtendedProperties("));
+                assert_eq!(
+                    r.headers.get("prefer").unwrap().to_str().unwrap(),
+                    "outlook.timezone=\"UTC\""
+                );
+                let id = r.url.path().rsplit('/').next().unwrap();
+                match e.lock().unwrap().iter().find(|v| v["id"] == id) {
+                    Some(v) => ResponseTemplate::new(200).set_body_json(v),
+                    None => ResponseTemplate::new(404).set_body_json(json!({"error":
+                        {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}})),
+                }
             })
             .mount(&server)
             .await;
@@ -863,11 +891,12 @@ async fn outlook_meetings_block_time_through_a_verified_subscription() {
     };
     m.events.lock().unwrap().push(json!({"id": "AAMkAGI1", "subject": "Budget", "isAllDay": false, "isCancelled": false, "showAs": "busy",
         "start": {"dateTime": utc(&slot["start"]), "timeZone": "UTC"}, "end": {"dateTime": utc(&slot["end"]), "timeZone": "UTC"}}));
-    let note = |state: &str| {
+    let note_on = |state: &str, event: &str| {
         json!({"value": [{"subscriptionId": sub_id, "clientState": state, "changeType": "created",
-            "resource": format!("Users/{CALENDAR}/Events/AAMkAGI1"), "tenantId": "clinic-tenant",
-            "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "id": "AAMkAGI1"}}]})
+            "resource": format!("Users/{CALENDAR}/Events/{event}"), "tenantId": "clinic-tenant",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "id": event}}]})
     };
+    let note = |state: &str| note_on(state, "AAMkAGI1");
     // A wrong clientState: 401, nothing read.
     let reads = m.requests("GET", "/calendarView").await.len();
     app.sandbox.as_ref().unwrap().clear_journal();
@@ -886,13 +915,30 @@ async fn outlook_meetings_block_time_through_a_verified_subscription() {
         !okafor_starts(&app).await.contains(&start)
     })
     .await;
-    // Deleted in Outlook: gone from the view; cancelled in Canvas.
+    // Deleted in Outlook (the event answers 404 now); cancelled in Canvas.
     m.events.lock().unwrap().clear();
     graph_push(&app, &note(&client_state)).await;
     eventually("cancelled", || async {
         mirrors(&app, "graph", "AAMkAGI1")
             .first()
             .is_some_and(|a| a.status.as_str() == "cancelled")
+    })
+    .await;
+    // Those pushes read the event they named, not the whole calendar view.
+    assert_eq!(m.requests("GET", "/events/AAMkAGI1").await.len(), 2);
+    assert_eq!(m.requests("GET", "/calendarView").await.len(), reads);
+    // A recurring series' master: its occurrences are only in the view, so that is read.
+    m.events.lock().unwrap().push(json!({"id": "AAMkSERIES", "type": "seriesMaster", "subject": "Standup",
+        "isAllDay": false, "isCancelled": false, "showAs": "busy",
+        "start": {"dateTime": utc(&slot["start"]), "timeZone": "UTC"}, "end": {"dateTime": utc(&slot["end"]), "timeZone": "UTC"}}));
+    assert_eq!(
+        graph_push(&app, &note_on(&client_state, "AAMkSERIES"))
+            .await
+            .status(),
+        202
+    );
+    eventually("the view is read", || async {
+        m.requests("GET", "/calendarView").await.len() > reads
     })
     .await;
     app.stop().await;

@@ -1,5 +1,6 @@
-//! Microsoft Graph, read side: subscriptions on a mailbox's events and the calendar view of
-//! the window (canvas-fhir.md §10, learn.microsoft.com/graph/change-notifications-delivery-webhooks).
+//! Microsoft Graph, read side: subscriptions on a mailbox's events, the events a notification
+//! names, and the calendar view of the window (canvas-fhir.md §10,
+//! learn.microsoft.com/graph/change-notifications-delivery-webhooks).
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -71,6 +72,49 @@ pub async fn unsubscribe(api: &GraphApi, id: &str) -> Result<(), Failure> {
     api.check(r).await.map(drop).map_err(Failure::from)
 }
 
+/// What `window` and `events` ask of each event.
+const SELECT: &str = "id,subject,start,end,isAllDay,isCancelled,showAs,type";
+
+fn expand_mark() -> String {
+    format!("singleValueExtendedProperties($filter=id eq '{MARK_PROPERTY}')")
+}
+
+/// The events a notification named, read one by one, times in UTC: `None` for one Graph no
+/// longer has (deleted). `Ok(None)` overall when one is a recurring series' master: its
+/// occurrences are only in the calendar view, so the caller reads the window instead.
+pub async fn events(
+    api: &GraphApi,
+    user: &str,
+    ids: &std::collections::BTreeSet<String>,
+) -> Result<Option<Vec<(String, Option<Value>)>>, Failure> {
+    let access = api.access_token().await.map_err(Failure::from)?;
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut url = api.url(&["users", user, "events", id]);
+        url.query_pairs_mut()
+            .append_pair("$select", SELECT)
+            .append_pair("$expand", &expand_mark());
+        let r = api
+            .http
+            .get(url)
+            .bearer_auth(&access)
+            .header("Prefer", "outlook.timezone=\"UTC\"")
+            .send()
+            .await
+            .map_err(|_| Failure::unreachable())?;
+        if r.status().as_u16() == 404 {
+            found.push((id.clone(), None));
+            continue;
+        }
+        let v = read(api, r).await?;
+        if v["type"] == "seriesMaster" {
+            return Ok(None);
+        }
+        found.push((id.clone(), Some(v)));
+    }
+    Ok(Some(found))
+}
+
 /// Every event and occurrence of `user`'s calendar in `[from, to)`, times in UTC, with
 /// slotgate's mark when it carries one.
 pub async fn window(
@@ -83,14 +127,8 @@ pub async fn window(
     url.query_pairs_mut()
         .append_pair("startDateTime", &from.to_string())
         .append_pair("endDateTime", &to.to_string())
-        .append_pair(
-            "$select",
-            "id,subject,start,end,isAllDay,isCancelled,showAs",
-        )
-        .append_pair(
-            "$expand",
-            &format!("singleValueExtendedProperties($filter=id eq '{MARK_PROPERTY}')"),
-        )
+        .append_pair("$select", SELECT)
+        .append_pair("$expand", &expand_mark())
         .append_pair("$top", "100");
     let mut next = Some(url.to_string());
     let mut items = Vec::new();

@@ -26,6 +26,22 @@ pub struct Meeting {
     pub ours: bool,
 }
 
+impl Meeting {
+    /// A meeting the calendar no longer has: whatever it held is released.
+    pub fn gone(id: String) -> Self {
+        Self {
+            id,
+            title: String::new(),
+            start: Timestamp::UNIX_EPOCH,
+            end: Timestamp::UNIX_EPOCH,
+            cancelled: true,
+            free: false,
+            all_day: false,
+            ours: false,
+        }
+    }
+}
+
 /// The time a meeting blocks in Canvas, as an Other Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {

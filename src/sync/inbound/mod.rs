@@ -19,7 +19,7 @@ use self::canvas::Mirror;
 use self::meeting::{Decision, Meeting};
 use crate::config::sync::{CalendarAccess, InboundSettings};
 use crate::scheduling::Services;
-use crate::store::sync::SyncStore;
+use crate::store::sync::{ReadAsk, SyncStore};
 use crate::sync::engine::SyncEngine;
 use crate::sync::sinks::Outcome;
 use crate::sync::sinks::google::GoogleApi;
@@ -112,6 +112,22 @@ pub struct Channel {
 #[derive(Debug)]
 pub struct Refused;
 
+/// The event a Graph change notification names: `resourceData.id`, else the last segment of
+/// `resource` (`Users/{user}/Events/{id}`). Anything odd names none, and the window is read.
+fn changed_event(n: &serde_json::Value) -> Option<String> {
+    let id = n["resourceData"]["id"].as_str().or_else(|| {
+        let resource = n["resource"].as_str()?;
+        let (path, id) = resource.rsplit_once('/')?;
+        path.to_ascii_lowercase().ends_with("/events").then_some(id)
+    })?;
+    let plausible = !id.is_empty()
+        && id.len() <= 512
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_=+/".contains(&b));
+    plausible.then(|| id.to_owned())
+}
+
 /// What a verified Graph notification is about (`lifecycleEvent`, absent on a change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lifecycle {
@@ -162,9 +178,9 @@ struct Calendar {
     key: String,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Queued {
-    full: bool,
+    ask: ReadAsk,
     due: Instant,
     failures: u32,
 }
@@ -228,24 +244,24 @@ impl Inbound {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks for a read of calendar `index` (a full one: every meeting in the window).
-    fn request(&self, index: usize, full: bool) {
+    /// Queues a read of calendar `index` here (on the sync leader).
+    fn request(&self, index: usize, ask: ReadAsk) {
         let mut q = self.queue();
         let entry = q.entry(index).or_insert(Queued {
-            full,
+            ask: ReadAsk::default(),
             due: Instant::now(),
             failures: 0,
         });
-        entry.full |= full;
+        entry.ask.merge(ask);
         entry.due = entry.due.min(Instant::now());
         drop(q);
         self.wake.notify_one();
     }
 
     /// Asks for a read from any replica (a push): the sync leader takes it from the store.
-    async fn ask(&self, index: usize, full: bool) {
+    async fn ask(&self, index: usize, ask: ReadAsk) {
         let key = self.calendars[index].key.clone();
-        if let Err(e) = self.store.request_read(key, full).await {
+        if let Err(e) = self.store.request_read(key, ask).await {
             // The next full read catches up.
             tracing::warn!(error = %e, "calendar read not requested");
         }
@@ -256,9 +272,9 @@ impl Inbound {
     async fn take_asked(&self) {
         match self.store.take_reads().await {
             Ok(asked) => {
-                for (key, full) in asked {
+                for (key, ask) in asked {
                     if let Some(i) = self.calendars.iter().position(|c| c.key == key) {
-                        self.request(i, full);
+                        self.request(i, ask);
                     }
                 }
             }
@@ -268,25 +284,22 @@ impl Inbound {
 
     async fn read_forever(self: Arc<Self>) {
         for i in 0..self.calendars.len() {
-            self.request(i, true);
+            self.request(i, ReadAsk::full());
         }
         loop {
             self.take_asked().await;
             let next = {
                 let mut q = self.queue();
                 let now = Instant::now();
-                let due = q.iter().find(|(_, e)| e.due <= now).map(|(i, e)| (*i, *e));
-                if let Some((i, _)) = due {
-                    q.remove(&i);
-                }
-                due
+                let due = q.iter().find(|(_, e)| e.due <= now).map(|(i, _)| *i);
+                due.and_then(|i| q.remove(&i).map(|job| (i, job)))
             };
             let Some((index, job)) = next else {
                 let _ =
                     tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
                 continue;
             };
-            if let Err(failure) = self.read(index, job.full).await {
+            if let Err(failure) = self.read(index, &job.ask).await {
                 let cal = &self.calendars[index];
                 tracing::warn!(calendar = %cal.key, error = %failure, "calendar not read; will retry");
                 self.note_error(index, &failure).await;
@@ -294,11 +307,11 @@ impl Inbound {
                 let wait = Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60));
                 let mut q = self.queue();
                 let entry = q.entry(index).or_insert(Queued {
-                    full: job.full,
+                    ask: ReadAsk::default(),
                     due: Instant::now() + wait,
                     failures,
                 });
-                entry.full |= job.full;
+                entry.ask.merge(job.ask);
                 entry.failures = entry.failures.max(failures);
                 entry.due = entry.due.max(Instant::now() + wait);
             }
@@ -366,7 +379,8 @@ impl Inbound {
     }
 
     /// Reads the calendar (what changed, or everything when `full`) and brings Canvas in line.
-    async fn read(&self, index: usize, mut full: bool) -> Result<(), Failure> {
+    async fn read(&self, index: usize, ask: &ReadAsk) -> Result<(), Failure> {
+        let mut full = ask.full;
         let cal = &self.calendars[index];
         let (location, zone) = self
             .location(&cal.entry)
@@ -399,13 +413,33 @@ impl Inbound {
                 (meetings, listing.next_sync_token)
             }
             Api::Graph(api) => {
-                full = true;
-                let items = graph::window(api, &cal.entry.calendar, window).await?;
-                let meetings = items
-                    .iter()
-                    .filter_map(|v| meeting::graph(v, &zone))
-                    .collect();
-                (meetings, None)
+                // The events a push named, when that is all that is asked; else the window.
+                let named = if ask.events_only() && !ask.events.is_empty() {
+                    graph::events(api, &cal.entry.calendar, &ask.events).await?
+                } else {
+                    None
+                };
+                match named {
+                    Some(found) => {
+                        let meetings = found
+                            .into_iter()
+                            .filter_map(|(id, v)| match v {
+                                Some(v) => meeting::graph(&v, &zone),
+                                None => Some(Meeting::gone(id)),
+                            })
+                            .collect();
+                        (meetings, None)
+                    }
+                    None => {
+                        full = true;
+                        let items = graph::window(api, &cal.entry.calendar, window).await?;
+                        let meetings = items
+                            .iter()
+                            .filter_map(|v| meeting::graph(v, &zone))
+                            .collect();
+                        (meetings, None)
+                    }
+                }
             }
         };
         let result = self
@@ -526,7 +560,7 @@ impl Inbound {
                 > SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX)
         });
         if due && !self.queue().contains_key(&index) {
-            self.request(index, true);
+            self.request(index, ReadAsk::full());
         }
     }
 
@@ -627,7 +661,7 @@ impl Inbound {
                                     reauthorize: false,
                                 }];
                                 // Changes between the old subscription's end and now.
-                                self.request(index, true);
+                                self.request(index, ReadAsk::full());
                                 Ok(())
                             }
                             Err(e) => Err(e),
@@ -664,7 +698,7 @@ impl Inbound {
                 .any(|c| c.id == channel && constant_time_eq(c.secret.as_bytes(), token.as_bytes()))
             {
                 if state != "sync" {
-                    self.ask(i, false).await;
+                    self.ask(i, ReadAsk::changes()).await;
                 }
                 return Ok(());
             }
@@ -676,7 +710,8 @@ impl Inbound {
     /// a read of each calendar named; one that does not match refuses the whole push.
     /// Verifies Graph notifications (each must carry its subscription's `clientState`; one
     /// that does not refuses the whole delivery, and nothing is done) and acts on them: a change
-    /// queues a read of that calendar; the lifecycle events get what Graph asks for:
+    /// queues a read of the event it names (of the calendar when it names none); the
+    /// lifecycle events get what Graph asks for:
     /// `missed` a full read, `reauthorizationRequired` a renewal by the sync leader now,
     /// `subscriptionRemoved` a new subscription and a full read of the gap.
     pub async fn graph_push(&self, body: &serde_json::Value) -> Result<usize, Refused> {
@@ -700,29 +735,31 @@ impl Inbound {
                 }
             }
             let lifecycle = Lifecycle::of(n["lifecycleEvent"].as_str());
-            verified.push((found.ok_or(Refused)?, sub, lifecycle));
+            verified.push((found.ok_or(Refused)?, sub, lifecycle, changed_event(n)));
         }
-        let mut reads = BTreeMap::new();
-        for (i, sub, lifecycle) in verified {
-            let full = match lifecycle {
-                Lifecycle::Change => false,
-                Lifecycle::Missed => true,
-                Lifecycle::ReauthorizationRequired => {
+        let mut reads: BTreeMap<usize, ReadAsk> = BTreeMap::new();
+        for (i, sub, lifecycle, event) in verified {
+            let ask = match (lifecycle, event) {
+                (Lifecycle::Change, Some(event)) => ReadAsk::events([event]),
+                (Lifecycle::Change, None) => ReadAsk::changes(),
+                (Lifecycle::Missed, _) => ReadAsk::full(),
+                (Lifecycle::ReauthorizationRequired, _) => {
                     self.mark_channel(i, sub, |c| c.reauthorize = true).await;
                     continue;
                 }
-                Lifecycle::SubscriptionRemoved => {
+                (Lifecycle::SubscriptionRemoved, _) => {
                     self.drop_channel(i, sub, "Graph removed the subscription; subscribing again")
                         .await;
-                    true
+                    ReadAsk::full()
                 }
             };
-            *reads.entry(i).or_insert(false) |= full;
+            reads.entry(i).or_default().merge(ask);
         }
-        for (i, full) in &reads {
-            self.ask(*i, *full).await;
+        let calendars = reads.len();
+        for (i, ask) in reads {
+            self.ask(i, ask).await;
         }
-        Ok(reads.len())
+        Ok(calendars)
     }
 
     async fn mark_channel(&self, index: usize, id: &str, change: impl Fn(&mut Channel)) {
@@ -793,4 +830,45 @@ fn endpoint(public: &url::Url, kind: &str) -> String {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_change_notification_names_its_event() {
+        let by_data =
+            json!({"resource": "Users/u/Events/AAMkAGI1", "resourceData": {"id": "AAMk-AGI_2="}});
+        assert_eq!(changed_event(&by_data).as_deref(), Some("AAMk-AGI_2="));
+        let by_path = json!({"resource": "Users/dr@clinic.example/Events/AAMkAGI1"});
+        assert_eq!(changed_event(&by_path).as_deref(), Some("AAMkAGI1"));
+        for odd in [
+            json!({}),
+            json!({"resource": "Users/u/Messages/AAMkAGI1"}),
+            json!({"resourceData": {"id": ""}}),
+            json!({"resourceData": {"id": "a b"}}),
+            json!({"resourceData": {"id": "x".repeat(513)}}),
+            json!({"resourceData": {"id": "../../subscriptions"}}),
+        ] {
+            assert_eq!(changed_event(&odd), None, "{odd}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_events_are_told_apart_and_unknown_ones_read_everything() {
+        assert_eq!(Lifecycle::of(None), Lifecycle::Change);
+        assert_eq!(
+            Lifecycle::of(Some("reauthorizationRequired")),
+            Lifecycle::ReauthorizationRequired
+        );
+        assert_eq!(
+            Lifecycle::of(Some("subscriptionRemoved")),
+            Lifecycle::SubscriptionRemoved
+        );
+        assert_eq!(Lifecycle::of(Some("missed")), Lifecycle::Missed);
+        assert_eq!(Lifecycle::of(Some("somethingNew")), Lifecycle::Missed);
+    }
 }
