@@ -153,7 +153,7 @@ pub async fn dead_letters(
     params(("id" = String, Path, description = "A dead letter's id")),
     security(("bearer" = ["scheduling.admin"])),
     responses(
-        (status = 202, description = "Queued again"),
+        (status = 202, description = "Taken out of the dead letters; the appointment is synced again in its current Canvas state"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks scheduling.admin", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dead letter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -168,12 +168,14 @@ pub async fn retry(
     let revived = state
         .sync
         .store()
-        .revive(path.into_inner(), jiff::Timestamp::now())
+        .revive(path.into_inner())
         .await
         .map_err(super::store_error)?;
-    if !revived {
+    let Some(letter) = revived else {
         return Err(ApiError::not_found("There is no such dead letter."));
-    }
-    state.sync.nudge();
+    };
+    // Planned again from Canvas: the sink gets the appointment as it is now, which may be
+    // newer than what died.
+    state.sync.retry(letter).await;
     Ok(HttpResponse::Accepted().finish())
 }

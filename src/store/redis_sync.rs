@@ -92,9 +92,15 @@ impl RedisSyncStore {
     ) -> StoreResult<T> {
         for _ in 0..50 {
             let (mut queue, version) = self.queue().await?;
+            let before = serde_json::to_string(&queue)
+                .map_err(|e| super::StoreError::Unavailable(e.to_string()))?;
             let out = f(&mut queue);
             let doc = serde_json::to_string(&queue)
                 .map_err(|e| super::StoreError::Unavailable(e.to_string()))?;
+            // Nothing changed (an idle poll, a state already on its way): nothing to write.
+            if doc == before && record.is_none() {
+                return Ok(out);
+            }
             let mut call = self.swap.key(self.key("queue"));
             call.key(self.key("queue:version"))
                 .key(self.key("records"))
@@ -179,8 +185,8 @@ impl SyncStore for RedisSyncStore {
         })
     }
 
-    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>> {
-        Box::pin(self.change(move |q| q.enqueue(job.clone()), None))
+    fn enqueue(&self, job: Job, held: Option<String>) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.change(move |q| q.enqueue(job.clone(), held.as_deref()), None))
     }
 
     fn lease(
@@ -226,8 +232,8 @@ impl SyncStore for RedisSyncStore {
         Box::pin(async move { Ok(self.queue().await?.0.dead_letters()) })
     }
 
-    fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
-        Box::pin(self.change(move |q| q.revive(&job_id, now), None))
+    fn revive(&self, job_id: String) -> BoxFuture<'_, StoreResult<Option<Job>>> {
+        Box::pin(self.change(move |q| q.revive(&job_id), None))
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {

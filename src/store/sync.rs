@@ -34,6 +34,10 @@ pub struct Job {
     pub desired_hash: Option<String>,
     /// Stable across retries of this message (Standard Webhooks `webhook-id`).
     pub message_id: String,
+    /// With a removal: the appointment as it ended (cancelled, no-show), for the sinks that
+    /// tell of it rather than delete something (webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub farewell: Option<serde_json::Value>,
     pub attempts: u32,
     pub not_before: Timestamp,
     pub last_error: Option<String>,
@@ -68,8 +72,10 @@ pub trait SyncStore: Send + Sync {
     /// Every appointment some sink holds (the reconciler looks at them too).
     fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     /// Queues a job, replacing a queued (not running) job for the same sink and appointment:
-    /// only the latest state is ever delivered.
-    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>>;
+    /// only the latest state is ever delivered. `held` is the state the sink holds now (its
+    /// record's `delivered`): a job for that state only undoes older ones still on their way.
+    /// True when a job was added.
+    fn enqueue(&self, job: Job, held: Option<String>) -> BoxFuture<'_, StoreResult<bool>>;
     /// Takes due jobs of one sink, at most one per appointment, marking them running.
     fn lease(
         &self,
@@ -91,8 +97,10 @@ pub trait SyncStore: Send + Sync {
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<()>>;
     fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>>;
-    /// Queues a dead letter again (attempts reset); false when there is no such letter.
-    fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Takes a dead letter out (None: no such letter). The caller plans its appointment again
+    /// from Canvas: what was saved may be older than what the sink holds by now, so it is
+    /// never resent as it was.
+    fn revive(&self, job_id: String) -> BoxFuture<'_, StoreResult<Option<Job>>>;
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>>;
     /// Running jobs of a process that died go back to the queue (start-up).
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>>;
@@ -169,8 +177,20 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn enqueue(&mut self, job: Job) {
+    pub fn enqueue(&mut self, job: Job, held: Option<&str>) -> bool {
         let same = |j: &Job| j.sink == job.sink && j.appointment_id == job.appointment_id;
+        if job.desired_hash.as_deref() == held {
+            // The sink holds this state: an older state waiting to go would undo it.
+            self.queued.retain(|_, j| !same(j));
+            // One being sent now lands first; this state must follow it, else nothing to do.
+            if !self
+                .running
+                .values()
+                .any(|j| same(j) && j.desired_hash != job.desired_hash)
+            {
+                return false;
+            }
+        }
         // The same state already on its way: nothing to add.
         if self
             .queued
@@ -178,10 +198,11 @@ impl Queue {
             .chain(self.running.values())
             .any(|j| same(j) && j.desired_hash == job.desired_hash)
         {
-            return;
+            return false;
         }
         self.queued.retain(|_, j| !same(j));
         self.queued.insert(job.id.clone(), job);
+        true
     }
 
     pub fn lease(&mut self, sink: &str, now: Timestamp, max: usize) -> Vec<Job> {
@@ -251,24 +272,8 @@ impl Queue {
         self.dead.values().cloned().collect()
     }
 
-    pub fn revive(&mut self, job_id: &str, now: Timestamp) -> bool {
-        let Some(letter) = self.dead.remove(job_id) else {
-            return false;
-        };
-        let mut job = letter.job;
-        // A newer change of this appointment is already on its way: it supersedes.
-        if self
-            .queued
-            .values()
-            .chain(self.running.values())
-            .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
-        {
-            return true;
-        }
-        job.attempts = 0;
-        job.not_before = now;
-        self.queued.insert(job.id.clone(), job);
-        true
+    pub fn revive(&mut self, job_id: &str) -> Option<Job> {
+        self.dead.remove(job_id).map(|letter| letter.job)
     }
 
     pub fn stats(&self, sink: &str) -> SinkStats {
@@ -438,8 +443,8 @@ impl SyncStore for MemorySyncStore {
         ready(Ok(ids.into_iter().collect()))
     }
 
-    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| d.queue.enqueue(job))
+    fn enqueue(&self, job: Job, held: Option<String>) -> BoxFuture<'_, StoreResult<bool>> {
+        self.change(move |d| d.queue.enqueue(job, held.as_deref()))
     }
 
     fn lease(
@@ -480,8 +485,8 @@ impl SyncStore for MemorySyncStore {
         ready(Ok(self.data().0.queue.dead_letters()))
     }
 
-    fn revive(&self, job_id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
-        self.change(move |d| d.queue.revive(&job_id, now))
+    fn revive(&self, job_id: String) -> BoxFuture<'_, StoreResult<Option<Job>>> {
+        self.change(move |d| d.queue.revive(&job_id))
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
@@ -584,7 +589,7 @@ mod tests {
         {
             let s = MemorySyncStore::new(Some(path.clone())).unwrap();
             s.mark_pending(vec!["x".into()]).await.unwrap();
-            s.enqueue(job("1", "a", "v1")).await.unwrap();
+            s.enqueue(job("1", "a", "v1"), None).await.unwrap();
             // Crash while the job runs.
             s.lease("ops".into(), now, 1).await.unwrap();
         }

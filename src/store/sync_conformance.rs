@@ -14,7 +14,7 @@ where
     only_the_latest_state_waits_and_one_job_per_appointment_runs(fresh().await.as_ref()).await;
     the_same_state_is_not_queued_twice_while_on_its_way(fresh().await.as_ref()).await;
     failures_wait_then_die_and_can_be_revived(fresh().await.as_ref()).await;
-    a_revived_letter_never_overtakes_a_newer_change(fresh().await.as_ref()).await;
+    a_state_the_sink_holds_undoes_older_ones_on_their_way(fresh().await.as_ref()).await;
     read_requests_merge_per_calendar_until_taken(fresh().await.as_ref()).await;
 }
 
@@ -31,6 +31,7 @@ pub fn job(id: &str, appointment: &str, hash: &str) -> Job {
         desired: Some(serde_json::json!({"title": hash})),
         desired_hash: Some(hash.into()),
         message_id: format!("msg_{id}"),
+        farewell: None,
         attempts: 0,
         not_before: ts("2026-12-01T10:00:00Z"),
         last_error: None,
@@ -40,13 +41,13 @@ pub fn job(id: &str, appointment: &str, hash: &str) -> Job {
 
 async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1")).await.unwrap();
-    s.enqueue(job("2", "a", "v2")).await.unwrap();
-    s.enqueue(job("3", "b", "v1")).await.unwrap();
+    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+    s.enqueue(job("2", "a", "v2"), None).await.unwrap();
+    s.enqueue(job("3", "b", "v1"), None).await.unwrap();
     let leased = s.lease("ops".into(), now, 10).await.unwrap();
     let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, ["2", "3"], "v1 of a was superseded");
-    s.enqueue(job("4", "a", "v3")).await.unwrap();
+    s.enqueue(job("4", "a", "v3"), None).await.unwrap();
     assert!(
         s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
         "a is still running"
@@ -67,10 +68,10 @@ async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn Sy
 
 async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
     let running = s.lease("ops".into(), now, 10).await.unwrap();
     assert_eq!(running.len(), 1);
-    s.enqueue(job("2", "a", "v1")).await.unwrap();
+    s.enqueue(job("2", "a", "v1"), None).await.unwrap();
     s.delivered(
         running[0].clone(),
         SinkRecord {
@@ -89,7 +90,7 @@ async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) 
 
 async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
     let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
     s.failed(j, Some(ts("2026-12-01T10:00:05Z")), "HTTP 500".into(), now)
         .await
@@ -105,24 +106,44 @@ async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
         .remove(0);
     s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
     assert_eq!(s.stats("ops".into()).await.unwrap().dead, 1);
-    assert!(s.revive("1".into(), now).await.unwrap());
-    assert_eq!(s.lease("ops".into(), now, 1).await.unwrap()[0].attempts, 0);
+    assert_eq!(s.dead_letters().await.unwrap()[0].job.id, "1");
+    // Revived: out of the dead letters, its appointment handed back to be planned again.
+    let revived = s.revive("1".into()).await.unwrap().expect("the letter");
+    assert_eq!(
+        (revived.id.as_str(), revived.appointment_id.as_str()),
+        ("1", "a")
+    );
+    assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
+    assert_eq!(s.revive("1".into()).await.unwrap(), None, "only once");
+    assert!(
+        s.lease("ops".into(), now, 1).await.unwrap().is_empty(),
+        "what died is never resent as it was"
+    );
 }
 
-async fn a_revived_letter_never_overtakes_a_newer_change(s: &dyn SyncStore) {
+async fn a_state_the_sink_holds_undoes_older_ones_on_their_way(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1")).await.unwrap();
-    let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
-    s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
-    s.enqueue(job("2", "a", "v2")).await.unwrap();
-    assert!(
-        s.revive("1".into(), now).await.unwrap(),
-        "the letter is gone"
-    );
-    let leased = s.lease("ops".into(), now, 10).await.unwrap();
-    let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
-    assert_eq!(ids, ["2"], "only the newer state is sent");
-    assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
+    let held = || Some("v1".to_owned());
+    // Planned again with nothing on its way: nothing to send.
+    assert!(!s.enqueue(job("1", "a", "v1"), held()).await.unwrap());
+    assert!(s.lease("ops".into(), now, 10).await.unwrap().is_empty());
+    // a moved to v2 (queued, say retrying), then back to v1, which the sink still holds:
+    // v2 must never be sent.
+    assert!(s.enqueue(job("2", "a", "v2"), held()).await.unwrap());
+    assert!(!s.enqueue(job("3", "a", "v1"), held()).await.unwrap());
+    assert!(s.lease("ops".into(), now, 10).await.unwrap().is_empty());
+    // v2 already being sent when a goes back to v1: v1 follows it.
+    assert!(s.enqueue(job("4", "a", "v2"), held()).await.unwrap());
+    let running = s.lease("ops".into(), now, 10).await.unwrap();
+    assert!(s.enqueue(job("5", "a", "v1"), held()).await.unwrap());
+    let v2 = SinkRecord {
+        delivered: Some("v2".into()),
+        external_id: None,
+    };
+    s.delivered(running[0].clone(), v2, now).await.unwrap();
+    let next = s.lease("ops".into(), now, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].desired_hash.as_deref(), Some("v1"));
 }
 
 async fn read_requests_merge_per_calendar_until_taken(s: &dyn SyncStore) {

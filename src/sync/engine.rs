@@ -22,6 +22,13 @@ use crate::store::sync::{Job, SinkRecord, SyncStore};
 /// Deliveries in flight at once for one sink.
 const PARALLEL_PER_SINK: usize = 8;
 
+/// What one sink should hold of an appointment: its event, or nothing (and then, for the
+/// sinks that tell of it, how it ended).
+struct Planned {
+    event: Option<CalendarEvent>,
+    farewell: Option<CalendarEvent>,
+}
+
 pub struct SyncEngine {
     services: Arc<Services>,
     store: Arc<dyn SyncStore>,
@@ -74,11 +81,6 @@ impl SyncEngine {
         self.planned.notify_one();
     }
 
-    /// Wakes the delivery loops (a dead letter was revived).
-    pub fn nudge(&self) {
-        self.queued.notify_waiters();
-    }
-
     /// Starts the planner, one delivery loop per sink and the reconciler.
     pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
@@ -119,14 +121,37 @@ impl SyncEngine {
         }
     }
 
+    /// Syncs a revived dead letter's appointment in its current Canvas state. When that is
+    /// still the state that died, it goes as the same message (same `webhook-id`); when the
+    /// appointment changed since, the sink gets the change instead. Canvas unreachable: the
+    /// appointment waits for the planner like any other.
+    pub async fn retry(&self, letter: Job) {
+        if let Err(e) = self
+            .plan_reusing(&letter.appointment_id, Some(&letter))
+            .await
+        {
+            tracing::warn!(error = %e, "dead letter not planned now; the planner will");
+            self.enqueue(std::slice::from_ref(&letter.appointment_id))
+                .await;
+        }
+    }
+
     /// Reads the appointment now and queues what each sink is missing.
     async fn plan(&self, id: &str) -> Result<(), crate::canvas::Error> {
+        self.plan_reusing(id, None).await
+    }
+
+    async fn plan_reusing(
+        &self,
+        id: &str,
+        letter: Option<&Job>,
+    ) -> Result<(), crate::canvas::Error> {
         let s = &self.services;
         let appointment = s.canvas.appointment(id).await?;
         let snapshot = s.directory.snapshot().await?;
         let Some(a) = appointment else {
             // Unknown to Canvas: nothing should mirror it.
-            return self.queue(id, None, &[]).await;
+            return self.queue(id, None, &[], letter).await;
         };
         let practitioner = a
             .participant_id("Practitioner")
@@ -160,14 +185,21 @@ impl SyncEngine {
             event_type: &s.settings.sync.event_type,
             patient_name: patient_name.as_deref(),
         };
-        let events: Vec<(usize, Option<CalendarEvent>)> = self
+        let events: Vec<(usize, Planned)> = self
             .sinks
             .iter()
             .enumerate()
             .filter(|(_, k)| k.covers(&practitioner) && !came_from(&a, k.as_ref(), &practitioner))
-            .map(|(i, k)| (i, mapping::event(&a, k.phi(), &cx)))
+            .map(|(i, k)| {
+                let event = mapping::event(&a, k.phi(), &cx);
+                let farewell = match event {
+                    Some(_) => None,
+                    None => mapping::describe(&a, k.phi(), &cx),
+                };
+                (i, Planned { event, farewell })
+            })
             .collect();
-        self.queue(id, Some(&practitioner), &events).await
+        self.queue(id, Some(&practitioner), &events, letter).await
     }
 
     fn note_change(&self, a: &fhir::Appointment, practitioner: &str) {
@@ -192,16 +224,18 @@ impl SyncEngine {
         &self,
         id: &str,
         practitioner: Option<&str>,
-        events: &[(usize, Option<CalendarEvent>)],
+        events: &[(usize, Planned)],
+        letter: Option<&Job>,
     ) -> Result<(), crate::canvas::Error> {
         let now = Timestamp::now();
         let mut queued = false;
         // Sinks not listed for a known appointment should hold nothing either.
         for (i, sink) in self.sinks.iter().enumerate() {
-            let event = events
-                .iter()
-                .find(|(j, _)| *j == i)
-                .and_then(|(_, e)| e.clone());
+            let planned = events.iter().find(|(j, _)| *j == i).map(|(_, p)| p);
+            let event = planned.and_then(|p| p.event.clone());
+            let farewell = planned
+                .and_then(|p| p.farewell.as_ref())
+                .and_then(|f| serde_json::to_value(f).ok());
             let record = self
                 .store
                 .record(sink.name().to_owned(), id.to_owned())
@@ -210,16 +244,17 @@ impl SyncEngine {
                 .flatten();
             let held = record.as_ref().and_then(|r| r.delivered.clone());
             let desired_hash = event.as_ref().map(CalendarEvent::hash);
-            if held == desired_hash {
-                continue;
-            }
-            let message_id = format!(
-                "msg_{}",
-                &crate::sync::mapping::digest(&format!("{}|{id}|{:?}", sink.name(), desired_hash))
-                    [..24]
-            );
+            // One message per job: its retries keep the id (Standard Webhooks), and a state the
+            // appointment returns to later (A, B, A) is a new message a receiver must not drop.
+            let job_id = uuid::Uuid::new_v4();
+            let message_id = match letter {
+                Some(l) if l.sink == sink.name() && l.desired_hash == desired_hash => {
+                    l.message_id.clone()
+                }
+                _ => format!("msg_{}", job_id.simple()),
+            };
             let job = Job {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: job_id.to_string(),
                 sink: sink.name().to_owned(),
                 appointment_id: id.to_owned(),
                 practitioner: practitioner.unwrap_or_default().to_owned(),
@@ -228,15 +263,20 @@ impl SyncEngine {
                     .map(|e| serde_json::to_value(e).unwrap_or_default()),
                 desired_hash,
                 message_id,
+                farewell,
                 attempts: 0,
                 not_before: now,
                 last_error: None,
                 created_at: now,
             };
-            if let Err(e) = self.store.enqueue(job).await {
-                tracing::warn!(error = %e, "could not queue a delivery; the reconciler will");
+            // The store decides against what is already on its way: the sink holding this state
+            // already makes an older queued state obsolete, and changes nothing otherwise.
+            match self.store.enqueue(job, held).await {
+                Ok(added) => queued |= added,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not queue a delivery; the reconciler will");
+                }
             }
-            queued = true;
         }
         if queued {
             self.queued.notify_waiters();

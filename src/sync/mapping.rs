@@ -76,6 +76,13 @@ pub fn event(a: &fhir::Appointment, level: PhiLevel, cx: &Context<'_>) -> Option
     ) {
         return None;
     }
+    describe(a, level, cx)
+}
+
+/// The appointment at a sink's PHI level whatever its status: what `event` gives for one
+/// that holds time, and what a webhook's `appointment.cancelled` message tells of one that
+/// no longer does.
+pub fn describe(a: &fhir::Appointment, level: PhiLevel, cx: &Context<'_>) -> Option<CalendarEvent> {
     let (start, end) = (a.start?.timestamp, a.end?.timestamp);
     let id = a.id.clone()?;
     let practitioner_id = a.participant_id("Practitioner")?.to_owned();

@@ -927,18 +927,37 @@ async fn outlook_meetings_block_time_through_a_verified_subscription() {
     // Those pushes read the event they named, not the whole calendar view.
     assert_eq!(m.requests("GET", "/events/AAMkAGI1").await.len(), 2);
     assert_eq!(m.requests("GET", "/calendarView").await.len(), reads);
-    // A recurring series' master: its occurrences are only in the view, so that is read.
-    m.events.lock().unwrap().push(json!({"id": "AAMkSERIES", "type": "seriesMaster", "subject": "Standup",
-        "isAllDay": false, "isCancelled": false, "showAs": "busy",
-        "start": {"dateTime": utc(&slot["start"]), "timeZone": "UTC"}, "end": {"dateTime": utc(&slot["end"]), "timeZone": "UTC"}}));
+    // A recurring series: Graph names its master, whose occurrences are only in the view.
+    let standup = |id: &str, kind: &str| {
+        json!({"id": id, "type": kind, "seriesMasterId": "AAMkSERIES", "subject": "Standup",
+            "isAllDay": false, "isCancelled": false, "showAs": "busy",
+            "start": {"dateTime": utc(&slot["start"]), "timeZone": "UTC"},
+            "end": {"dateTime": utc(&slot["end"]), "timeZone": "UTC"}})
+    };
+    m.events.lock().unwrap().extend([
+        standup("AAMkSERIES", "seriesMaster"),
+        standup("AAMkSERIES-1", "occurrence"),
+    ]);
     assert_eq!(
         graph_push(&app, &note_on(&client_state, "AAMkSERIES"))
             .await
             .status(),
         202
     );
-    eventually("the view is read", || async {
-        m.requests("GET", "/calendarView").await.len() > reads
+    eventually("the occurrence blocks its time", || async {
+        mirrors(&app, "graph", "AAMkSERIES-1").len() == 1
+    })
+    .await;
+    assert!(mirrors(&app, "graph", "AAMkSERIES").is_empty());
+    assert!(m.requests("GET", "/calendarView").await.len() > reads);
+    // The whole series deleted: Graph names the master, now unknown (404), and slotgate,
+    // holding nothing under that id, reads the view: the occurrence frees its time.
+    m.events.lock().unwrap().clear();
+    graph_push(&app, &note_on(&client_state, "AAMkSERIES")).await;
+    eventually("the occurrence is cancelled", || async {
+        mirrors(&app, "graph", "AAMkSERIES-1")
+            .first()
+            .is_some_and(|a| a.status.as_str() == "cancelled")
     })
     .await;
     app.stop().await;

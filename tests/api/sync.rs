@@ -612,10 +612,24 @@ async fn a_move_and_a_cancel_in_canvas_patch_then_delete_everywhere() {
         messages(&hooks, &id).await.len() == 3
     })
     .await;
+    let cancelled = &messages(&hooks, &id).await[2].1;
+    assert_eq!(cancelled["type"], "appointment.cancelled");
+    // The contract's message shape, as the appointment ended.
+    let data = &cancelled["data"];
     assert_eq!(
-        messages(&hooks, &id).await[2].1["type"],
-        "appointment.cancelled"
+        (
+            &data["appointment_id"],
+            &data["status"],
+            &data["practitioner"]["id"]
+        ),
+        (
+            &json!(id),
+            &json!("cancelled"),
+            &update["data"]["practitioner"]["id"]
+        )
     );
+    assert_eq!(data["start"], update["data"]["start"]);
+    assert_eq!(data["end"], update["data"]["end"]);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (gr, mr) = (
         g.received_requests().await.unwrap(),
@@ -649,19 +663,22 @@ async fn a_receiver_that_fails_twice_gets_one_message_with_one_id() {
     .await;
     let made = book_okafor(&app, 2).await;
     let id = made["id"].as_str().unwrap().to_owned();
-    // Fails twice for this appointment, then accepts.
-    Mock::given(method("POST"))
-        .and(path("/hooks"))
-        .and(body_string_contains(id.as_str()))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&hooks)
-        .await;
+    // Fails twice for this appointment (a 400, then a 500: anything but 2xx is tried again),
+    // then accepts.
+    for (status, priority) in [(400, 1), (500, 2)] {
+        Mock::given(method("POST"))
+            .and(path("/hooks"))
+            .and(body_string_contains(id.as_str()))
+            .respond_with(ResponseTemplate::new(status))
+            .up_to_n_times(1)
+            .with_priority(priority)
+            .mount(&hooks)
+            .await;
+    }
     Mock::given(method("POST"))
         .and(path("/hooks"))
         .respond_with(ResponseTemplate::new(200))
-        .with_priority(2)
+        .with_priority(3)
         .mount(&hooks)
         .await;
     eventually("delivered on the third try", || async {

@@ -419,6 +419,13 @@ impl Inbound {
                 } else {
                     None
                 };
+                // A deleted event slotgate holds nothing for is most likely a whole recurring
+                // series (its occurrences are held under their own ids): read the window.
+                let named = named.filter(|found| {
+                    found
+                        .iter()
+                        .all(|(id, v)| v.is_some() || progress.mirrors.contains_key(id))
+                });
                 match named {
                     Some(found) => {
                         let meetings = found

@@ -387,6 +387,7 @@ mod tests {
             desired: None,
             desired_hash: Some("h".into()),
             message_id: "msg_1".into(),
+            farewell: None,
             attempts: 0,
             not_before: jiff::Timestamp::UNIX_EPOCH,
             last_error: None,

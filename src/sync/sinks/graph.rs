@@ -223,17 +223,36 @@ fn retry(reason: &str) -> Outcome {
     }
 }
 
-/// Graph wants the wall-clock time and the zone apart.
-fn local(rfc3339: &str) -> &str {
-    rfc3339.get(..19).unwrap_or(rfc3339)
+/// Graph wants the wall-clock time and the zone apart. The location's zone when its wall
+/// time names the instant unambiguously; UTC for a time in the repeated hour of a DST
+/// fall-back (01:30 there happens twice, and Graph would pick one).
+fn graph_time(rfc3339: &str, zone: &str) -> Value {
+    let exact = || -> Option<Value> {
+        let at: jiff::Timestamp = rfc3339.parse().ok()?;
+        let tz = jiff::tz::TimeZone::get(zone).ok()?;
+        let wall = at.to_zoned_datetime(tz.clone()).datetime();
+        let once = tz
+            .to_ambiguous_zoned_datetime(wall)
+            .unambiguous()
+            .is_ok_and(|z| z.timestamp() == at);
+        Some(if once {
+            json!({"dateTime": wall.strftime("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": zone})
+        } else {
+            let utc = at.to_zoned_datetime(jiff::tz::TimeZone::UTC).datetime();
+            json!({"dateTime": utc.strftime("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})
+        })
+    };
+    exact().unwrap_or_else(
+        || json!({"dateTime": rfc3339.get(..19).unwrap_or(rfc3339), "timeZone": zone}),
+    )
 }
 
 /// The Graph event for an appointment.
 pub fn body(job: &Job, e: &CalendarEvent) -> Value {
     let mut body = json!({
         "subject": e.title,
-        "start": {"dateTime": local(&e.start), "timeZone": e.timezone},
-        "end": {"dateTime": local(&e.end), "timeZone": e.timezone},
+        "start": graph_time(&e.start, &e.timezone),
+        "end": graph_time(&e.end, &e.timezone),
         "singleValueExtendedProperties": [
             {"id": APPOINTMENT_PROPERTY, "value": job.appointment_id},
             {"id": MARK_PROPERTY, "value": "1"},
@@ -345,10 +364,75 @@ mod tests {
             desired: None,
             desired_hash: Some("h".into()),
             message_id: "msg_1".into(),
+            farewell: None,
             attempts: 0,
             not_before: jiff::Timestamp::UNIX_EPOCH,
             last_error: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn times_keep_their_zone_unless_the_wall_clock_repeats() {
+        let cases = [
+            // Spring forward: 03:30 exists once (02:xx does not exist at all).
+            (
+                "2026-03-08T03:30:00-07:00",
+                "America/Los_Angeles",
+                "2026-03-08T03:30:00",
+                "America/Los_Angeles",
+            ),
+            (
+                "2026-03-08T01:30:00-05:00",
+                "America/New_York",
+                "2026-03-08T01:30:00",
+                "America/New_York",
+            ),
+            (
+                "2026-03-08T03:00:00-04:00",
+                "America/New_York",
+                "2026-03-08T03:00:00",
+                "America/New_York",
+            ),
+            // Fall back: 01:30 happens twice; both go in UTC.
+            (
+                "2026-11-01T01:30:00-07:00",
+                "America/Los_Angeles",
+                "2026-11-01T08:30:00",
+                "UTC",
+            ),
+            (
+                "2026-11-01T01:30:00-08:00",
+                "America/Los_Angeles",
+                "2026-11-01T09:30:00",
+                "UTC",
+            ),
+            (
+                "2026-11-01T01:00:00-04:00",
+                "America/New_York",
+                "2026-11-01T05:00:00",
+                "UTC",
+            ),
+            (
+                "2026-11-01T02:00:00-05:00",
+                "America/New_York",
+                "2026-11-01T02:00:00",
+                "America/New_York",
+            ),
+            // A month end, nothing special.
+            (
+                "2026-01-31T23:45:00-05:00",
+                "America/New_York",
+                "2026-01-31T23:45:00",
+                "America/New_York",
+            ),
+        ];
+        for (at, zone, wall, shown) in cases {
+            assert_eq!(
+                graph_time(at, zone),
+                json!({"dateTime": wall, "timeZone": shown}),
+                "{at} in {zone}"
+            );
         }
     }
 
@@ -408,12 +492,13 @@ mod tests {
             .unwrap();
         assert_eq!(patch.headers.get("authorization").unwrap(), "Bearer eyJ0.g");
         let body: Value = serde_json::from_slice(&patch.body).unwrap();
-        // The fall-back hour: the same wall-clock time twice; Graph gets the time and the zone.
+        // The fall-back hour: 01:30 EDT to 01:30 EST, the same wall-clock time twice. In the
+        // zone it would be a zero-length event; in UTC it is the hour it is.
         assert_eq!(
             (&body["start"], &body["end"]),
             (
-                &json!({"dateTime": "2026-11-01T01:30:00", "timeZone": "America/New_York"}),
-                &json!({"dateTime": "2026-11-01T01:30:00", "timeZone": "America/New_York"})
+                &json!({"dateTime": "2026-11-01T05:30:00", "timeZone": "UTC"}),
+                &json!({"dateTime": "2026-11-01T06:30:00", "timeZone": "UTC"})
             )
         );
         assert_eq!(

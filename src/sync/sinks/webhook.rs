@@ -41,9 +41,12 @@ pub fn message(
     let (kind, data) = match (event, held) {
         (Some(e), false) => ("appointment.created", json!(e)),
         (Some(e), true) => ("appointment.updated", json!(e)),
+        // As it ended, when Canvas still has it (else it is gone: its id is all there is).
         (None, true) => (
             "appointment.cancelled",
-            json!({"appointment_id": job.appointment_id, "status": "cancelled"}),
+            job.farewell.clone().unwrap_or_else(
+                || json!({"appointment_id": job.appointment_id, "status": "cancelled"}),
+            ),
         ),
         (None, false) => return None,
     };
@@ -91,8 +94,16 @@ impl Sink for WebhookSink {
                 .send()
                 .await;
             match sent {
-                Ok(r) => classify(r.status(), retry_after(&r))
-                    .unwrap_or(Outcome::Delivered { external_id: None }),
+                // The contract: 2xx is delivered, anything else is tried again until
+                // `max_attempts` (a receiver's 4xx is often a deploy in progress, not a verdict).
+                Ok(r) => match classify(r.status(), retry_after(&r)) {
+                    None => Outcome::Delivered { external_id: None },
+                    Some(Outcome::Failed(reason)) => Outcome::Retry {
+                        reason,
+                        after: retry_after(&r),
+                    },
+                    Some(other) => other,
+                },
                 Err(e) => Outcome::Retry {
                     reason: if e.is_timeout() {
                         "no answer in 10 s".into()
