@@ -256,7 +256,13 @@ async fn book_locked(
         start: c.start,
         end: c.end,
         comment: req.comment.as_deref(),
-        meeting_link: c.clinician.profile.telehealth_url.as_deref(),
+        // A visit link only where the visit happens by video.
+        meeting_link: match req.slot.modality {
+            crate::rules::model::Modality::Telehealth => {
+                c.clinician.profile.telehealth_url.as_deref()
+            }
+            crate::rules::model::Modality::InPerson => None,
+        },
         identifier,
         rescheduled_from: attempt.rescheduled_from,
     });

@@ -184,17 +184,39 @@ pub fn retimed(current: &Appointment, start: Timestamp, end: Timestamp, title: &
     body
 }
 
-/// The PUT that cancels `current` (as read). Canvas merges what is sent, but deletes
-/// identifiers that are not sent again and wants an Other Event's type re-sent (§4 Update),
-/// so both go back as read.
+/// The PUT that cancels `current` (as read). Canvas merges what is sent field by field, but
+/// deletes identifiers that are not sent again and wants an Other Event's type re-sent (§4
+/// Update), so both go back as read; so do the supporting references (location, visit link,
+/// the appointment it replaced) and the contained visit link they point to, which a new
+/// `supportingInformation` would otherwise replace.
 pub fn cancellation(current: &Appointment, replaced_by: Option<&str>) -> Value {
+    // In the shapes a create sends them (§4): the location, the visit link, and the links
+    // between rescheduled appointments. Encounters and the like are Canvas's own; not sent.
     let mut supporting: Vec<Value> = current
-        .location_id()
-        .map(|l| json!({"reference": format!("Location/{l}")}))
-        .into_iter()
+        .supporting_information
+        .iter()
+        .filter_map(|r| {
+            let reference = r.reference.as_deref()?;
+            if reference.starts_with("Location/") {
+                Some(json!({"reference": reference}))
+            } else if reference.starts_with('#') {
+                Some(json!({"reference": reference, "type": "Endpoint"}))
+            } else if reference.starts_with("Appointment/") {
+                Some(json!({"reference": reference, "type": "Appointment", "display": r.display}))
+            } else {
+                None
+            }
+        })
         .collect();
     if let Some(new) = replaced_by {
-        supporting.push(json!({"reference": format!("Appointment/{new}"), "type": "Appointment", "display": RESCHEDULED_REPLACEMENT}));
+        let reference = format!("Appointment/{new}");
+        if !current
+            .supporting_information
+            .iter()
+            .any(|r| r.reference.as_deref() == Some(reference.as_str()))
+        {
+            supporting.push(json!({"reference": reference, "type": "Appointment", "display": RESCHEDULED_REPLACEMENT}));
+        }
     }
     let participants: Vec<Value> = current
         .participant
@@ -213,6 +235,9 @@ pub fn cancellation(current: &Appointment, replaced_by: Option<&str>) -> Value {
     });
     if let Some(t) = &current.appointment_type {
         body["appointmentType"] = json!(t);
+    }
+    if !current.contained.is_empty() {
+        body["contained"] = json!(current.contained);
     }
     body
 }
@@ -304,8 +329,14 @@ mod tests {
                             "period": {"start": "1970-01-01", "end": "2100-12-31"}}],
             "appointmentType": {"coding": [{"system": "http://snomed.info/sct", "code": "272379006"}]},
             "start": "2026-12-01T17:00:00+00:00", "end": "2026-12-01T17:30:00+00:00",
+            "contained": [{"resourceType": "Endpoint", "id": "appointment-meeting-endpoint-0", "status": "active",
+                           "connectionType": {"code": "https"}, "payloadType": [{"coding": [{"code": "video-call"}]}],
+                           "address": "https://meet.example.org/okafor"}],
             "supportingInformation": [{"reference": "Location/b347", "type": "Location"},
-                                      {"reference": "Encounter/e1", "type": "Encounter"}],
+                                      {"reference": "#appointment-meeting-endpoint-0", "type": "Endpoint"},
+                                      {"reference": "Encounter/e1", "type": "Encounter"},
+                                      {"reference": "Appointment/p0", "type": "Appointment",
+                                       "display": "Previously Rescheduled Appointment"}],
             "participant": [{"actor": {"reference": "Practitioner/4150", "type": "Practitioner"}, "status": "accepted"}]
         }))
         .unwrap();
@@ -317,8 +348,16 @@ mod tests {
             body["supportingInformation"],
             json!([
                 {"reference": "Location/b347"},
+                {"reference": "#appointment-meeting-endpoint-0", "type": "Endpoint"},
+                {"reference": "Appointment/p0", "type": "Appointment", "display": "Previously Rescheduled Appointment"},
                 {"reference": "Appointment/n1", "type": "Appointment", "display": "Rescheduled Replacement Appointment"}
             ])
+        );
+        // The visit link the reference points to goes back with it.
+        assert_eq!(body["contained"][0]["id"], "appointment-meeting-endpoint-0");
+        assert_eq!(
+            body["contained"][0]["address"],
+            "https://meet.example.org/okafor"
         );
         assert_eq!(
             body["participant"],

@@ -174,6 +174,49 @@ async fn canvas_receives_the_documented_appointment_body() {
         stored.meeting_link(),
         Some("https://meet.example.org/okafor")
     );
+    // In person: the same clinician, but no visit link and the in-person type.
+    let (from, to) = (days(3).to_string(), days(9).to_string());
+    let in_person = slots_for(
+        &app,
+        &me,
+        &[
+            ("reason", "FLUP"),
+            ("duration", "30"),
+            ("state", "CA"),
+            ("modality", "in_person"),
+            ("practitioner", OKAFOR),
+            ("start", &from),
+            ("end", &to),
+        ],
+    )
+    .await
+    .into_iter()
+    .find(|s| s["start"] != slot["start"])
+    .expect("an in-person slot");
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &me,
+            &booking(&in_person, SOFIA),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let creates = app.creates();
+    let sent = creates.last().unwrap();
+    assert!(sent.get("contained").is_none(), "{sent}");
+    assert_eq!(
+        sent["supportingInformation"].as_array().unwrap().len(),
+        1,
+        "{sent}"
+    );
+    assert!(
+        sent["supportingInformation"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Location/")
+    );
+    assert_ne!(sent["appointmentType"], creates[0]["appointmentType"]);
 }
 
 #[tokio::test]

@@ -196,6 +196,57 @@ async fn rescheduling_books_the_new_slot_then_cancels_the_old() {
                     && r.display.as_deref() == Some("Previously Rescheduled Appointment")
             )
     );
+    // Moved again: the middle appointment, now cancelled, keeps the link to the one it
+    // replaced and gains the link to its own replacement (Canvas merges the PUT field by
+    // field, so the cancellation sends every reference back).
+    let new_id = new["id"].as_str().unwrap().to_owned();
+    let third = a_slot(&app, &me, OKAFOR, 5).await;
+    let r = app
+        .post_json(
+            &format!("/v1/appointments/{new_id}/reschedule"),
+            &me,
+            &json!({"slot_id": third["slot_id"], "patient_state": "CA"}),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let last: Value = r.json().await.unwrap();
+    let middle = app
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .appointments()
+        .into_iter()
+        .find(|a| a.id.as_deref() == Some(new_id.as_str()))
+        .unwrap();
+    assert_eq!(middle.status, AppointmentStatus::Cancelled);
+    let links: Vec<(Option<&str>, Option<&str>)> = middle
+        .supporting_information
+        .iter()
+        .map(|r| (r.reference.as_deref(), r.display.as_deref()))
+        .collect();
+    let last_ref = format!("Appointment/{}", last["id"].as_str().unwrap());
+    let old_ref = format!("Appointment/{old_id}");
+    assert!(
+        links.contains(&(
+            Some(old_ref.as_str()),
+            Some("Previously Rescheduled Appointment")
+        )),
+        "{links:?}"
+    );
+    assert!(
+        links.contains(&(
+            Some(last_ref.as_str()),
+            Some("Rescheduled Replacement Appointment")
+        )),
+        "{links:?}"
+    );
+    assert!(
+        links
+            .iter()
+            .any(|(r, _)| r.is_some_and(|r| r.starts_with("Location/"))),
+        "{links:?}"
+    );
 }
 
 #[tokio::test]
