@@ -109,6 +109,8 @@ pub struct Faults {
     pub down: bool,
     /// `POST /Appointment` stores the appointment, then waits this long before answering.
     pub stall_after_create_ms: u64,
+    /// `POST /Appointment` waits this long before it stores the appointment (and answers).
+    pub commit_late_ms: u64,
     /// The next this-many FHIR `PUT`s are answered 503 (a write that fails after others in
     /// the same operation succeeded).
     pub fail_next_puts: u32,

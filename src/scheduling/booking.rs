@@ -234,6 +234,15 @@ async fn book_locked(
         return Err(refuse(Code::SlotHeld, "Someone else is holding this time."));
     }
     let booked = store.booked(now).await.map_err(store_unavailable)?;
+    let unconfirmed = unconfirmed_id(attempt.identifier);
+    if booked.iter().any(|b| b.appointment_id == unconfirmed) {
+        // An earlier try of this very request that Canvas has not confirmed: creating again
+        // now could make two. Until its hold on the time lapses, the answer stays 504.
+        return Err(ApiError::new(
+            Code::UpstreamTimeout,
+            "Canvas has not confirmed an earlier try of this booking yet. Retry with the same Idempotency-Key in a minute.",
+        ));
+    }
     if booked
         .iter()
         .any(|b| b.practitioner == c.clinician.id && b.start < c.end && c.start < b.end)
@@ -266,7 +275,34 @@ async fn book_locked(
         identifier,
         rescheduled_from: attempt.rescheduled_from,
     });
-    let appointment = create_once(s, &body, identifier).await?;
+    let appointment = match create_once(s, &body, identifier).await {
+        Ok(a) => a,
+        Err(e) if e.code == Code::UpstreamTimeout => {
+            // Canvas may still commit it: nobody else gets this time meanwhile. After a slot
+            // TTL every answer comes from Canvas again, which by then shows what it did.
+            let until = now
+                .saturating_add(
+                    SignedDuration::try_from(s.settings.cache.slot_ttl)
+                        .unwrap_or(SignedDuration::ZERO),
+                )
+                .unwrap_or(now);
+            let hidden = store
+                .put_booked(Booked {
+                    appointment_id: unconfirmed,
+                    practitioner: c.clinician.id.clone(),
+                    start: c.start,
+                    end: c.end,
+                    expires_at: until,
+                })
+                .await;
+            if let Err(hidden) = hidden {
+                tracing::warn!(error = %hidden, "an unconfirmed booking's time is not hidden");
+            }
+            s.slot_cache.invalidate_practitioner(&c.clinician.id);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let keep = s.settings.cache.slot_ttl + s.settings.cache.stale_if_error;
     let expires_at = now
         .saturating_add(SignedDuration::try_from(keep).unwrap_or(SignedDuration::ZERO))
@@ -287,6 +323,12 @@ async fn book_locked(
     }
     s.slot_cache.invalidate_practitioner(&c.clinician.id);
     Ok(Made { appointment })
+}
+
+/// How a booking Canvas did not confirm is held in the overlay: by its identifier, so that the
+/// same request retried (same Idempotency-Key) knows it is waiting on its own earlier try.
+fn unconfirmed_id(identifier: &str) -> String {
+    format!("unconfirmed:{identifier}")
 }
 
 /// Canvas still lists the slot as free, asked now rather than from the cache.

@@ -571,3 +571,74 @@ async fn a_canvas_refusal_books_nothing_and_the_key_can_be_retried() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_unconfirmed_create_keeps_its_time_from_others_until_canvas_decides() {
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        "[canvas]\ntimeout_ms = 600\nconnect_timeout_ms = 200\n",
+    ])
+    .await;
+    let sofia = app.patient_token(SOFIA);
+    let slot = a_slot(&app, &sofia, OKAFOR, 6).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    // Canvas commits the create only after slotgate has given up on it.
+    sandbox.set_faults(Faults {
+        commit_late_ms: 1_500,
+        ..Faults::default()
+    });
+    let k = key();
+    let r = app
+        .post_json("/v1/appointments", &sofia, &booking(&slot, SOFIA), Some(&k))
+        .await;
+    assert_problem(r, 504, "upstream_timeout").await;
+    sandbox.set_faults(Faults::default());
+    // Canvas still shows the time free, but nobody else may take it meanwhile.
+    let elijah = app.patient_token(ELIJAH);
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &elijah,
+            &booking(&slot, ELIJAH),
+            Some(&key()),
+        )
+        .await;
+    assert_problem(r, 409, "slot_unavailable").await;
+    let (start, end) = (days(3).to_string(), days(9).to_string());
+    let offered = slots_for(
+        &app,
+        &elijah,
+        &[
+            ("reason", "FLUP"),
+            ("duration", "30"),
+            ("state", "CA"),
+            ("modality", "telehealth"),
+            ("practitioner", OKAFOR),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await;
+    assert!(offered.iter().all(|s| s["start"] != slot["start"]));
+    // Sofia retrying before Canvas decides gets 504 again, not a second create.
+    let r = app
+        .post_json("/v1/appointments", &sofia, &booking(&slot, SOFIA), Some(&k))
+        .await;
+    assert_problem(r, 504, "upstream_timeout").await;
+    // Canvas made it after all: the retry with the same key finds it; one create in all.
+    crate::sync::eventually("Canvas committed", || async {
+        sandbox.appointments().iter().any(|a| {
+            a.participant_id("Patient") == Some(SOFIA)
+                && a.start.map(|s| s.timestamp.to_string())
+                    == slot["start"]
+                        .as_str()
+                        .map(|s| s.parse::<jiff::Timestamp>().unwrap().to_string())
+        })
+    })
+    .await;
+    let r = app
+        .post_json("/v1/appointments", &sofia, &booking(&slot, SOFIA), Some(&k))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(app.creates().len(), 1, "never sent twice");
+}

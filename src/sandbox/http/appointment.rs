@@ -31,8 +31,26 @@ pub async fn create(
     let draft = write::new_draft(&sent, &shared.clinic)?;
     let id = uuid::Uuid::new_v4().to_string();
     let reject = shared.reject_double_booking();
-    shared.with_book(|book| book.insert(id.clone(), draft, reject, Timestamp::now()))?;
-    shared.notify(&id, true);
+    let late = shared.faults().commit_late_ms;
+    if late > 0 {
+        // Slow to commit: a client that gives up finds nothing yet, and the appointment
+        // appears later all the same (a task of its own, so a dropped request cannot stop it).
+        let (shared, id) = (shared.clone(), id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(late)).await;
+            let stored =
+                shared.with_book(|book| book.insert(id.clone(), draft, reject, Timestamp::now()));
+            if stored.is_ok() {
+                shared.notify(&id, true);
+            }
+            stored
+        })
+        .await
+        .map_err(|_| FhirError::unavailable())??;
+    } else {
+        shared.with_book(|book| book.insert(id.clone(), draft, reject, Timestamp::now()))?;
+        shared.notify(&id, true);
+    }
     // Stored, then slow to answer: the ambiguous timeout a client must survive.
     let stall = shared.faults().stall_after_create_ms;
     if stall > 0 {
