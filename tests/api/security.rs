@@ -561,3 +561,25 @@ async fn browsers_of_the_configured_origin_only_and_safe_headers() {
         assert_eq!(r.headers()[h], v, "{h}");
     }
 }
+
+#[tokio::test]
+async fn an_hs256_token_made_with_the_rs256_public_key_is_refused_where_only_rs256_is_trusted() {
+    // No HS256 secret at all: a verifier that let the token pick its algorithm would check
+    // this HMAC against the public key's bytes, and accept it.
+    let app = spawn_app_with(&[&format!(
+        "[auth]\nrs256_public_key_pem = \"{FIXTURES}/rsa-1.pub.pem\"\nhs256_secret = \"\"\n"
+    )])
+    .await;
+    assert!(app.settings.auth.hs256_secret.is_none());
+    let ok = claims(&app, json!({}));
+    assert_eq!(status(&app, &rs("rsa-1.key.pem", None, &ok)).await, 200);
+    for public in [fixture("rsa-1.pub.pem"), fixture("rsa-1.pub.pem").trim().to_owned()] {
+        let forged = hs(&public, &ok);
+        assert_problem(
+            app.get("/v1/reasons", Some(&forged)).await,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+}
