@@ -137,8 +137,7 @@ async fn created(
     request_body = BookBody,
     security(("bearer" = ["scheduling.book"])),
     responses(
-        (status = 201, description = "Booked; `Location` names the appointment", body = AppointmentDto, headers(("Location" = String, description = "/v1/appointments/{id}"))),
-        (status = 200, description = "A replay of an earlier identical request's 201"),
+        (status = 201, description = "Booked; `Location` names the appointment. A replay (same Idempotency-Key, same body) answers the first request's 201 again", body = AppointmentDto, headers(("Location" = String, description = "/v1/appointments/{id}"))),
         (status = 400, description = "The body or the Idempotency-Key header is missing or malformed (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token may not act for this patient", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -43,7 +43,7 @@ use utoipa::{Modify, OpenApi};
         (name = "admin", description = "Calendar sync status and dead letters"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     ),
-    modifiers(&BearerJwt, &RateLimited)
+    modifiers(&BearerJwt, &RateLimited, &GatewayFailures)
 )]
 pub struct ApiDoc;
 
@@ -92,6 +92,63 @@ impl Modify for RateLimited {
                 op.responses
                     .responses
                     .insert("429".into(), response.clone().into());
+            }
+        }
+    }
+}
+
+/// Two failures every route shares by construction, said once: a request body over
+/// `[server] max_body_bytes` is 413 wherever there is a body, and a route that may answer 503
+/// because of Canvas may as well meet a failing (502) or slow (504) Canvas.
+struct GatewayFailures;
+
+impl Modify for GatewayFailures {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // Readiness reports on Canvas; it does not relay it.
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut op.responses.responses;
+                if op.request_body.is_some() {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| problem("The body is too large (`payload_too_large`)"));
+                }
+                let canvas_unavailable = matches!(
+                    responses.get("503"),
+                    Some(RefOr::T(r)) if r.description.contains("Canvas")
+                );
+                if canvas_unavailable {
+                    responses
+                        .entry("502".into())
+                        .or_insert_with(|| problem("Canvas failed (`upstream_error`)"));
+                    responses
+                        .entry("504".into())
+                        .or_insert_with(|| problem("Canvas was too slow (`upstream_timeout`)"));
+                }
             }
         }
     }

@@ -573,7 +573,10 @@ async fn an_hs256_token_made_with_the_rs256_public_key_is_refused_where_only_rs2
     assert!(app.settings.auth.hs256_secret.is_none());
     let ok = claims(&app, json!({}));
     assert_eq!(status(&app, &rs("rsa-1.key.pem", None, &ok)).await, 200);
-    for public in [fixture("rsa-1.pub.pem"), fixture("rsa-1.pub.pem").trim().to_owned()] {
+    for public in [
+        fixture("rsa-1.pub.pem"),
+        fixture("rsa-1.pub.pem").trim().to_owned(),
+    ] {
         let forged = hs(&public, &ok);
         assert_problem(
             app.get("/v1/reasons", Some(&forged)).await,
