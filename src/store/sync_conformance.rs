@@ -16,6 +16,9 @@ where
     failures_wait_then_die_and_can_be_revived(fresh().await.as_ref()).await;
     a_state_the_sink_holds_undoes_older_ones_on_their_way(fresh().await.as_ref()).await;
     read_requests_merge_per_calendar_until_taken(fresh().await.as_ref()).await;
+    pending_appointments_are_taken_once(fresh().await.as_ref()).await;
+    a_new_leader_takes_over_what_was_running(fresh().await.as_ref()).await;
+    records_and_calendars_are_kept(fresh().await.as_ref()).await;
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -189,4 +192,74 @@ async fn read_requests_merge_per_calendar_until_taken(s: &dyn SyncStore) {
     let taken = s.take_reads().await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(taken[0].1.changes && !taken[0].1.full && !taken[0].1.events_only());
+}
+
+async fn pending_appointments_are_taken_once(s: &dyn SyncStore) {
+    s.mark_pending(vec!["a".into(), "b".into(), "c".into()])
+        .await
+        .unwrap();
+    s.mark_pending(vec!["a".into()]).await.unwrap();
+    let mut taken = s.take_pending(2).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    taken.extend(s.take_pending(10).await.unwrap());
+    taken.sort();
+    assert_eq!(taken, ["a", "b", "c"], "each once, however often marked");
+    assert!(s.take_pending(10).await.unwrap().is_empty());
+}
+
+async fn a_new_leader_takes_over_what_was_running(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+    s.enqueue(job("2", "b", "v1"), None).await.unwrap();
+    let running = s.lease("ops".into(), now, 10).await.unwrap();
+    assert_eq!(running.len(), 2);
+    // The replica sending them dies; meanwhile a changes again.
+    s.enqueue(job("3", "a", "v2"), None).await.unwrap();
+    assert_eq!(s.stats("ops".into()).await.unwrap().pending, 3);
+    // The next leader starts by taking back what was running.
+    s.recover().await.unwrap();
+    let mut again = s.lease("ops".into(), now, 10).await.unwrap();
+    again.sort_by(|x, y| x.appointment_id.cmp(&y.appointment_id));
+    let got: Vec<(&str, &str, &str)> = again
+        .iter()
+        .map(|j| {
+            (
+                j.appointment_id.as_str(),
+                j.id.as_str(),
+                j.message_id.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("a", "3", "msg_3"), ("b", "2", "msg_2")],
+        "b resent as the same message; a only in its newer state"
+    );
+}
+
+async fn records_and_calendars_are_kept(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    assert_eq!(s.record("ops".into(), "a".into()).await.unwrap(), None);
+    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+    let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+    let record = SinkRecord {
+        delivered: Some("v1".into()),
+        external_id: Some("evt-1".into()),
+    };
+    s.delivered(j, record.clone(), now).await.unwrap();
+    assert_eq!(
+        s.record("ops".into(), "a".into()).await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(s.record("other".into(), "a".into()).await.unwrap(), None);
+    assert_eq!(s.known_appointments().await.unwrap(), ["a"]);
+    let stats = s.stats("ops".into()).await.unwrap();
+    assert_eq!((stats.pending, stats.last_success), (0, Some(now)));
+    assert_eq!(s.calendar("google:x".into()).await.unwrap(), None);
+    let state = serde_json::json!({"sync_token": "t1", "mirrors": {"e1": {"appointment_id": "a1"}}});
+    s.put_calendar("google:x".into(), state.clone())
+        .await
+        .unwrap();
+    assert_eq!(s.calendar("google:x".into()).await.unwrap(), Some(state));
+    assert_eq!(s.calendar("google:y".into()).await.unwrap(), None);
 }
