@@ -749,6 +749,82 @@ impl FakeGraph {
             })
             .mount(&server)
             .await;
+        // slotgate's outbound sink writes the same mailbox: found by its extended property,
+        // created, patched and deleted like Graph does.
+        let e = events.clone();
+        Mock::given(method("GET"))
+            .and(path_regex("^/v1.0/users/[^/]+/events$"))
+            .respond_with(move |r: &Request| {
+                let q: BTreeMap<String, String> = r.url.query_pairs().into_owned().collect();
+                let filter = q.get("$filter").cloned().unwrap_or_default();
+                let found: Vec<Value> = e
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| {
+                        v["singleValueExtendedProperties"]
+                            .as_array()
+                            .is_some_and(|ps| {
+                                ps.iter().any(|p| {
+                                    p["value"].as_str().is_some_and(|a| {
+                                        a.len() > 1
+                                            && filter.contains(&format!("ep/value eq '{a}'"))
+                                    })
+                                })
+                            })
+                    })
+                    .map(|v| json!({"id": v["id"]}))
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(json!({ "value": found }))
+            })
+            .mount(&server)
+            .await;
+        let (e, made) = (
+            events.clone(),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        );
+        Mock::given(method("POST"))
+            .and(path_regex("^/v1.0/users/[^/]+/events$"))
+            .respond_with(move |r: &Request| {
+                let mut body: Value = serde_json::from_slice(&r.body).unwrap();
+                assert!(body["subject"].is_string() && body["start"]["timeZone"].is_string());
+                let n = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                body["id"] = json!(format!("out{n}"));
+                body["type"] = json!("singleInstance");
+                e.lock().unwrap().push(body.clone());
+                ResponseTemplate::new(201).set_body_json(body)
+            })
+            .mount(&server)
+            .await;
+        let e = events.clone();
+        Mock::given(method("PATCH"))
+            .and(path_regex("^/v1.0/users/[^/]+/events/[^/]+$"))
+            .respond_with(move |r: &Request| {
+                let patch: Value = serde_json::from_slice(&r.body).unwrap();
+                let id = r.url.path().rsplit('/').next().unwrap().to_owned();
+                let mut events = e.lock().unwrap();
+                match events.iter_mut().find(|v| v["id"] == id.as_str()) {
+                    Some(v) => {
+                        for (k, x) in patch.as_object().unwrap() {
+                            v[k] = x.clone();
+                        }
+                        ResponseTemplate::new(200).set_body_json(v.clone())
+                    }
+                    None => ResponseTemplate::new(404),
+                }
+            })
+            .mount(&server)
+            .await;
+        let e = events.clone();
+        Mock::given(method("DELETE"))
+            .and(path_regex("^/v1.0/users/[^/]+/events/[^/]+$"))
+            .respond_with(move |r: &Request| {
+                let id = r.url.path().rsplit('/').next().unwrap().to_owned();
+                e.lock().unwrap().retain(|v| v["id"] != id.as_str());
+                ResponseTemplate::new(204)
+            })
+            .mount(&server)
+            .await;
         let e = events.clone();
         Mock::given(method("GET"))
             .and(path_regex("^/v1.0/users/[^/]+/events/[^/]+$"))
@@ -1051,5 +1127,135 @@ async fn graph_lifecycle_events_renew_resubscribe_and_reread() {
         .unwrap();
     assert!(status["inbound"][0]["channel_expires_at"].is_string());
     assert!(status["inbound"][0]["last_error"].is_null(), "{status}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn outlook_moves_follow_redeliveries_change_nothing_and_our_own_events_stay_ours() {
+    let m = FakeGraph::start().await;
+    let mut app = spawn_app_with(&[OPEN_WINDOW, &graph_config(&m, "")]).await;
+    eventually("subscribed", || async {
+        !m.requests("POST", "/subscriptions").await.is_empty()
+    })
+    .await;
+    let sub: Value =
+        serde_json::from_slice(&m.requests("POST", "/subscriptions").await[0].body).unwrap();
+    let state = sub["clientState"].as_str().unwrap().to_owned();
+    let note = |event: &str| {
+        json!({"value": [{"subscriptionId": "sub-1", "clientState": state, "changeType": "updated",
+            "resource": format!("Users/{CALENDAR}/Events/{event}"), "tenantId": "clinic-tenant",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "id": event}}]})
+    };
+    let sandbox = app.sandbox.clone().unwrap();
+    // A booking through slotgate goes out to the clinician's Outlook, marked as slotgate's.
+    let me = app.patient_token(crate::booking::SOFIA);
+    let slot = crate::booking::a_slot(&app, &me, OKAFOR, 2).await;
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &me,
+            &crate::booking::booking(&slot, crate::booking::SOFIA),
+            Some(&crate::helpers::key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let booked: Value = r.json().await.unwrap();
+    // The mailbox event that carries a Canvas appointment's id, if any.
+    let written_for = |appointment: &str| -> Option<String> {
+        m.events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|v| {
+                v["singleValueExtendedProperties"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["value"] == appointment))
+            })
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+    };
+    let booking_id = booked["id"].as_str().unwrap().to_owned();
+    eventually("mirrored to Outlook", || async {
+        written_for(&booking_id).is_some()
+    })
+    .await;
+    let out = written_for(&booking_id).unwrap();
+    // Graph tells of it like of any change: read, recognised, never made an Other Event.
+    let before = sandbox.appointments().len();
+    assert_eq!(graph_push(&app, &note(&out)).await.status(), 202);
+    eventually("read", || async {
+        !m.requests("GET", &format!("/events/{out}"))
+            .await
+            .is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(mirrors(&app, "graph", &out).is_empty());
+    assert_eq!(sandbox.appointments().len(), before, "no echo into Canvas");
+    // A meeting appears, then moves an hour later: the same Other Event, PUT to the new time.
+    let other = crate::booking::a_slot(&app, &me, OKAFOR, 6).await;
+    let (start, end) = times(&other);
+    let wall = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S.0000000").to_string();
+    let meeting = |shift: i64| {
+        let d = jiff::SignedDuration::from_hours(shift);
+        json!({"id": "AAMkMOVE", "type": "singleInstance", "subject": "Budget review", "isAllDay": false,
+            "isCancelled": false, "showAs": "busy",
+            "start": {"dateTime": wall(start + d), "timeZone": "UTC"},
+            "end": {"dateTime": wall(end + d), "timeZone": "UTC"}})
+    };
+    m.events.lock().unwrap().push(meeting(0));
+    assert_eq!(graph_push(&app, &note("AAMkMOVE")).await.status(), 202);
+    eventually("held", || async {
+        mirrors(&app, "graph", "AAMkMOVE").len() == 1
+    })
+    .await;
+    let held = mirrors(&app, "graph", "AAMkMOVE").remove(0);
+    {
+        let mut events = m.events.lock().unwrap();
+        events.retain(|v| v["id"] != "AAMkMOVE");
+        events.push(meeting(1));
+    }
+    sandbox.clear_journal();
+    assert_eq!(graph_push(&app, &note("AAMkMOVE")).await.status(), 202);
+    let moved = start + jiff::SignedDuration::from_hours(1);
+    eventually("moved in Canvas", || async {
+        mirrors(&app, "graph", "AAMkMOVE")
+            .first()
+            .and_then(|a| a.start)
+            .is_some_and(|s| s.timestamp == moved)
+    })
+    .await;
+    let now = mirrors(&app, "graph", "AAMkMOVE");
+    assert_eq!(now.len(), 1, "moved, not duplicated");
+    assert_eq!(now[0].id, held.id);
+    assert_eq!(now[0].status.as_str(), "booked");
+    assert!(
+        sandbox
+            .journal()
+            .iter()
+            .any(|j| j.method == "PUT" && j.path.starts_with("/Appointment/")),
+        "a PUT of new times"
+    );
+    // Graph delivers the same notification again (it retries): nothing changes in Canvas.
+    sandbox.clear_journal();
+    for _ in 0..2 {
+        assert_eq!(graph_push(&app, &note("AAMkMOVE")).await.status(), 202);
+    }
+    eventually("read again", || async {
+        m.requests("GET", "/events/AAMkMOVE").await.len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        sandbox
+            .journal()
+            .iter()
+            .all(|j| !(j.path.starts_with("/Appointment") && j.method != "GET")),
+        "{:?}",
+        sandbox.journal()
+    );
+    // And the meeting's Other Event was never written back into the mailbox it came from.
+    let held_id = held.id.clone().unwrap();
+    assert_eq!(written_for(&held_id), None);
+    assert!(written_for(&booking_id).is_some());
     app.stop().await;
 }

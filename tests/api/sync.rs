@@ -588,6 +588,40 @@ async fn a_move_and_a_cancel_in_canvas_patch_then_delete_everywhere() {
             .unwrap(),
         moved_start
     );
+    // Outlook gets the new time as wall time in a named zone, and keeps the appointment's mark.
+    let patch: Value = m
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.method.as_str() == "PATCH" && r.url.path().ends_with(&mevt))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .unwrap();
+    let graph_instant = |v: &Value| {
+        let zone = jiff::tz::TimeZone::get(v["timeZone"].as_str().unwrap()).unwrap();
+        let wall: jiff::civil::DateTime = v["dateTime"].as_str().unwrap().parse().unwrap();
+        zone.to_ambiguous_zoned_datetime(wall)
+            .unambiguous()
+            .unwrap()
+            .timestamp()
+    };
+    assert_eq!(graph_instant(&patch["start"]), moved_start);
+    assert_eq!(
+        graph_instant(&patch["end"]) - graph_instant(&patch["start"]),
+        jiff::SignedDuration::from_mins(30)
+    );
+    assert_eq!(
+        patch["subject"], "Patient visit",
+        "the sink's PHI level is neutral"
+    );
+    assert!(
+        patch["singleValueExtendedProperties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["value"] == id.as_str()),
+        "{patch}"
+    );
     let update = &messages(&hooks, &id).await[1].1;
     assert_eq!(update["type"], "appointment.updated");
     assert_eq!(
