@@ -256,7 +256,8 @@ async fn records_and_calendars_are_kept(s: &dyn SyncStore) {
     let stats = s.stats("ops".into()).await.unwrap();
     assert_eq!((stats.pending, stats.last_success), (0, Some(now)));
     assert_eq!(s.calendar("google:x".into()).await.unwrap(), None);
-    let state = serde_json::json!({"sync_token": "t1", "mirrors": {"e1": {"appointment_id": "a1"}}});
+    let state =
+        serde_json::json!({"sync_token": "t1", "mirrors": {"e1": {"appointment_id": "a1"}}});
     s.put_calendar("google:x".into(), state.clone())
         .await
         .unwrap();
