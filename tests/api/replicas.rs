@@ -290,6 +290,19 @@ async fn without_redis_writes_fail_closed_and_browsing_goes_on() {
     let (sandbox, a, _b) = two_replicas(&redis).await;
     let me = a.patient_token(SOFIA);
     let slot = a_slot(&a, &me, OKAFOR, 3).await;
+    // Something to move and cancel, booked while Redis is up.
+    let earlier = a_slot(&a, &me, OKAFOR, 1).await;
+    let r = a
+        .post_json(
+            "/v1/appointments",
+            &me,
+            &booking(&earlier, SOFIA),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let booked: Value = r.json().await.unwrap();
+    let booked_id = booked["id"].as_str().unwrap().to_owned();
     redis.stop();
     sandbox.control().clear_journal();
     assert_problem(
@@ -311,7 +324,41 @@ async fn without_redis_writes_fail_closed_and_browsing_goes_on() {
         "upstream_unavailable",
     )
     .await;
-    assert_eq!(creates(&sandbox), 0, "nothing written to Canvas");
+    // Every other write too: rescheduling, cancelling, Other Events.
+    let unavailable = [
+        a.post_json(
+            &format!("/v1/appointments/{booked_id}/reschedule"),
+            &me,
+            &json!({"slot_id": slot["slot_id"], "patient_state": "CA"}),
+            Some(&key()),
+        )
+        .await,
+        a.post_json(
+            &format!("/v1/appointments/{booked_id}/cancel"),
+            &me,
+            &json!({}),
+            Some(&key()),
+        )
+        .await,
+        a.post_json(
+            "/v1/events",
+            &a.staff_token(),
+            &json!({"practitioner_ids": [OKAFOR], "start": days(2).to_string() + "T20:00:00Z",
+                "end": days(2).to_string() + "T21:00:00Z", "title": "Case conference"}),
+            Some(&key()),
+        )
+        .await,
+    ];
+    for r in unavailable {
+        assert_problem(r, 503, "upstream_unavailable").await;
+    }
+    let writes: Vec<_> = sandbox
+        .control()
+        .journal()
+        .into_iter()
+        .filter(|j| j.method != "GET" && j.path.starts_with("/Appointment"))
+        .collect();
+    assert!(writes.is_empty(), "nothing written to Canvas: {writes:?}");
     assert!(offered(&a, &me, &slot).await, "browsing answers");
     assert_eq!(a.get("/readyz", None).await.status(), 200);
     eventually("slotgate_redis_up is 0", || async {
@@ -345,6 +392,14 @@ async fn without_redis_writes_fail_closed_and_browsing_goes_on() {
     }
     assert_eq!(status, 201);
     assert_eq!(creates(&sandbox), 1);
+    // And the booking made before the outage is as it was: booked, in Canvas.
+    let kept = sandbox
+        .control()
+        .appointments()
+        .into_iter()
+        .find(|x| x.id.as_deref() == Some(booked_id.as_str()))
+        .unwrap();
+    assert_eq!(kept.status.as_str(), "booked");
 }
 
 #[tokio::test]
@@ -384,8 +439,10 @@ async fn one_replica_syncs_and_another_takes_over_when_it_dies() {
         .mount(&hooks)
         .await;
     let sink = format!(
-        "[state]\nsync_lease_seconds = 1\n[sync]\nreconcile_interval_seconds = 1\nretry_base_ms = 50\n\
+        "[state]\nsync_lease_seconds = 1\n[sync]\nreconcile_interval_seconds = 3600\nretry_base_ms = 50\n\
+         canvas_webhook_secret = \"{}\"\n\
          [[sync.sinks]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hooks\"\nsecret = \"{}\"\nphi = \"neutral\"\n",
+        crate::sync::CANVAS_SECRET,
         hooks.uri(),
         crate::sync::HOOK_SECRET
     );
@@ -414,9 +471,51 @@ async fn one_replica_syncs_and_another_takes_over_when_it_dies() {
         crate::sync::messages(&hooks, &id).await.len() == 1
     })
     .await;
+    // Canvas moves it and notifies the follower (the load balancer's pick): the follower
+    // verifies and accepts it, and the leader delivers the change (no reconciler runs soon).
+    let control = sandbox.control();
+    let current = control
+        .appointments()
+        .into_iter()
+        .find(|a| a.id.as_deref() == Some(id.as_str()))
+        .unwrap();
+    let mut moved = json!({
+        "resourceType": "Appointment", "status": "booked",
+        "start": current.start, "end": current.end,
+        "participant": current.participant.iter().map(|p| json!({"actor": {"reference": p.actor.reference}, "status": "accepted"})).collect::<Vec<_>>(),
+        "identifier": current.identifier,
+    });
+    crate::sync::shift(&mut moved, 1);
+    let r = reqwest::Client::new()
+        .put(format!("{}/Appointment/{id}", sandbox.base_url()))
+        .bearer_auth(control.issue_token())
+        .json(&moved)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let note =
+        json!({"canvas_patient_key": SOFIA, "appointment_external_id": id, "created": false})
+            .to_string();
+    let stamp = jiff::Timestamp::now().as_second();
+    let headers = crate::sync::signed(crate::sync::CANVAS_SECRET, &note, "msg_moved", stamp);
+    assert_eq!(
+        crate::sync::notify(&follower, &note, &headers)
+            .await
+            .status(),
+        202
+    );
+    eventually("the move delivered by the leader", || async {
+        crate::sync::messages(&hooks, &id).await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        crate::sync::messages(&hooks, &id).await[1].1["type"],
+        "appointment.updated"
+    );
     // The leader dies. Canvas changes with nobody told: the other replica's reconciler finds it.
     leader.stop().await;
-    let control = sandbox.control();
+    let died = Instant::now();
     let current = control
         .appointments()
         .into_iter()
@@ -431,21 +530,25 @@ async fn one_replica_syncs_and_another_takes_over_when_it_dies() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let since = Instant::now();
-    while crate::sync::messages(&hooks, &id).await.len() < 2 {
+    // Two lease periods (1 s each), and a little for a loaded machine.
+    while !leads(&follower).await {
         assert!(
-            since.elapsed() < Duration::from_secs(10),
-            "the follower never took over"
+            died.elapsed() < Duration::from_millis(2_500),
+            "the follower did not take over within two lease periods"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(leads(&follower).await, "the follower leads now");
+    // Its reconciler starts at once and finds the change nobody was told of.
+    eventually("the cancel delivered by the new leader", || async {
+        crate::sync::messages(&hooks, &id).await.len() == 3
+    })
+    .await;
     let messages = crate::sync::messages(&hooks, &id).await;
-    assert_eq!(messages[1].1["type"], "appointment.cancelled");
+    assert_eq!(messages[2].1["type"], "appointment.cancelled");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         crate::sync::messages(&hooks, &id).await.len(),
-        2,
+        3,
         "once each"
     );
 }

@@ -15,7 +15,7 @@ use crate::helpers::{TestApp, assert_problem, key, spawn_app_with};
 use crate::seed::*;
 
 pub const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const CANVAS_SECRET: &str = "whsec_Y2FudmFzIG5vdGlmaWNhdGlvbiBzZWNyZXQ=";
+pub const CANVAS_SECRET: &str = "whsec_Y2FudmFzIG5vdGlmaWNhdGlvbiBzZWNyZXQ=";
 
 /// A Google calendar: the token endpoint, lookups that find what was inserted, inserts that
 /// answer `evt-<appointment>`, patches and deletes.
@@ -227,7 +227,7 @@ async fn book_okafor(app: &TestApp, nth: usize) -> Value {
     r.json().await.unwrap()
 }
 
-fn signed(secret: &str, body: &str, id: &str, ts: i64) -> [(String, String); 3] {
+pub fn signed(secret: &str, body: &str, id: &str, ts: i64) -> [(String, String); 3] {
     let key = slotgate::config::sync::webhook_key(secret).unwrap();
     [
         ("webhook-id".into(), id.into()),
@@ -239,7 +239,7 @@ fn signed(secret: &str, body: &str, id: &str, ts: i64) -> [(String, String); 3] 
     ]
 }
 
-async fn notify(app: &TestApp, body: &str, headers: &[(String, String)]) -> reqwest::Response {
+pub async fn notify(app: &TestApp, body: &str, headers: &[(String, String)]) -> reqwest::Response {
     let mut r = app
         .http
         .post(format!("{}/v1/webhooks/canvas", app.address))
@@ -517,7 +517,7 @@ pub async fn canvas_put(app: &TestApp, id: &str, change: impl FnOnce(&mut Value)
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-fn shift(body: &mut Value, hours: i64) {
+pub fn shift(body: &mut Value, hours: i64) {
     for k in ["start", "end"] {
         let t: jiff::Timestamp = body[k].as_str().unwrap().parse().unwrap();
         body[k] = json!((t + jiff::SignedDuration::from_hours(hours)).to_string());
