@@ -212,6 +212,7 @@ impl Application {
         // The sync work runs on one replica at a time; every replica enqueues and accepts pushes.
         let leading = Arc::new(AtomicBool::new(false));
         let (engine, calendars) = (sync.clone(), inbound.clone());
+        background.push(sync.spawn_reporting());
         background.push(crate::sync::leader::spawn(
             leadership,
             leading.clone(),

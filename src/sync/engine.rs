@@ -81,6 +81,21 @@ impl SyncEngine {
         self.planned.notify_one();
     }
 
+    /// Keeps this replica's sync gauges (pending, dead, lag per sink) on the shared queue's
+    /// numbers, leader or not: every replica then exports the same values, and one that stops
+    /// leading does not keep reporting what it last saw.
+    pub fn spawn_reporting(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                for sink in &engine.sinks {
+                    engine.report(sink.name()).await;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    }
+
     /// Starts the planner, one delivery loop per sink and the reconciler.
     pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![

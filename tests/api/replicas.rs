@@ -452,6 +452,18 @@ async fn one_replica_syncs_and_another_takes_over_when_it_dies() {
     })
     .await;
     let (mut leader, follower) = if leads(&a).await { (a, b) } else { (b, a) };
+    // Both replicas report the shared queue, not only the one working it.
+    eventually("the follower reports the sync queue", || async {
+        follower
+            .get("/metrics", None)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("slotgate_sync_dead_letters{sink=\"ops\"} 0"))
+    })
+    .await;
     // A booking on the follower is delivered (by the leader), once.
     let me = follower.patient_token(SOFIA);
     let slot = a_slot(&follower, &me, OKAFOR, 4).await;
