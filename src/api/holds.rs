@@ -102,6 +102,7 @@ pub async fn place(
     responses(
         (status = 204, description = "Released"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks scheduling.book", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such hold, or another caller's", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The shared state is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     )

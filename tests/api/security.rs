@@ -248,6 +248,19 @@ async fn the_authorization_matrix() {
     let admin_only = app.token(None, "scheduling.admin");
     let staff = app.token(None, "scheduling.read scheduling.book scheduling.staff");
     let slot2 = a_slot(&app, &sofia, OKAFOR, 2).await;
+    let slot3 = a_slot(&app, &sofia, OKAFOR, 4).await;
+    let held: Value = app
+        .post_json(
+            "/v1/holds",
+            &sofia,
+            &json!({"slot_id": slot3["slot_id"]}),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hold = format!("/v1/holds/{}", held["hold_id"].as_str().unwrap());
     let event = json!({"practitioner_ids": [REYES], "start": "2030-01-07T17:00:00Z", "end": "2030-01-07T18:00:00Z", "title": "Meeting"});
     let availability = format!(
         "/v1/availability?reason=FLUP&duration=30&state=CA&start={}&end={}",
@@ -366,7 +379,155 @@ async fn the_authorization_matrix() {
             "read",
             403,
         ),
+        (
+            "POST",
+            "/v1/events".into(),
+            Some(event.clone()),
+            "admin",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/events".into(),
+            Some(event.clone()),
+            "book",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/events".into(),
+            Some(event.clone()),
+            "none",
+            401,
+        ),
         ("POST", "/v1/events".into(), Some(event), "staff", 201),
+        // Every route for the scopes it does not list.
+        ("GET", "/v1/reasons".into(), None, "patient", 200),
+        ("GET", "/v1/reasons".into(), None, "staff", 200),
+        ("GET", "/v1/locations".into(), None, "none", 401),
+        ("GET", "/v1/locations".into(), None, "book", 403),
+        ("GET", "/v1/locations".into(), None, "admin", 403),
+        ("GET", "/v1/practitioners".into(), None, "read", 200),
+        ("GET", "/v1/practitioners".into(), None, "patient", 200),
+        ("GET", "/v1/practitioners".into(), None, "none", 401),
+        ("GET", "/v1/practitioners".into(), None, "book", 403),
+        ("GET", format!("/v1/appointments/{id}"), None, "none", 401),
+        ("GET", format!("/v1/appointments/{id}"), None, "book", 200),
+        (
+            "GET",
+            format!("/v1/appointments?patient_id={SOFIA}"),
+            None,
+            "read",
+            403,
+        ),
+        (
+            "GET",
+            format!("/v1/appointments?patient_id={SOFIA}"),
+            None,
+            "admin",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/holds".into(),
+            Some(json!({"slot_id": slot2["slot_id"]})),
+            "none",
+            401,
+        ),
+        (
+            "POST",
+            "/v1/holds".into(),
+            Some(json!({"slot_id": slot2["slot_id"]})),
+            "admin",
+            403,
+        ),
+        ("DELETE", hold.clone(), None, "none", 401),
+        ("DELETE", hold.clone(), None, "read", 403),
+        ("DELETE", hold.clone(), None, "admin", 403),
+        ("DELETE", hold.clone(), None, "other", 404),
+        ("DELETE", hold, None, "patient", 204),
+        (
+            "POST",
+            format!("/v1/appointments/{id}/reschedule"),
+            Some(json!({"slot_id": slot2["slot_id"], "patient_state": "CA"})),
+            "read",
+            403,
+        ),
+        (
+            "POST",
+            format!("/v1/appointments/{id}/reschedule"),
+            Some(json!({"slot_id": slot2["slot_id"], "patient_state": "CA"})),
+            "admin",
+            403,
+        ),
+        (
+            "POST",
+            format!("/v1/appointments/{id}/reschedule"),
+            Some(json!({"slot_id": slot2["slot_id"], "patient_state": "CA"})),
+            "none",
+            401,
+        ),
+        (
+            "POST",
+            format!("/v1/appointments/{id}/cancel"),
+            Some(json!({})),
+            "read",
+            403,
+        ),
+        (
+            "POST",
+            format!("/v1/appointments/{id}/cancel"),
+            Some(json!({})),
+            "none",
+            401,
+        ),
+        ("GET", "/v1/admin/sync".into(), None, "none", 401),
+        ("GET", "/v1/admin/sync".into(), None, "patient", 403),
+        ("GET", "/v1/admin/sync".into(), None, "read", 403),
+        ("GET", "/v1/admin/sync".into(), None, "staff", 403),
+        ("GET", "/v1/admin/sync".into(), None, "admin", 200),
+        (
+            "GET",
+            "/v1/admin/sync/dead-letters".into(),
+            None,
+            "staff",
+            403,
+        ),
+        (
+            "GET",
+            "/v1/admin/sync/dead-letters".into(),
+            None,
+            "book",
+            403,
+        ),
+        (
+            "GET",
+            "/v1/admin/sync/dead-letters".into(),
+            None,
+            "admin",
+            200,
+        ),
+        (
+            "POST",
+            "/v1/admin/sync/dead-letters/nothing/retry".into(),
+            Some(json!({})),
+            "patient",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/admin/sync/dead-letters/nothing/retry".into(),
+            Some(json!({})),
+            "staff",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/admin/sync/dead-letters/nothing/retry".into(),
+            Some(json!({})),
+            "admin",
+            404,
+        ),
         (
             "POST",
             "/v1/appointments".into(),
