@@ -642,3 +642,71 @@ async fn an_unconfirmed_create_keeps_its_time_from_others_until_canvas_decides()
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     assert_eq!(app.creates().len(), 1, "never sent twice");
 }
+
+#[tokio::test]
+async fn a_time_taken_in_canvas_behind_the_cache_is_refused_from_canvas_itself() {
+    let app = open_app().await;
+    let sofia = app.patient_token(SOFIA);
+    // Sofia sees the time (now cached) ...
+    let slot = a_slot(&app, &sofia, OKAFOR, 7).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    // ... while Canvas's own UI books it for Elijah; slotgate is not told.
+    sandbox.set_notify(None);
+    let taken = json!({
+        "resourceType": "Appointment", "status": "booked",
+        "appointmentType": {"coding": [{"system": "http://snomed.info/sct", "code": "448337001"}]},
+        "reasonCode": [{"coding": [{"system": "INTERNAL", "code": "FLUP", "display": "Follow-up Visit"}]}],
+        "supportingInformation": [{"reference": format!("Location/{}", slot["location"]["id"].as_str().unwrap())}],
+        "start": slot["start"], "end": slot["end"],
+        "participant": [
+            {"actor": {"reference": format!("Patient/{ELIJAH}")}, "status": "accepted"},
+            {"actor": {"reference": format!("Practitioner/{OKAFOR}")}, "status": "accepted"}
+        ]
+    });
+    let r = app
+        .http
+        .post(format!("{}/Appointment", app.sandbox_url.as_ref().unwrap()))
+        .bearer_auth(sandbox.issue_token())
+        .json(&taken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        slots_for(
+            &app,
+            &sofia,
+            &[
+                ("reason", "FLUP"),
+                ("duration", "30"),
+                ("state", "CA"),
+                ("modality", "telehealth"),
+                ("practitioner", OKAFOR),
+                ("start", &days(3).to_string()),
+                ("end", &days(9).to_string()),
+            ],
+        )
+        .await
+        .iter()
+        .any(|s| s["start"] == slot["start"]),
+        "the cache still offers it"
+    );
+    // The booking asks Canvas now, not the cache: refused, nothing created.
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &sofia,
+            &booking(&slot, SOFIA),
+            Some(&key()),
+        )
+        .await;
+    let problem = assert_problem(r, 409, "slot_unavailable").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no longer free"),
+        "{problem}"
+    );
+    assert_eq!(app.creates().len(), 1, "only Canvas's own");
+}

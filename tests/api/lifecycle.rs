@@ -412,3 +412,33 @@ async fn two_concurrent_reschedules_move_the_appointment_once() {
         .count();
     assert_eq!(active, 1, "the patient has exactly one booked appointment");
 }
+
+#[tokio::test]
+async fn a_cancel_canvas_refuses_changes_nothing_and_the_same_key_finishes_it() {
+    let app = open_app().await;
+    let made = book(&app, SOFIA, OKAFOR, 2).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let me = app.patient_token(SOFIA);
+    let sandbox = app.sandbox.clone().unwrap();
+    sandbox.set_faults(Faults {
+        fail_next_puts: 1,
+        ..Faults::default()
+    });
+    let k = key();
+    let path = format!("/v1/appointments/{id}/cancel");
+    let r = app.post_json(&path, &me, &json!({}), Some(&k)).await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert_eq!(
+        status_in_canvas(&app, &id),
+        AppointmentStatus::Booked,
+        "still booked: nothing half-done"
+    );
+    // Still the patient's: not offered to anyone else.
+    let other = a_slot(&app, &app.patient_token(ELIJAH), OKAFOR, 2).await;
+    assert_ne!(other["start"], made["start"]);
+    // Canvas is back; the same key cancels it.
+    let r = app.post_json(&path, &me, &json!({}), Some(&k)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "cancelled");
+    assert_eq!(status_in_canvas(&app, &id), AppointmentStatus::Cancelled);
+}
