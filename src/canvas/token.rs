@@ -116,12 +116,37 @@ impl TokenSource {
             operation: OP,
             reason: "token response without access_token".into(),
         })?;
-        // A year is plenty; an absurd expires_in must not overflow the clock.
-        let lifetime = Duration::from_secs(parsed.expires_in.min(365 * 24 * 3600));
-        let margin = Duration::from_secs(60).min(lifetime / 2);
         Ok(Cached {
             value: Secret::new(parsed.access_token),
-            refresh_at: Instant::now() + lifetime - margin,
+            refresh_at: Instant::now() + usable_for(parsed.expires_in),
         })
+    }
+}
+
+/// How long a token of `expires_in` seconds is used: until 60 s before it expires, or half its
+/// life when that is shorter (a token of 90 s is used for 45). A year at most: an absurd
+/// `expires_in` must not overflow the clock.
+fn usable_for(expires_in: u64) -> Duration {
+    let lifetime = Duration::from_secs(expires_in.min(365 * 24 * 3600));
+    lifetime - Duration::from_secs(60).min(lifetime / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_used_until_a_minute_before_it_expires() {
+        let s = Duration::from_secs;
+        // Canvas's tokens live ten hours.
+        assert_eq!(usable_for(36_000), s(35_940));
+        assert_eq!(usable_for(3_600), s(3_540));
+        assert_eq!(usable_for(121), s(61));
+        // Short ones: half their life, never a refresh after expiry.
+        assert_eq!(usable_for(120), s(60));
+        assert_eq!(usable_for(90), s(45));
+        assert_eq!(usable_for(1), Duration::from_millis(500));
+        assert_eq!(usable_for(0), s(0));
+        assert_eq!(usable_for(u64::MAX), s(365 * 24 * 3600 - 60));
     }
 }
