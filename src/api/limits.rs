@@ -5,14 +5,15 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock, QuantaInstant};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ipnet::IpNet;
 
 use crate::auth::Authentication;
@@ -21,28 +22,85 @@ use crate::error::{ApiError, Code};
 /// Above this many tracked keys, idle ones are dropped at once rather than at the next sweep.
 const MAX_KEYS: usize = 100_000;
 
+/// One budget per key, in memory that stays bounded however many keys appear.
+struct Budgets {
+    quota: Quota,
+    max_keys: usize,
+    limiter: RwLock<Arc<DefaultKeyedRateLimiter<String>>>,
+}
+
+impl Budgets {
+    fn new(per_minute: u32, max_keys: usize) -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Self {
+            quota,
+            max_keys,
+            limiter: RwLock::new(Arc::new(RateLimiter::keyed(quota))),
+        }
+    }
+
+    fn current(&self) -> Arc<DefaultKeyedRateLimiter<String>> {
+        self.limiter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn check(&self, key: String) -> Result<(), NotUntil<QuantaInstant>> {
+        let mut limiter = self.current();
+        if limiter.len() > self.max_keys {
+            // Idle keys first; if that is not enough (a flood of new keys within their
+            // refill time), every budget starts afresh: memory stays bounded, and the flood
+            // meets the gateway's own quotas in front.
+            limiter.retain_recent();
+            if limiter.len() > self.max_keys {
+                tracing::warn!(
+                    keys = limiter.len(),
+                    "rate-limit keys over their bound; starting afresh"
+                );
+                let fresh = Arc::new(RateLimiter::keyed(self.quota));
+                *self.limiter.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+                limiter = fresh;
+            }
+        }
+        limiter.check_key(&key)
+    }
+
+    fn sweep(&self) {
+        let limiter = self.current();
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current().len()
+    }
+}
+
 pub struct Limits {
-    browse: DefaultKeyedRateLimiter<String>,
-    book: DefaultKeyedRateLimiter<String>,
+    browse: Budgets,
+    book: Budgets,
     trusted: Vec<IpNet>,
 }
 
 impl Limits {
     pub fn new(browse_per_minute: u32, book_per_minute: u32, trusted: Vec<IpNet>) -> Self {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        Self::bounded(browse_per_minute, book_per_minute, trusted, MAX_KEYS)
+    }
+
+    fn bounded(browse: u32, book: u32, trusted: Vec<IpNet>, max_keys: usize) -> Self {
         Self {
-            browse: RateLimiter::keyed(quota(browse_per_minute)),
-            book: RateLimiter::keyed(quota(book_per_minute)),
+            browse: Budgets::new(browse, max_keys),
+            book: Budgets::new(book, max_keys),
             trusted,
         }
     }
 
     /// Forgets keys whose budget is full again, so memory follows recent callers only.
     pub fn sweep(&self) {
-        for limiter in [&self.browse, &self.book] {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
+        self.browse.sweep();
+        self.book.sweep();
     }
 
     /// Sweeps every minute until the task is dropped.
@@ -54,11 +112,8 @@ impl Limits {
     }
 
     fn check(&self, write: bool, key: String) -> Result<(), u64> {
-        let limiter = if write { &self.book } else { &self.browse };
-        if limiter.len() > MAX_KEYS {
-            limiter.retain_recent();
-        }
-        limiter.check_key(&key).map_err(|not_until| {
+        let budgets = if write { &self.book } else { &self.browse };
+        budgets.check(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })
@@ -91,6 +146,15 @@ pub fn client_ip(
         .or(Some(peer))
 }
 
+/// What one budget covers for an address: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// network: a single host can use any of its 2^64 addresses).
+fn budget_address(ip: IpAddr) -> IpNet {
+    let prefix = if ip.is_ipv4() { 32 } else { 64 };
+    IpNet::new(ip, prefix)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
+}
+
 pub async fn limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -116,7 +180,7 @@ pub async fn limit(
         let ip = client_ip(peer, forwarded, &limits.trusted);
         format!(
             "ip:{}",
-            ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+            ip.map_or_else(|| "unknown".to_owned(), |ip| budget_address(ip).to_string())
         )
     });
     // Webhooks come in bursts from a few senders: they share the browsing budget.
@@ -171,6 +235,42 @@ mod tests {
         assert_eq!(
             client_ip(Some(ip("10.0.0.5")), None, &trusted),
             Some(ip("10.0.0.5"))
+        );
+    }
+
+    #[test]
+    fn memory_stays_bounded_however_many_keys_appear() {
+        let l = Limits::bounded(1, 1, vec![], 100);
+        // A flood of new callers, each spending its whole budget at once.
+        for i in 0..1_000 {
+            assert!(
+                l.check(false, format!("k{i}")).is_ok(),
+                "a new key's first request"
+            );
+            assert!(l.browse.len() <= 101, "{} keys", l.browse.len());
+        }
+        // A caller over budget stays limited while the flood is under the bound.
+        let l = Limits::bounded(1, 1, vec![], 100);
+        assert!(l.check(false, "me".into()).is_ok());
+        for i in 0..50 {
+            let _ = l.check(false, format!("k{i}"));
+        }
+        assert!(l.check(false, "me".into()).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_is_one_budget_whatever_address_it_picks() {
+        let a = budget_address(ip("2001:db8:1:2:aaaa::1"));
+        assert_eq!(a, budget_address(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(a, budget_address(ip("2001:db8:1:3::1")));
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(
+            budget_address(ip("203.0.113.7")).to_string(),
+            "203.0.113.7/32"
+        );
+        assert_ne!(
+            budget_address(ip("203.0.113.7")),
+            budget_address(ip("203.0.113.8"))
         );
     }
 
