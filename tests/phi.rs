@@ -167,7 +167,15 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
 
     // Let calendar sync deliver everything, at the full level.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let mut logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // Metric labels are searched too: route templates and outcomes only.
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("slotgate_http_requests_total"),
+        "{metrics}"
+    );
+    logs.push('\n');
+    logs.push_str(&metrics);
     assert!(
         logs.contains("sync.delivery"),
         "the sync deliveries ran and were traced"
@@ -199,6 +207,11 @@ async fn a_full_flow_at_trace_level_logs_no_patient_data() {
         forbidden.push((p.birth_date.to_string(), "a patient's birth date".into()));
         forbidden.push((p.line.clone(), "a patient's address".into()));
         forbidden.push((p.mrn.clone(), "a patient's MRN".into()));
+        forbidden.push((p.phone.clone(), "a patient's phone number".into()));
+        forbidden.push((p.email.clone(), "a patient's email".into()));
+        if let Some(nickname) = &p.nickname {
+            forbidden.push((format!("\"{nickname}\""), "a patient's nickname".into()));
+        }
     }
     forbidden.push((
         SOFIA.into(),

@@ -15,5 +15,7 @@ mod auth;
 mod directory;
 #[path = "sandbox/faults.rs"]
 mod faults;
+#[path = "sandbox/patient_search.rs"]
+mod patient_search;
 #[path = "sandbox/slots.rs"]
 mod slots;

@@ -10,6 +10,10 @@ use crate::canvas::fhir::Instant;
 pub const DEFAULT_COUNT: usize = 10;
 pub const MAX_COUNT: usize = 100;
 
+/// What every search accepts besides its own parameters: Fumage's offset paging (§7), which
+/// slotgate sends on every search and which every `next` link carries.
+pub const PAGING: [&str; 2] = ["_count", "_offset"];
+
 /// The query string of a search, in the order it was sent.
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -72,6 +76,22 @@ impl Params {
             count: number("_count", DEFAULT_COUNT)?.clamp(1, MAX_COUNT),
             offset: number("_offset", 0)?,
         })
+    }
+
+    /// Refuses the first parameter that is neither one of `known` nor paging. canvas-fhir.md
+    /// says nothing of how Fumage treats a parameter it does not support, and ignoring one
+    /// answers unfiltered results to a client that believes it filtered; a 400 naming the
+    /// parameter shows the mistake where it is made. Only the name is echoed, never a value.
+    pub fn reject_unknown(&self, resource: &str, known: &[&str]) -> Result<(), String> {
+        let unknown = self
+            .0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !PAGING.contains(k) && !known.contains(k));
+        match unknown {
+            None => Ok(()),
+            Some(name) => Err(format!("{name}: unknown {resource} search parameter")),
+        }
     }
 
     /// The pairs other than paging, to rebuild `link` URLs that keep the caller's filters.
@@ -252,6 +272,24 @@ mod tests {
         assert!(m("x|", Some("x"), "anything"));
         assert!(m("|abc", None, "abc"));
         assert!(!m("|abc", Some("x"), "abc"));
+    }
+
+    #[test]
+    fn unknown_parameters_are_named_and_paging_is_always_known() {
+        let known = ["name", "_sort"];
+        let p = Params::parse("name=x&_count=5&_offset=10&_sort=family");
+        assert_eq!(p.reject_unknown("Patient", &known), Ok(()));
+        let p = Params::parse("name=x&name:exact=y&emial=z");
+        assert_eq!(
+            p.reject_unknown("Patient", &known),
+            Err("name:exact: unknown Patient search parameter".into())
+        );
+        assert!(Params::parse("").reject_unknown("Location", &[]).is_ok());
+        assert!(
+            Params::parse("_id=1")
+                .reject_unknown("Schedule", &["actor"])
+                .is_err()
+        );
     }
 
     #[test]

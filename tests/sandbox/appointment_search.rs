@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{OKAFOR, OLIVIA, appointment, at, day, spawn};
+use crate::helpers::{
+    BROOKLYN, KIM, OAKLAND, OKAFOR, OLIVIA, appointment, at, day, outcome, spawn,
+};
 
 #[tokio::test]
 async fn search_by_identifier_patient_practitioner_and_status() {
@@ -103,4 +105,125 @@ async fn search_by_date_ranges_and_sort() {
     assert_eq!(starts, sorted);
     let (status, _) = app.get_json("/Appointment?date=ge18/06/2026").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn search_by_location() {
+    let app = spawn().await;
+    let d = day(&app);
+    let id = app
+        .book(&appointment(
+            OKAFOR,
+            Some(OLIVIA),
+            &at(d, "17:00"),
+            &at(d, "17:30"),
+        ))
+        .await;
+    let oakland = app
+        .all(&format!("/Appointment?location=Location/{OAKLAND}"))
+        .await;
+    assert_eq!(oakland.len(), 4, "three seeded, one new");
+    assert!(
+        oakland.iter().all(|a| {
+            a["supportingInformation"][0]["reference"] == format!("Location/{OAKLAND}")
+        })
+    );
+    let brooklyn = app
+        .all(&format!("/Appointment?location=Location/{BROOKLYN}"))
+        .await;
+    assert_eq!(brooklyn.len(), 2);
+    assert!(!brooklyn.iter().any(|a| a["id"] == id));
+    assert_eq!(
+        app.all(&format!("/Appointment?location={BROOKLYN}")).await,
+        brooklyn,
+        "a bare id as well"
+    );
+    let kim_there = app
+        .all(&format!(
+            "/Appointment?location=Location/{BROOKLYN}&practitioner=Practitioner/{KIM}"
+        ))
+        .await;
+    assert_eq!(kim_there.len(), 1);
+    let new_here = app
+        .all(&format!(
+            "/Appointment?location=Location/{OAKLAND}&date={d}"
+        ))
+        .await;
+    assert_eq!(new_here.len(), 1);
+    assert_eq!(new_here[0]["id"], id);
+    assert!(
+        app.all("/Appointment?location=Location/00000000-0000-4000-8000-000000000000")
+            .await
+            .is_empty()
+    );
+}
+
+/// Every parameter §4 lists, sent at once and each narrowing to the same appointment, then
+/// the `_sort` keys not covered above.
+#[tokio::test]
+async fn every_documented_parameter_is_accepted_together() {
+    let app = spawn().await;
+    let d = day(&app);
+    let mut body = appointment(OKAFOR, Some(OLIVIA), &at(d, "17:00"), &at(d, "17:30"));
+    body["identifier"] = json!([{"system": "urn:slotgate:idempotency", "value": "all-1"}]);
+    let id = app.book(&body).await;
+    let all = format!(
+        "/Appointment?_id={id}&appointment-type=http://snomed.info/sct%7C308335008\
+         &identifier=urn:slotgate:idempotency%7Call-1&location=Location/{OAKLAND}\
+         &patient=Patient/{OLIVIA}&practitioner=Practitioner/{OKAFOR}&date=ge{d}&date=le{d}\
+         &status=booked&_sort=-date&_count=5&_offset=0"
+    );
+    let found = app.all(&all).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["id"], id);
+    let actor = |a: &serde_json::Value, kind: &str| {
+        a["participant"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p["actor"]["reference"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .find(|r| r.starts_with(kind))
+            .unwrap_or_default()
+    };
+    for (key, kind) in [("practitioner", "Practitioner/"), ("patient", "Patient/")] {
+        let sorted: Vec<String> = app
+            .all(&format!("/Appointment?_sort={key}"))
+            .await
+            .iter()
+            .map(|a| actor(a, kind))
+            .collect();
+        assert!(sorted.is_sorted(), "{key}: {sorted:?}");
+    }
+}
+
+/// canvas-fhir.md does not say what Fumage does with a parameter it does not support; the
+/// sandbox refuses it by name rather than answer every appointment.
+#[tokio::test]
+async fn unknown_search_parameters_are_refused_by_name() {
+    let app = spawn().await;
+    for (path, name) in [
+        (format!("/Appointment?actor=Practitioner/{OKAFOR}"), "actor"),
+        ("/Appointment?start=ge2026-06-18".to_owned(), "start"),
+        (
+            format!("/Appointment?patient:Patient={OLIVIA}"),
+            "patient:Patient",
+        ),
+        (
+            "/Appointment?status=booked&_include=Appointment:patient".to_owned(),
+            "_include",
+        ),
+    ] {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(outcome(&body), ("invalid".into(), "Bad request".into()));
+        assert_eq!(
+            body["issue"][0]["diagnostics"],
+            format!("{name}: unknown Appointment search parameter")
+        );
+    }
 }

@@ -253,6 +253,15 @@ async fn slot_parameters_are_checked() {
         assert_eq!(outcome(&body).0, "invalid");
         assert!(body["issue"][0]["diagnostics"].is_string());
     }
+    // Only the four documented parameters and paging (§3, §7); anything else is named.
+    let (status, body) = app
+        .get_json(&format!("/Slot?schedule={schedule}&status=free"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["issue"][0]["diagnostics"],
+        "status: unknown Slot search parameter"
+    );
     let day = next(app.today(), 8, Weekday::Thursday);
     let bare = app.slots(&schedule, day, day, 20).await;
     let prefixed = app

@@ -7,6 +7,19 @@ use crate::sandbox::params::{DateBound, Params, Token};
 use super::{AppointmentError, Record};
 use crate::canvas::fhir::AppointmentStatus;
 
+/// Every Appointment search parameter canvas-fhir.md §4 lists.
+const PARAMETERS: [&str; 9] = [
+    "_id",
+    "appointment-type",
+    "identifier",
+    "location",
+    "patient",
+    "practitioner",
+    "date",
+    "status",
+    "_sort",
+];
+
 #[derive(Debug, Clone, Copy)]
 enum SortKey {
     Date,
@@ -78,6 +91,9 @@ fn sort(params: &Params) -> Result<Vec<(SortKey, bool)>, AppointmentError> {
 
 impl Filter {
     pub fn from_params(params: &Params) -> Result<Filter, AppointmentError> {
+        params
+            .reject_unknown("Appointment", &PARAMETERS)
+            .map_err(invalid)?;
         let tokens = |v: &str| v.split(',').map(Token::parse).collect::<Vec<_>>();
         Ok(Filter {
             ids: params.list("_id"),

@@ -176,6 +176,15 @@ pub struct ClinicPatient {
     pub active: bool,
     /// External identifiers as (system, value), beside the Canvas MRN.
     pub external_ids: Vec<(String, String)>,
+    /// The preferred name Canvas keeps as a `use: nickname` name (§6), when the patient has one.
+    pub nickname: Option<String>,
+    /// Ten digits, the form Canvas's `phone` search expects (§6); a fictional 555 number.
+    pub phone: String,
+    /// At the reserved example.org domain, so it can never reach anyone.
+    pub email: String,
+    /// Staff on the patient's CareTeam, for `_has:CareTeam:participant:member` (§6). The
+    /// sandbox serves no CareTeam resource; the membership only answers that search.
+    pub care_team: Vec<PractitionerId>,
 }
 
 /// Time taken out of clinic hours: a clinician's Admin calendar, or the Organization Admin

@@ -1,4 +1,5 @@
 //! Twenty demo patients living in seven states, so state-licensure rules have work to do.
+//! Every contact detail is fictional: 555 numbers and example.org addresses.
 
 use super::ClinicPatient;
 
@@ -262,6 +263,36 @@ const ROWS: [Row; 20] = [
 /// A partner system whose member numbers some patients carry, for `identifier=system|value`.
 pub const PARTNER_SYSTEM: &str = "https://partner.sandbox.example/members";
 
+/// (row, nickname): some patients have a preferred name, so `nickname` and `name` searches
+/// have something to find and something to miss (§6).
+const NICKNAMES: [(usize, &str); 8] = [
+    (0, "Liv"),
+    (1, "Jim"),
+    (8, "Bella"),
+    (12, "Charlie"),
+    (13, "Ben"),
+    (15, "Eli"),
+    (16, "Evie"),
+    (18, "Dan"),
+];
+
+// Demo staff keys (clinic/demo.rs) that sit on patients' care teams.
+const OKAFOR: &str = "c48de0f40beb4fee86f872da7a840cf9";
+const REYES: &str = "f8caf3fdef4f451a8f708556591ee1c2";
+const WHITFIELD: &str = "f095654613f54e5f8e260eb5b4e52c6d";
+const OSEI: &str = "b4470023c548406cb4586209203354a7";
+
+/// (row, staff keys): care teams for `_has:CareTeam:participant:member` (§6). Olivia shares
+/// two members with others, so repeated (all) and comma (any) searches differ.
+const CARE_TEAMS: [(usize, &[&str]); 6] = [
+    (0, &[OKAFOR, WHITFIELD]),
+    (1, &[OKAFOR]),
+    (2, &[WHITFIELD]),
+    (5, &[OSEI]),
+    (6, &[OSEI]),
+    (15, &[REYES]),
+];
+
 pub fn demo() -> Vec<ClinicPatient> {
     let mut patients: Vec<ClinicPatient> = ROWS.iter().map(patient).collect();
     patients[0]
@@ -270,6 +301,15 @@ pub fn demo() -> Vec<ClinicPatient> {
     patients[5]
         .external_ids
         .push((PARTNER_SYSTEM.into(), "M-0006".into()));
+    for (row, nickname) in NICKNAMES {
+        patients[row].nickname = Some(nickname.into());
+    }
+    for (row, members) in CARE_TEAMS {
+        patients[row].care_team = members
+            .iter()
+            .map(|id| id.parse().expect("seed ids are Canvas keys"))
+            .collect();
+    }
     // A merged chart: still readable, inactive.
     patients[19].active = false;
     patients
@@ -278,6 +318,12 @@ pub fn demo() -> Vec<ClinicPatient> {
 fn patient(row: &Row) -> ClinicPatient {
     let &(id, mrn, given, family, birth, gender, line, city, state, zip) = row;
     ClinicPatient {
+        // Area code 555 is in service nowhere, so no one can be reached; the MRN's tail
+        // keeps the numbers distinct.
+        phone: format!("555020{}", &mrn[5..]),
+        email: format!("{given}.{family}@example.org").to_ascii_lowercase(),
+        nickname: None,
+        care_team: Vec::new(),
         id: id.parse().expect("seed ids are Canvas keys"),
         mrn: mrn.into(),
         given: given.into(),

@@ -112,6 +112,11 @@ impl Clinician {
         format!("{}.{}", self.given, self.family).to_ascii_lowercase()
     }
 
+    /// The one email Canvas requires of staff (§5), and what `email` searches match.
+    pub fn email(&self) -> String {
+        format!("{}@sandbox.example", self.username())
+    }
+
     fn extensions(&self, clinic: &Clinic) -> Vec<Extension> {
         let mut out = vec![Extension::string(
             &format!("{EXT_PREFIX}practitioner-user-username"),
@@ -150,7 +155,7 @@ impl Clinician {
             }],
             telecom: vec![
                 contact("phone", format!("555010{}", &self.npi[6..])),
-                contact("email", format!("{}@sandbox.example", self.username())),
+                contact("email", self.email()),
             ],
             address: clinic
                 .location_by_key(self.primary_location)
@@ -211,22 +216,40 @@ impl ClinicPatient {
         std::iter::once(mrn).chain(external).collect()
     }
 
+    /// The official name first (slotgate and Canvas's UI read that one), then the nickname
+    /// as Canvas's patient read example shows it: `use: nickname`, the name in `given`.
+    fn names(&self) -> Vec<HumanName> {
+        let official = HumanName {
+            use_: Some("official".into()),
+            family: Some(self.family.clone()),
+            given: vec![self.given.clone()],
+            ..HumanName::default()
+        };
+        let nickname = self.nickname.as_ref().map(|n| HumanName {
+            use_: Some("nickname".into()),
+            given: vec![n.clone()],
+            ..HumanName::default()
+        });
+        std::iter::once(official).chain(nickname).collect()
+    }
+
     pub fn to_fhir(&self) -> fhir::Patient {
         fhir::Patient {
             resource_type: "Patient".into(),
             id: self.id.to_string(),
             identifier: self.identifiers(),
             active: Some(self.active),
-            name: vec![HumanName {
-                use_: Some("official".into()),
-                family: Some(self.family.clone()),
-                given: vec![self.given.clone()],
-                ..HumanName::default()
-            }],
-            telecom: vec![ContactPoint {
-                use_: Some("mobile".into()),
-                ..contact("phone", format!("555020{}", &self.mrn[5..]))
-            }],
+            name: self.names(),
+            telecom: vec![
+                ContactPoint {
+                    use_: Some("mobile".into()),
+                    ..contact("phone", self.phone.clone())
+                },
+                ContactPoint {
+                    use_: Some("home".into()),
+                    ..contact("email", self.email.clone())
+                },
+            ],
             gender: Some(self.gender.clone()),
             birth_date: Some(self.birth_date.to_string()),
             address: vec![Address {

@@ -70,6 +70,28 @@ fn demo_licences_cover_every_case() {
 }
 
 #[test]
+fn patient_contacts_are_fictional_distinct_and_care_teams_name_demo_staff() {
+    let clinic = Clinic::demo(today());
+    let phones: HashSet<_> = clinic.patients.iter().map(|p| p.phone.as_str()).collect();
+    let emails: HashSet<_> = clinic.patients.iter().map(|p| p.email.as_str()).collect();
+    assert_eq!((phones.len(), emails.len()), (20, 20));
+    for p in &clinic.patients {
+        assert!(
+            p.phone.len() == 10 && p.phone.starts_with("555"),
+            "{}",
+            p.id
+        );
+        assert!(p.phone.bytes().all(|b| b.is_ascii_digit()));
+        assert!(p.email.ends_with("@example.org"));
+        for member in &p.care_team {
+            assert!(clinic.clinician(member.as_str()).is_some(), "{member:?}");
+        }
+    }
+    assert!(clinic.patients.iter().any(|p| p.nickname.is_some()));
+    assert!(clinic.patients.iter().any(|p| p.care_team.len() > 1));
+}
+
+#[test]
 fn hidden_staff_have_no_schedules() {
     let clinic = Clinic::demo(today());
     let hidden: Vec<_> = clinic

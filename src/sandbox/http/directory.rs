@@ -10,10 +10,18 @@ use crate::sandbox::clinic::schedule;
 use crate::sandbox::params::Params;
 use crate::sandbox::state::Shared;
 
-/// `actor=Practitioner/<id>` (or a bare id) narrows the list; Canvas documents no parameter
-/// but a Canvas-collection plugin sends this one (§2).
+/// Canvas documents no Schedule parameter, but a Canvas-collection plugin sends `actor` and
+/// is not refused (§2).
+const SCHEDULE_PARAMETERS: [&str; 1] = ["actor"];
+/// Location's one documented parameter (§6).
+const LOCATION_PARAMETERS: [&str; 1] = ["_id"];
+
+/// `actor=Practitioner/<id>` (or a bare id) narrows the list.
 pub async fn schedules(shared: Data<Shared>, req: HttpRequest) -> Result<HttpResponse, FhirError> {
     let params = Params::parse(req.query_string());
+    params
+        .reject_unknown("Schedule", &SCHEDULE_PARAMETERS)
+        .map_err(FhirError::bad_request)?;
     let actor = params
         .first("actor")
         .map(|a| a.strip_prefix("Practitioner/").unwrap_or(a).to_owned());
@@ -28,6 +36,9 @@ pub async fn schedules(shared: Data<Shared>, req: HttpRequest) -> Result<HttpRes
 
 pub async fn locations(shared: Data<Shared>, req: HttpRequest) -> Result<HttpResponse, FhirError> {
     let params = Params::parse(req.query_string());
+    params
+        .reject_unknown("Location", &LOCATION_PARAMETERS)
+        .map_err(FhirError::bad_request)?;
     let ids = params.list("_id");
     let clinic = &shared.clinic;
     let matches: Vec<_> = clinic

@@ -10,9 +10,22 @@ use crate::sandbox::clinic::Clinician;
 use crate::sandbox::params::Params;
 use crate::sandbox::state::Shared;
 
+/// Every Practitioner search parameter canvas-fhir.md §5 lists, with both spellings of the
+/// include flag that Canvas's pages have used.
+const PARAMETERS: [&str; 7] = [
+    "_id",
+    "name",
+    "active",
+    "email",
+    "npiNumber",
+    "include-non-schedulable-practitioners",
+    "include-non-scheduleable-practitioners",
+];
+
 struct Query {
     ids: Option<Vec<String>>,
     name: Option<String>,
+    email: Option<String>,
     npi: Option<String>,
     active: bool,
     include_non_schedulable: bool,
@@ -20,6 +33,9 @@ struct Query {
 
 impl Query {
     fn parse(params: &Params) -> Result<Query, FhirError> {
+        params
+            .reject_unknown("Practitioner", &PARAMETERS)
+            .map_err(FhirError::bad_request)?;
         // Both spellings appear in Canvas's docs over time.
         let include = params
             .flag("include-non-schedulable-practitioners")
@@ -28,6 +44,7 @@ impl Query {
         Ok(Query {
             ids: params.list("_id"),
             name: params.first("name").map(str::to_lowercase),
+            email: params.first("email").map(str::to_lowercase),
             npi: params.first("npiNumber").map(str::to_owned),
             active: params
                 .flag("active")
@@ -38,6 +55,8 @@ impl Query {
     }
 
     /// By default only schedulable staff are listed; inactive staff need the include flag too.
+    /// `name` and `email` filter as documented, although a plugin reports live Fumage not
+    /// filtering on name/telecom values (§5): clients should still check what comes back.
     fn matches(&self, c: &Clinician) -> bool {
         (self.include_non_schedulable || c.is_bookable())
             && c.active == self.active
@@ -49,6 +68,10 @@ impl Query {
                 .name
                 .as_deref()
                 .is_none_or(|n| c.display_name().to_lowercase().contains(n))
+            && self
+                .email
+                .as_deref()
+                .is_none_or(|e| c.email().to_lowercase() == e)
             && self.npi.as_deref().is_none_or(|n| c.npi == n)
     }
 }

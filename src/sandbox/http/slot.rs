@@ -23,6 +23,9 @@ const DEFAULT_DURATION: i64 = 20;
 const MAX_RANGE_DAYS: i32 = 366;
 const MAX_DURATION: i64 = 24 * 60;
 
+/// Slot's documented parameters (§3).
+const PARAMETERS: [&str; 4] = ["schedule", "start", "end", "duration"];
+
 struct Query {
     schedule: ScheduleId,
     first: Date,
@@ -42,6 +45,9 @@ fn date_param(params: &Params, name: &str) -> Result<Option<Date>, FhirError> {
 
 impl Query {
     fn parse(params: &Params, today: Date) -> Result<Query, FhirError> {
+        params
+            .reject_unknown("Slot", &PARAMETERS)
+            .map_err(FhirError::bad_request)?;
         let raw = params
             .first("schedule")
             .ok_or_else(|| FhirError::bad_request("schedule: parameter required"))?;
