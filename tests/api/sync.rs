@@ -17,8 +17,9 @@ use crate::seed::*;
 pub const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const CANVAS_SECRET: &str = "whsec_Y2FudmFzIG5vdGlmaWNhdGlvbiBzZWNyZXQ=";
 
-/// A Google calendar: the token endpoint, lookups that find what was inserted, inserts that
-/// answer `evt-<appointment>`, patches and deletes.
+/// A Google calendar: the token endpoint, lookups that find nothing (so only slotgate's own
+/// records can stop a second insert), inserts that answer `evt-<appointment>`, patches and
+/// deletes.
 pub async fn google() -> MockServer {
     let g = MockServer::start().await;
     Mock::given(method("POST"))
@@ -1020,6 +1021,22 @@ async fn a_restart_with_pending_work_loses_nothing_and_doubles_nothing() {
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(messages(&hooks, &id).await.len(), 1, "delivered once");
+    // The calendars too: one insert each across both runs (their mocks' lookups find nothing,
+    // so only the kept state stops a second insert).
+    for (calendar, server) in [("Google", &g), ("Outlook", &m)] {
+        let inserts = server
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| {
+                r.method.as_str() == "POST"
+                    && r.url.path().ends_with("/events")
+                    && String::from_utf8_lossy(&r.body).contains(&id)
+            })
+            .count();
+        assert_eq!(inserts, 1, "{calendar} got the booking {inserts} times");
+    }
     let again: Vec<String> = appointment_ids(&hooks)
         .await
         .into_iter()
