@@ -1129,6 +1129,26 @@ async fn rescheduling_and_cancelling_through_slotgate_follow_everywhere_once() {
         count(&gr, "DELETE", &evt(&old_id)) + count(&gr, "DELETE", &evt(&new_id)),
         2
     );
+    // Outlook the same: each event inserted once, then deleted once.
+    let mevt = |id: &str| format!("AAMk{}", id.replace('-', ""));
+    eventually("Outlook followed", || async {
+        let mr = m.received_requests().await.unwrap();
+        count(&mr, "DELETE", &mevt(&old_id)) == 1 && count(&mr, "DELETE", &mevt(&new_id)) == 1
+    })
+    .await;
+    let mr = m.received_requests().await.unwrap();
+    for id in [&old_id, &new_id] {
+        let inserts = mr
+            .iter()
+            .filter(|r| {
+                r.method.as_str() == "POST"
+                    && r.url.path().ends_with("/events")
+                    && String::from_utf8_lossy(&r.body).contains(id.as_str())
+            })
+            .count();
+        assert_eq!(inserts, 1, "{id} inserted in Outlook {inserts} times");
+        assert_eq!(count(&mr, "DELETE", &mevt(id)), 1);
+    }
 }
 
 /// The start of every slot Okafor offers Sofia a few days out (as `a_slot` asks).
