@@ -272,6 +272,11 @@ async fn notifications_are_verified_and_replays_refused() {
         202,
         "the bearer alternative"
     );
+    // Refused notifications name another appointment: none of them may make slotgate read it.
+    let refused = "9b7e1c2d-3f4a-4b5c-8d6e-7f8091a2b3c4";
+    let body =
+        json!({"canvas_patient_key": SOFIA, "appointment_external_id": refused, "created": true})
+            .to_string();
     let wrong_key = "whsec_YW5vdGhlciBrZXkgYWx0b2dldGhlcg==";
     for (what, headers) in [
         (
@@ -299,6 +304,22 @@ async fn notifications_are_verified_and_replays_refused() {
         assert_eq!(r.status(), 401, "{what}");
         assert_problem(r, 401, "unauthorized").await;
     }
+    // The accepted one was read from Canvas (so reads do show up here) ...
+    let journal = || app.sandbox.as_ref().unwrap().journal();
+    eventually("the accepted notification read its appointment", || async {
+        journal()
+            .iter()
+            .any(|j| j.path == format!("/Appointment/{id}"))
+    })
+    .await;
+    // ... and the refused ones made nothing happen.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        journal()
+            .iter()
+            .all(|j| !j.path.contains(refused) && !j.query.contains(refused)),
+        "a refused notification reached Canvas"
+    );
 }
 
 #[tokio::test]
