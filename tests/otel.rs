@@ -3,6 +3,9 @@
 //! `traceparent` the Canvas sandbox receives. Its own binary: the exporter is configured by
 //! the standard environment variable before telemetry starts, once per process.
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 use slotgate::config::{Settings, Sources};
 use slotgate::startup::Application;
 use wiremock::matchers::{method, path};
@@ -50,6 +53,7 @@ fn one_trace_from_the_caller_through_slotgate_to_canvas() {
     })
     .expect("valid settings");
     let telemetry = slotgate::telemetry::init(&settings.telemetry);
+    let mut sent_parent = String::new();
     runtime.block_on(async {
         let app = Application::build(settings.clone()).await.unwrap();
         let address = format!("http://{}", app.address());
@@ -85,6 +89,7 @@ fn one_trace_from_the_caller_through_slotgate_to_canvas() {
         let parts: Vec<&str> = sent.split('-').collect();
         assert_eq!(parts[1], TRACE);
         assert_ne!(parts[2], PARENT, "a span of slotgate's is the parent");
+        sent_parent = parts[2].to_owned();
         let journal = sandbox.journal();
         let token_calls: Vec<_> = journal
             .iter()
@@ -107,14 +112,14 @@ fn one_trace_from_the_caller_through_slotgate_to_canvas() {
     std::thread::spawn(move || telemetry.shutdown())
         .join()
         .unwrap();
-    let exported: Vec<u8> = runtime.block_on(async {
+    let requests: Vec<Vec<u8>> = runtime.block_on(async {
         collector
             .received_requests()
             .await
             .unwrap()
             .into_iter()
             .filter(|r| r.url.path() == "/v1/traces")
-            .flat_map(|r| {
+            .map(|r| {
                 assert_eq!(
                     r.headers.get("content-type").unwrap(),
                     "application/x-protobuf"
@@ -123,17 +128,57 @@ fn one_trace_from_the_caller_through_slotgate_to_canvas() {
             })
             .collect()
     });
-    assert!(!exported.is_empty(), "spans were exported over OTLP/HTTP");
-    assert!(contains(&exported, &hex(TRACE)), "the caller's trace id");
-    assert!(
-        contains(&exported, &hex(PARENT)),
+    assert!(!requests.is_empty(), "spans were exported over OTLP/HTTP");
+    // Decoded as OTLP: every span of the request, with its trace, parent and attributes.
+    let spans: Vec<Span> = requests
+        .iter()
+        .flat_map(|body| {
+            ExportTraceServiceRequest::decode(body.as_slice())
+                .expect("an OTLP trace export")
+                .resource_spans
+        })
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .collect();
+    let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
+    let server = named("GET /v1/appointments/{id}");
+    assert_eq!(server.len(), 1, "one server span for the request");
+    let server = server[0];
+    assert_eq!(server.trace_id, hex(TRACE), "the caller's trace");
+    assert_eq!(
+        server.parent_span_id,
+        hex(PARENT),
         "the caller's span as parent"
     );
-    for name in ["GET /v1/appointments/{id}", "Appointment.read"] {
-        assert!(contains(&exported, name.as_bytes()), "a span named {name}");
+    let read = named("Appointment.read");
+    assert!(!read.is_empty(), "a span for the Canvas read");
+    for span in &read {
+        assert_eq!(
+            span.trace_id,
+            hex(TRACE),
+            "the Canvas call joins the caller's trace"
+        );
     }
+    // The traceparent the sandbox received names one of those Canvas call spans as parent.
     assert!(
-        !contains(&exported, APPOINTMENT.as_bytes()),
+        read.iter().any(|s| s.span_id == hex(&sent_parent)),
+        "Canvas got the Canvas call span as its parent"
+    );
+    // Every span of the trace descends from the server span.
+    let trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == hex(TRACE)).collect();
+    let ids: std::collections::BTreeSet<&[u8]> =
+        trace.iter().map(|s| s.span_id.as_slice()).collect();
+    for span in &trace {
+        assert!(
+            span.span_id == server.span_id || ids.contains(span.parent_span_id.as_slice()),
+            "{} hangs off nothing of the trace",
+            span.name
+        );
+    }
+    // No raw ids anywhere in what left the process.
+    let everything: Vec<u8> = requests.concat();
+    assert!(
+        !contains(&everything, APPOINTMENT.as_bytes()),
         "no raw ids in exported spans"
     );
 }
