@@ -1259,3 +1259,60 @@ async fn outlook_moves_follow_redeliveries_change_nothing_and_our_own_events_sta
     assert!(written_for(&booking_id).is_some());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_calendar_holds_back_only_itself() {
+    let g = FakeGoogle::start().await;
+    // Reyes's calendar answers its reads only after ten seconds.
+    Mock::given(method("GET"))
+        .and(path_regex("^/calendar/v3/calendars/slow[^/]*/events$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"kind": "calendar#events", "items": [], "nextSyncToken": "s1"}),
+                )
+                .set_delay(Duration::from_secs(10)),
+        )
+        .with_priority(1)
+        .mount(&g.server)
+        .await;
+    let slow = format!(
+        "[[sync.inbound]]\nkind = \"google\"\npractitioner_id = \"{REYES}\"\ncalendar = \"slow@clinic.example\"\nsink = \"gcal\"\n"
+    );
+    let app = spawn_app_with(&[OPEN_WINDOW, &format!("{}{slow}", google_config(&g, ""))]).await;
+    eventually("Okafor's channel is open and read", || async {
+        !g.reads().await.is_empty()
+            && g.requests("POST", "/events/watch")
+                .await
+                .iter()
+                .any(|r| r.url.path().contains(CALENDAR))
+    })
+    .await;
+    let watch = g
+        .requests("POST", "/events/watch")
+        .await
+        .into_iter()
+        .find(|r| r.url.path().contains(CALENDAR))
+        .unwrap();
+    let body: Value = serde_json::from_slice(&watch.body).unwrap();
+    let (id, token) = (
+        body["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    );
+    // While Reyes's first read hangs, a meeting in Okafor's calendar arrives in Canvas.
+    let me = app.patient_token(crate::booking::SOFIA);
+    let slot = crate::booking::a_slot(&app, &me, OKAFOR, 3).await;
+    g.put(meeting("m-fast", &slot["start"], &slot["end"], "Huddle"));
+    assert_eq!(push(&app, &id, &token, "exists").await.status(), 200);
+    eventually("Canvas holds Okafor's meeting", || async {
+        mirrors(&app, "google", "m-fast").len() == 1
+    })
+    .await;
+    // Reyes's read was under way all along (it answers only after ten seconds).
+    assert!(
+        g.requests("GET", "/events")
+            .await
+            .iter()
+            .any(|r| r.url.path().contains("slow"))
+    );
+}

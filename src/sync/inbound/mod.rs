@@ -185,6 +185,9 @@ struct Queued {
     failures: u32,
 }
 
+/// Calendars read at once by the sync leader.
+const PARALLEL_READS: usize = 4;
+
 pub struct Inbound {
     services: Arc<Services>,
     store: Arc<dyn SyncStore>,
@@ -282,40 +285,70 @@ impl Inbound {
         }
     }
 
+    /// Reads what is asked, up to [`PARALLEL_READS`] calendars at once and never one calendar
+    /// twice at a time (its progress is read, changed and written back by one read): a slow
+    /// mailbox holds back its own pushes, not everyone's.
     async fn read_forever(self: Arc<Self>) {
         for i in 0..self.calendars.len() {
             self.request(i, ReadAsk::full());
         }
+        let mut running = tokio::task::JoinSet::new();
+        let mut reading: BTreeMap<tokio::task::Id, usize> = BTreeMap::new();
         loop {
             self.take_asked().await;
-            let next = {
-                let mut q = self.queue();
-                let now = Instant::now();
-                let due = q.iter().find(|(_, e)| e.due <= now).map(|(i, _)| *i);
-                due.and_then(|i| q.remove(&i).map(|job| (i, job)))
-            };
-            let Some((index, job)) = next else {
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(250), self.wake.notified()).await;
-                continue;
-            };
-            if let Err(failure) = self.read(index, &job.ask).await {
-                let cal = &self.calendars[index];
-                tracing::warn!(calendar = %cal.key, error = %failure, "calendar not read; will retry");
-                self.note_error(index, &failure).await;
-                let failures = job.failures + 1;
-                let wait = Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60));
-                let mut q = self.queue();
-                let entry = q.entry(index).or_insert(Queued {
-                    ask: ReadAsk::default(),
-                    due: Instant::now() + wait,
-                    failures,
+            while running.len() < PARALLEL_READS {
+                let next = {
+                    let mut q = self.queue();
+                    let now = Instant::now();
+                    let busy: BTreeSet<usize> = reading.values().copied().collect();
+                    let due = q
+                        .iter()
+                        .find(|(i, e)| e.due <= now && !busy.contains(i))
+                        .map(|(i, _)| *i);
+                    due.and_then(|i| q.remove(&i).map(|job| (i, job)))
+                };
+                let Some((index, job)) = next else { break };
+                let me = self.clone();
+                let task = running.spawn(async move {
+                    let result = me.read(index, &job.ask).await;
+                    (job, result)
                 });
-                entry.ask.merge(job.ask);
-                entry.failures = entry.failures.max(failures);
-                entry.due = entry.due.max(Instant::now() + wait);
+                reading.insert(task.id(), index);
+            }
+            tokio::select! {
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let (id, outcome) = match done {
+                        Ok((id, (job, result))) => (id, Some((job, result))),
+                        // A read that panicked: its calendar is asked again by the next resync.
+                        Err(e) => (e.id(), None),
+                    };
+                    let index = reading.remove(&id);
+                    if let (Some(index), Some((job, Err(failure)))) = (index, outcome) {
+                        self.retry_later(index, job, &failure).await;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = self.wake.notified() => {}
             }
         }
+    }
+
+    /// A read that failed goes back in the queue, with what it was asked, after a backoff.
+    async fn retry_later(&self, index: usize, job: Queued, failure: &Failure) {
+        let cal = &self.calendars[index];
+        tracing::warn!(calendar = %cal.key, error = %failure, "calendar not read; will retry");
+        self.note_error(index, failure).await;
+        let failures = job.failures + 1;
+        let wait = Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60));
+        let mut q = self.queue();
+        let entry = q.entry(index).or_insert(Queued {
+            ask: ReadAsk::default(),
+            due: Instant::now() + wait,
+            failures,
+        });
+        entry.ask.merge(job.ask);
+        entry.failures = entry.failures.max(failures);
+        entry.due = entry.due.max(Instant::now() + wait);
     }
 
     async fn progress(&self, index: usize) -> Result<Progress, Failure> {
