@@ -165,6 +165,9 @@ impl ReadAsk {
     }
 }
 
+/// Dead letters kept per sink: the newest; the reconciler plans the others' appointments again.
+const MAX_DEAD_PER_SINK: usize = 1_000;
+
 /// The delivery queue: jobs waiting, running and dead, and each sink's last success. Plain
 /// data with the queue's rules, shared by every backend.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -262,8 +265,27 @@ impl Queue {
             }
             Some(_) => {}
             None => {
+                // The latest state that died is the one worth retrying; older ones of the same
+                // appointment are obsolete. And a sink down for long keeps its newest letters.
+                let (sink, appointment) = (job.sink.clone(), job.appointment_id.clone());
+                self.dead
+                    .retain(|_, l| !(l.job.sink == sink && l.job.appointment_id == appointment));
                 self.dead
                     .insert(job.id.clone(), DeadLetter { job, died_at: now });
+                let mut of_sink: Vec<(Timestamp, String)> = self
+                    .dead
+                    .iter()
+                    .filter(|(_, l)| l.job.sink == sink)
+                    .map(|(id, l)| (l.died_at, id.clone()))
+                    .collect();
+                if of_sink.len() > MAX_DEAD_PER_SINK {
+                    of_sink.sort();
+                    let excess = of_sink.len() - MAX_DEAD_PER_SINK;
+                    for (_, id) in of_sink.into_iter().take(excess) {
+                        self.dead.remove(&id);
+                    }
+                    tracing::warn!(sink = %sink, "dead letters over their bound; the oldest dropped (the reconciler plans those appointments again)");
+                }
             }
         }
     }
@@ -553,6 +575,33 @@ impl SyncStore for MemorySyncStore {
 mod tests {
     use super::*;
     use crate::store::sync_conformance::{job, ts};
+
+    #[test]
+    fn dead_letters_keep_the_newest_per_sink() {
+        let mut q = Queue::default();
+        let base = ts("2026-12-01T10:00:00Z");
+        for i in 0..MAX_DEAD_PER_SINK + 5 {
+            let mut j = job(&format!("j{i}"), &format!("a{i}"), "v1");
+            j.sink = "ops".into();
+            let died = base + jiff::SignedDuration::from_secs(i as i64);
+            q.failed(j, None, "HTTP 500".into(), died);
+        }
+        let mut other = job("x", "a0", "v1");
+        other.sink = "gcal".into();
+        q.failed(other, None, "HTTP 500".into(), base);
+        let letters = q.dead_letters();
+        let ops: Vec<&DeadLetter> = letters.iter().filter(|l| l.job.sink == "ops").collect();
+        assert_eq!(ops.len(), MAX_DEAD_PER_SINK);
+        assert!(
+            ops.iter().all(|l| l.job.id != "j0" && l.job.id != "j4"),
+            "the oldest went"
+        );
+        assert!(
+            ops.iter()
+                .any(|l| l.job.id == format!("j{}", MAX_DEAD_PER_SINK + 4))
+        );
+        assert_eq!(letters.iter().filter(|l| l.job.sink == "gcal").count(), 1);
+    }
 
     #[test]
     fn read_asks_merge_to_the_larger_read() {

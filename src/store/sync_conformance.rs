@@ -19,6 +19,7 @@ where
     pending_appointments_are_taken_once(fresh().await.as_ref()).await;
     a_new_leader_takes_over_what_was_running(fresh().await.as_ref()).await;
     records_and_calendars_are_kept(fresh().await.as_ref()).await;
+    only_the_latest_dead_letter_of_an_appointment_is_kept(fresh().await.as_ref()).await;
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -263,4 +264,25 @@ async fn records_and_calendars_are_kept(s: &dyn SyncStore) {
         .unwrap();
     assert_eq!(s.calendar("google:x".into()).await.unwrap(), Some(state));
     assert_eq!(s.calendar("google:y".into()).await.unwrap(), None);
+}
+
+async fn only_the_latest_dead_letter_of_an_appointment_is_kept(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    for (id, hash) in [("1", "v1"), ("2", "v2")] {
+        s.enqueue(job(id, "a", hash), None).await.unwrap();
+        let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+        s.failed(j, None, "HTTP 410".into(), now).await.unwrap();
+    }
+    s.enqueue(job("3", "b", "v1"), None).await.unwrap();
+    let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
+    s.failed(j, None, "HTTP 410".into(), now).await.unwrap();
+    let mut ids: Vec<String> = s
+        .dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.job.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["2", "3"], "a's older letter is obsolete");
 }
