@@ -180,7 +180,8 @@ pub async fn search(
             window.earliest,
             first,
             answer.slots_as_of,
-            settings.cache.slot_ttl,
+            // Until its slots are due for renewal: the next computation renews them.
+            state.slot_cache.refresh_after(),
             busy_changes,
         );
         state

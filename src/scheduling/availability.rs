@@ -360,7 +360,7 @@ pub struct OwnedOffer {
 pub async fn find(
     snapshot: Arc<Snapshot>,
     directory_stale: bool,
-    cache: &SlotCache,
+    cache: &Arc<SlotCache>,
     query: &Query,
     window: Window,
     busy: &[Busy],

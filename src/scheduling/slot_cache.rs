@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use moka::future::Cache;
 
 use crate::canvas::{self, CanvasClient};
@@ -67,6 +67,11 @@ pub struct SlotCache {
     metrics: Option<Metrics>,
     /// Where this replica's invalidations go to reach the others (several replicas only).
     broadcast: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Invalidation>>,
+    /// An entry read this old is fetched again in the background, so that entries in use
+    /// are renewed before they expire and nobody waits for Canvas at the TTL.
+    refresh_after: Duration,
+    /// Keys being fetched again now (one background refresh per key).
+    refreshing: Mutex<std::collections::HashSet<SlotKey>>,
 }
 
 /// An invalidation, as replicas tell each other.
@@ -97,6 +102,19 @@ impl Invalidation {
                 .map(Self::Practitioner),
         }
     }
+}
+
+/// Entries are renewed once three quarters of their TTL have passed.
+fn refresh_after(ttl: Duration) -> Duration {
+    ttl.mul_f64(0.75)
+}
+
+/// Whether an entry fetched at `fetched_at` is old enough to renew.
+fn due_for_refresh(fetched_at: Timestamp, after: Duration, now: Timestamp) -> bool {
+    SignedDuration::try_from(after)
+        .ok()
+        .and_then(|after| fetched_at.checked_add(after).ok())
+        .is_some_and(|due| now >= due)
 }
 
 /// How long a failed Canvas call is remembered.
@@ -132,6 +150,8 @@ impl SlotCache {
             last_good,
             metrics,
             broadcast: std::sync::OnceLock::new(),
+            refresh_after: refresh_after(ttl),
+            refreshing: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -159,11 +179,18 @@ impl SlotCache {
 
     /// The free slots for `key`, from the cache or one Canvas call shared by every caller
     /// that misses at the same time. `tz` is the location's zone (for local dates).
-    pub async fn get(&self, key: &SlotKey, tz: &TimeZone) -> Result<Lookup, canvas::Error> {
+    pub async fn get(
+        self: &Arc<Self>,
+        key: &SlotKey,
+        tz: &TimeZone,
+    ) -> Result<Lookup, canvas::Error> {
         let generation = self.generation(&key.schedule.practitioner);
         if let Some(list) = self.fresh.get(key).await {
             if list.generation == generation {
                 self.count("hit");
+                if due_for_refresh(list.fetched_at, self.refresh_after, Timestamp::now()) {
+                    self.refresh(key, tz, generation);
+                }
                 return Ok(Lookup { list, stale: false });
             }
             // Fetched before an invalidation that it outlived.
@@ -179,31 +206,7 @@ impl SlotCache {
         let fetch = async {
             ran.store(true, Ordering::SeqCst);
             self.count("miss");
-            let slots = self
-                .canvas
-                .slots(&key.schedule, key.from, key.to, key.duration_minutes)
-                .await?;
-            let mut free: Vec<FreeSlot> = slots
-                .into_iter()
-                // Canvas only lists free slots (§3); anything else is not bookable anyway.
-                .filter(|s| s.status == "free")
-                .map(|s| FreeSlot {
-                    start: s.start.timestamp,
-                    end: s.end.timestamp,
-                    local_date: s.start.timestamp.to_zoned_datetime(tz.clone()).date(),
-                })
-                .filter(|s| s.end > s.start)
-                .collect();
-            // Availability merges lists in start order; Canvas's order is not a contract.
-            free.sort_by_key(|s| (s.start, s.end));
-            free.dedup();
-            let list = Arc::new(SlotList {
-                slots: free,
-                fetched_at: Timestamp::now(),
-                generation,
-            });
-            self.last_good.insert(key.clone(), list.clone()).await;
-            Ok::<_, canvas::Error>(list)
+            self.fetch(key, tz, generation).await
         };
         let answer = self.fresh.try_get_with(key.clone(), fetch).await;
         if !ran.load(Ordering::SeqCst) {
@@ -223,6 +226,70 @@ impl SlotCache {
                 }
             }
         }
+    }
+
+    /// One Canvas Slot search, as the cache keeps it (and as the stale fallback).
+    async fn fetch(
+        &self,
+        key: &SlotKey,
+        tz: &TimeZone,
+        generation: u64,
+    ) -> Result<Arc<SlotList>, canvas::Error> {
+        let slots = self
+            .canvas
+            .slots(&key.schedule, key.from, key.to, key.duration_minutes)
+            .await?;
+        let mut free: Vec<FreeSlot> = slots
+            .into_iter()
+            // Canvas only lists free slots (§3); anything else is not bookable anyway.
+            .filter(|s| s.status == "free")
+            .map(|s| FreeSlot {
+                start: s.start.timestamp,
+                end: s.end.timestamp,
+                local_date: s.start.timestamp.to_zoned_datetime(tz.clone()).date(),
+            })
+            .filter(|s| s.end > s.start)
+            .collect();
+        // Availability merges lists in start order; Canvas's order is not a contract.
+        free.sort_by_key(|s| (s.start, s.end));
+        free.dedup();
+        let list = Arc::new(SlotList {
+            slots: free,
+            fetched_at: Timestamp::now(),
+            generation,
+        });
+        self.last_good.insert(key.clone(), list.clone()).await;
+        Ok(list)
+    }
+
+    /// Fetches `key` again in the background, once at a time; the entry it replaces keeps
+    /// answering meanwhile. A failure changes nothing: the entry expires as it would have.
+    fn refresh(self: &Arc<Self>, key: &SlotKey, tz: &TimeZone, generation: u64) {
+        {
+            let mut refreshing = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+            if !refreshing.insert(key.clone()) {
+                return;
+            }
+        }
+        self.count("refresh");
+        let (cache, key, tz) = (self.clone(), key.clone(), tz.clone());
+        tokio::spawn(async move {
+            match cache.fetch(&key, &tz, generation).await {
+                // Not over an invalidation that came meanwhile.
+                Ok(list) if cache.generation(&key.schedule.practitioner) == generation => {
+                    cache.fresh.insert(key.clone(), list).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "slot refresh failed; the entry expires as usual")
+                }
+            }
+            cache
+                .refreshing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        });
     }
 
     fn generation(&self, practitioner: &PractitionerId) -> u64 {
@@ -272,6 +339,11 @@ impl SlotCache {
         self.tell_others(Invalidation::Touch);
     }
 
+    /// How old an entry is when a read renews it in the background.
+    pub fn refresh_after(&self) -> Duration {
+        self.refresh_after
+    }
+
     /// Changes whenever cached availability may have become wrong.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
@@ -281,5 +353,31 @@ impl SlotCache {
         if let Some(m) = &self.metrics {
             m.slot_cache.with_label_values(&[outcome]).inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_due_for_renewal_at_three_quarters_of_their_ttl() {
+        assert_eq!(
+            refresh_after(Duration::from_secs(60)),
+            Duration::from_secs(45)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(1)),
+            Duration::from_millis(750)
+        );
+        let at: Timestamp = "2026-11-01T08:00:00Z".parse().unwrap();
+        let after = Duration::from_secs(45);
+        let secs = |n: i64| at + SignedDuration::from_secs(n);
+        assert!(!due_for_refresh(at, after, secs(44)));
+        assert!(due_for_refresh(at, after, secs(45)));
+        assert!(due_for_refresh(at, after, secs(600)));
+        // A clock that went back says nothing is due.
+        assert!(!due_for_refresh(at, after, secs(-5)));
+        assert!(!due_for_refresh(Timestamp::MAX, after, Timestamp::MAX));
     }
 }

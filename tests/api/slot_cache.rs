@@ -242,3 +242,48 @@ async fn a_failing_canvas_opens_the_circuit_then_a_probe_closes_it() {
     assert_eq!(ask(5).await.status(), 200);
     assert_eq!(ask(6).await.status(), 200);
 }
+
+#[tokio::test]
+async fn entries_in_use_are_renewed_before_they_expire() {
+    let app = spawn_app_with(&[OPEN_WINDOW, "[cache]\nslot_ttl_seconds = 2\n"]).await;
+    let sandbox = app.sandbox.clone().unwrap();
+    let token = app.staff_token();
+    assert_eq!(app.get("/v1/locations", Some(&token)).await.status(), 200);
+    let (start, end) = (days(1).to_string(), days(3).to_string());
+    let params = [
+        ("reason", "FLUP"),
+        ("duration", "30"),
+        ("state", "CA"),
+        ("start", start.as_str()),
+        ("end", end.as_str()),
+    ];
+    let count = |outcome: &'static str| {
+        let app = &app;
+        async move {
+            let metrics = app.get("/metrics", None).await.text().await.unwrap();
+            let name = format!("slotgate_slot_cache_lookups_total{{outcome=\"{outcome}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name.as_str()))
+                .map_or(0, |v| v.parse::<usize>().unwrap())
+        }
+    };
+    sandbox.clear_journal();
+    assert_eq!(app.availability(&token, &params).await.status(), 200);
+    let schedules = slot_calls(&sandbox).len();
+    assert!(schedules > 0);
+    let misses = count("miss").await;
+    // Three quarters of the TTL on, a question is answered from the cache and renews it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    assert_eq!(app.availability(&token, &params).await.status(), 200);
+    crate::sync::eventually("renewed in the background", || async {
+        slot_calls(&sandbox).values().sum::<usize>() == 2 * schedules
+    })
+    .await;
+    assert_eq!(count("refresh").await, schedules);
+    // Past the first fetch's TTL: still answered from the cache, nobody waits for Canvas.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(app.availability(&token, &params).await.status(), 200);
+    assert_eq!(count("miss").await, misses, "no miss at the TTL");
+    assert_eq!(slot_calls(&sandbox).values().sum::<usize>(), 2 * schedules);
+}
