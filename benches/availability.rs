@@ -286,6 +286,8 @@ async fn run() {
         "{}",
         health.line(&format!("/healthz, {connections} connections"))
     );
+    // Warm again: in a long run the baseline outlasts the slot TTL.
+    let _ = get(warm.to_string()).await.bytes().await;
     let avail = closed_loop(&client, &format!("{base}{warm}"), &tokens, seconds).await;
     println!(
         "{}",
