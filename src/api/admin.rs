@@ -153,7 +153,7 @@ pub async fn dead_letters(
     params(("id" = String, Path, description = "A dead letter's id")),
     security(("bearer" = ["scheduling.admin"])),
     responses(
-        (status = 202, description = "Taken out of the dead letters; the appointment is synced again in its current Canvas state"),
+        (status = 202, description = "Queued again as the same message, unless the appointment changed since (then its current Canvas state goes instead)"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks scheduling.admin", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dead letter", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -165,17 +165,20 @@ pub async fn retry(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // The letter goes again in two seconds, and the sync leader plans its appointment from
+    // Canvas before that: a newer state replaces it, one the sink holds already drops it.
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(2))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
     let revived = state
         .sync
         .store()
-        .revive(path.into_inner())
+        .revive(path.into_inner(), at)
         .await
         .map_err(super::store_error)?;
-    let Some(letter) = revived else {
+    let Some(appointment) = revived else {
         return Err(ApiError::not_found("There is no such dead letter."));
     };
-    // Planned again from Canvas: the sink gets the appointment as it is now, which may be
-    // newer than what died.
-    state.sync.retry(letter).await;
+    state.sync.enqueue(&[appointment]).await;
     Ok(HttpResponse::Accepted().finish())
 }

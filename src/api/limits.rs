@@ -149,6 +149,8 @@ pub fn client_ip(
 /// What one budget covers for an address: an IPv4 address, or an IPv6 /64 (one subscriber's
 /// network: a single host can use any of its 2^64 addresses).
 fn budget_address(ip: IpAddr) -> IpNet {
+    // An IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) is that IPv4 client.
+    let ip = ip.to_canonical();
     let prefix = if ip.is_ipv4() { 32 } else { 64 };
     IpNet::new(ip, prefix)
         .map(|n| n.trunc())
@@ -271,6 +273,15 @@ mod tests {
         assert_ne!(
             budget_address(ip("203.0.113.7")),
             budget_address(ip("203.0.113.8"))
+        );
+        // IPv4 through a dual-stack socket is that IPv4 client, not one shared ::/64.
+        assert_eq!(
+            budget_address(ip("::ffff:203.0.113.7")),
+            budget_address(ip("203.0.113.7"))
+        );
+        assert_ne!(
+            budget_address(ip("::ffff:203.0.113.7")),
+            budget_address(ip("::ffff:198.51.100.1"))
         );
     }
 

@@ -280,12 +280,14 @@ async fn book_locked(
         Err(e) if e.code == Code::UpstreamTimeout => {
             // Canvas may still commit it: nobody else gets this time meanwhile. After a slot
             // TTL every answer comes from Canvas again, which by then shows what it did.
-            let until = now
+            // Counted from now: the create and its lookup may have taken a while.
+            let failed_at = Timestamp::now();
+            let until = failed_at
                 .saturating_add(
                     SignedDuration::try_from(s.settings.cache.slot_ttl)
                         .unwrap_or(SignedDuration::ZERO),
                 )
-                .unwrap_or(now);
+                .unwrap_or(failed_at);
             let hidden = store
                 .put_booked(Booked {
                     appointment_id: unconfirmed,

@@ -188,7 +188,11 @@ impl SlotCache {
         if let Some(list) = self.fresh.get(key).await {
             if list.generation == generation {
                 self.count("hit");
-                if due_for_refresh(list.fetched_at, self.refresh_after, Timestamp::now()) {
+                // Not while Canvas just failed for this key: that would spend the Canvas
+                // budget (bookings need it) on a call per read.
+                if due_for_refresh(list.fetched_at, self.refresh_after, Timestamp::now())
+                    && !self.failing.contains_key(key)
+                {
                     self.refresh(key, tz, generation);
                 }
                 return Ok(Lookup { list, stale: false });
@@ -281,7 +285,8 @@ impl SlotCache {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, "slot refresh failed; the entry expires as usual")
+                    tracing::debug!(error = %e, "slot refresh failed; the entry expires as usual");
+                    cache.failing.insert(key.clone(), ()).await;
                 }
             }
             cache

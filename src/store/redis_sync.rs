@@ -90,11 +90,35 @@ impl RedisSyncStore {
         f: impl Fn(&mut Queue) -> T,
         record: Option<(String, String)>,
     ) -> StoreResult<T> {
+        self.change_seeing(None, |q, _| f(q), record).await
+    }
+
+    /// `change`, with `f` also given what one record says the sink holds. The record is read
+    /// after the document: a delivery that writes it bumps the version too, so the swap fails
+    /// and `f` runs again on both as they are.
+    async fn change_seeing<T>(
+        &self,
+        seeing: Option<&str>,
+        f: impl Fn(&mut Queue, Option<&str>) -> T,
+        record: Option<(String, String)>,
+    ) -> StoreResult<T> {
         for _ in 0..50 {
             let (mut queue, version) = self.queue().await?;
+            let held = match seeing {
+                Some(field) => {
+                    let text: Option<String> = self
+                        .conn()
+                        .hget(self.key("records"), field)
+                        .await
+                        .map_err(unavailable)?;
+                    text.and_then(|t| serde_json::from_str::<SinkRecord>(&t).ok())
+                        .and_then(|r| r.delivered)
+                }
+                None => None,
+            };
             let before = serde_json::to_string(&queue)
                 .map_err(|e| super::StoreError::Unavailable(e.to_string()))?;
-            let out = f(&mut queue);
+            let out = f(&mut queue, held.as_deref());
             let doc = serde_json::to_string(&queue)
                 .map_err(|e| super::StoreError::Unavailable(e.to_string()))?;
             // Nothing changed (an idle poll, a state already on its way): nothing to write.
@@ -185,8 +209,12 @@ impl SyncStore for RedisSyncStore {
         })
     }
 
-    fn enqueue(&self, job: Job, held: Option<String>) -> BoxFuture<'_, StoreResult<bool>> {
-        Box::pin(self.change(move |q| q.enqueue(job.clone(), held.as_deref()), None))
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let watched = field(&job.sink, &job.appointment_id);
+            self.change_seeing(Some(&watched), |q, held| q.enqueue(job.clone(), held), None)
+                .await
+        })
     }
 
     fn lease(
@@ -232,8 +260,8 @@ impl SyncStore for RedisSyncStore {
         Box::pin(async move { Ok(self.queue().await?.0.dead_letters()) })
     }
 
-    fn revive(&self, job_id: String) -> BoxFuture<'_, StoreResult<Option<Job>>> {
-        Box::pin(self.change(move |q| q.revive(&job_id), None))
+    fn revive(&self, job_id: String, at: Timestamp) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(self.change(move |q| q.revive(&job_id, at), None))
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {

@@ -38,6 +38,11 @@ pub struct Job {
     /// tell of it rather than delete something (webhooks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub farewell: Option<serde_json::Value>,
+    /// An older job for this appointment may have reached the sink without being confirmed
+    /// (it timed out, or its replica died): what the record says is not to be trusted, so this
+    /// one is sent even when the record claims the sink holds it already.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_send: bool,
     pub attempts: u32,
     pub not_before: Timestamp,
     pub last_error: Option<String>,
@@ -72,10 +77,10 @@ pub trait SyncStore: Send + Sync {
     /// Every appointment some sink holds (the reconciler looks at them too).
     fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     /// Queues a job, replacing a queued (not running) job for the same sink and appointment:
-    /// only the latest state is ever delivered. `held` is the state the sink holds now (its
-    /// record's `delivered`): a job for that state only undoes older ones still on their way.
-    /// True when a job was added.
-    fn enqueue(&self, job: Job, held: Option<String>) -> BoxFuture<'_, StoreResult<bool>>;
+    /// only the latest state is ever delivered. Against the state the sink holds (its record's
+    /// `delivered`, read in the same atomic step): a job for that state only undoes older
+    /// ones still on their way. True when a job was added.
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>>;
     /// Takes due jobs of one sink, at most one per appointment, marking them running.
     fn lease(
         &self,
@@ -97,10 +102,12 @@ pub trait SyncStore: Send + Sync {
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<()>>;
     fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>>;
-    /// Takes a dead letter out (None: no such letter). The caller plans its appointment again
-    /// from Canvas: what was saved may be older than what the sink holds by now, so it is
-    /// never resent as it was.
-    fn revive(&self, job_id: String) -> BoxFuture<'_, StoreResult<Option<Job>>>;
+    /// Queues a dead letter again (attempts reset, the same message) to go at `at`, unless a
+    /// newer change of its appointment is on its way; gives its appointment (None: no such
+    /// letter). The caller has that appointment planned again before `at`: what was saved may
+    /// be older than Canvas by now, and planning replaces it, or drops it when the sink holds
+    /// the newer state already.
+    fn revive(&self, job_id: String, at: Timestamp) -> BoxFuture<'_, StoreResult<Option<String>>>;
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>>;
     /// Running jobs of a process that died go back to the queue (start-up).
     fn recover(&self) -> BoxFuture<'_, StoreResult<()>>;
@@ -263,7 +270,7 @@ impl Queue {
                 job.not_before = at;
                 self.queued.insert(job.id.clone(), job);
             }
-            Some(_) => {}
+            Some(_) => self.follow_unconfirmed(&job),
             None => {
                 // The latest state that died is the one worth retrying; older ones of the same
                 // appointment are obsolete. And a sink down for long keeps its newest letters.
@@ -294,8 +301,20 @@ impl Queue {
         self.dead.values().cloned().collect()
     }
 
-    pub fn revive(&mut self, job_id: &str) -> Option<Job> {
-        self.dead.remove(job_id).map(|letter| letter.job)
+    pub fn revive(&mut self, job_id: &str, at: Timestamp) -> Option<String> {
+        let mut job = self.dead.remove(job_id)?.job;
+        let appointment = job.appointment_id.clone();
+        let newer = self
+            .queued
+            .values()
+            .chain(self.running.values())
+            .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id);
+        if !newer {
+            job.attempts = 0;
+            job.not_before = at;
+            self.queued.insert(job.id.clone(), job);
+        }
+        Some(appointment)
     }
 
     pub fn stats(&self, sink: &str) -> SinkStats {
@@ -318,12 +337,24 @@ impl Queue {
     pub fn recover(&mut self) {
         let running = std::mem::take(&mut self.running);
         for (id, job) in running {
-            if !self
+            if self
                 .queued
                 .values()
                 .any(|q| q.sink == job.sink && q.appointment_id == job.appointment_id)
             {
+                self.follow_unconfirmed(&job);
+            } else {
                 self.queued.insert(id, job);
+            }
+        }
+    }
+
+    /// `job` was given up for a newer one of its appointment, but may have landed: the newer
+    /// one goes whatever the record says.
+    fn follow_unconfirmed(&mut self, job: &Job) {
+        for q in self.queued.values_mut() {
+            if q.sink == job.sink && q.appointment_id == job.appointment_id {
+                q.must_send = true;
             }
         }
     }
@@ -465,8 +496,15 @@ impl SyncStore for MemorySyncStore {
         ready(Ok(ids.into_iter().collect()))
     }
 
-    fn enqueue(&self, job: Job, held: Option<String>) -> BoxFuture<'_, StoreResult<bool>> {
-        self.change(move |d| d.queue.enqueue(job, held.as_deref()))
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>> {
+        self.change(move |d| {
+            let held = d
+                .records
+                .get(&job.sink)
+                .and_then(|r| r.get(&job.appointment_id))
+                .and_then(|r| r.delivered.clone());
+            d.queue.enqueue(job, held.as_deref())
+        })
     }
 
     fn lease(
@@ -507,8 +545,8 @@ impl SyncStore for MemorySyncStore {
         ready(Ok(self.data().0.queue.dead_letters()))
     }
 
-    fn revive(&self, job_id: String) -> BoxFuture<'_, StoreResult<Option<Job>>> {
-        self.change(move |d| d.queue.revive(&job_id))
+    fn revive(&self, job_id: String, at: Timestamp) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        self.change(move |d| d.queue.revive(&job_id, at))
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
@@ -638,7 +676,7 @@ mod tests {
         {
             let s = MemorySyncStore::new(Some(path.clone())).unwrap();
             s.mark_pending(vec!["x".into()]).await.unwrap();
-            s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+            s.enqueue(job("1", "a", "v1")).await.unwrap();
             // Crash while the job runs.
             s.lease("ops".into(), now, 1).await.unwrap();
         }

@@ -20,6 +20,7 @@ where
     a_new_leader_takes_over_what_was_running(fresh().await.as_ref()).await;
     records_and_calendars_are_kept(fresh().await.as_ref()).await;
     only_the_latest_dead_letter_of_an_appointment_is_kept(fresh().await.as_ref()).await;
+    a_newer_state_follows_an_unconfirmed_one_whatever_the_record_says(fresh().await.as_ref()).await;
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -36,6 +37,7 @@ pub fn job(id: &str, appointment: &str, hash: &str) -> Job {
         desired_hash: Some(hash.into()),
         message_id: format!("msg_{id}"),
         farewell: None,
+        must_send: false,
         attempts: 0,
         not_before: ts("2026-12-01T10:00:00Z"),
         last_error: None,
@@ -45,13 +47,13 @@ pub fn job(id: &str, appointment: &str, hash: &str) -> Job {
 
 async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
-    s.enqueue(job("2", "a", "v2"), None).await.unwrap();
-    s.enqueue(job("3", "b", "v1"), None).await.unwrap();
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    s.enqueue(job("2", "a", "v2")).await.unwrap();
+    s.enqueue(job("3", "b", "v1")).await.unwrap();
     let leased = s.lease("ops".into(), now, 10).await.unwrap();
     let ids: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, ["2", "3"], "v1 of a was superseded");
-    s.enqueue(job("4", "a", "v3"), None).await.unwrap();
+    s.enqueue(job("4", "a", "v3")).await.unwrap();
     assert!(
         s.lease("ops".into(), now, 10).await.unwrap().is_empty(),
         "a is still running"
@@ -72,10 +74,10 @@ async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn Sy
 
 async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
     let running = s.lease("ops".into(), now, 10).await.unwrap();
     assert_eq!(running.len(), 1);
-    s.enqueue(job("2", "a", "v1"), None).await.unwrap();
+    s.enqueue(job("2", "a", "v1")).await.unwrap();
     s.delivered(
         running[0].clone(),
         SinkRecord {
@@ -94,7 +96,7 @@ async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) 
 
 async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
     let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
     s.failed(j, Some(ts("2026-12-01T10:00:05Z")), "HTTP 500".into(), now)
         .await
@@ -111,43 +113,72 @@ async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
     s.failed(j, None, "HTTP 500".into(), now).await.unwrap();
     assert_eq!(s.stats("ops".into()).await.unwrap().dead, 1);
     assert_eq!(s.dead_letters().await.unwrap()[0].job.id, "1");
-    // Revived: out of the dead letters, its appointment handed back to be planned again.
-    let revived = s.revive("1".into()).await.unwrap().expect("the letter");
+    // Revived to go two seconds later, the same message, attempts reset.
+    let later = ts("2026-12-01T10:00:02Z");
     assert_eq!(
-        (revived.id.as_str(), revived.appointment_id.as_str()),
-        ("1", "a")
+        s.revive("1".into(), later).await.unwrap().as_deref(),
+        Some("a")
     );
     assert_eq!(s.stats("ops".into()).await.unwrap().dead, 0);
-    assert_eq!(s.revive("1".into()).await.unwrap(), None, "only once");
+    assert_eq!(
+        s.revive("1".into(), later).await.unwrap(),
+        None,
+        "only once"
+    );
     assert!(
         s.lease("ops".into(), now, 1).await.unwrap().is_empty(),
-        "what died is never resent as it was"
+        "not yet"
     );
+    let again = s.lease("ops".into(), later, 1).await.unwrap().remove(0);
+    assert_eq!(
+        (again.id.as_str(), again.message_id.as_str(), again.attempts),
+        ("1", "msg_1", 0)
+    );
+    // Planned again meanwhile to a newer state: that one goes instead.
+    s.failed(again, None, "HTTP 500".into(), now).await.unwrap();
+    s.revive("1".into(), later).await.unwrap();
+    s.enqueue(job("2", "a", "v2")).await.unwrap();
+    let next = s.lease("ops".into(), later, 10).await.unwrap();
+    let ids: Vec<&str> = next.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["2"], "the newer state replaces the revived letter");
 }
 
 async fn a_state_the_sink_holds_undoes_older_ones_on_their_way(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    let held = || Some("v1".to_owned());
+    let record = |hash: &str| SinkRecord {
+        delivered: Some(hash.into()),
+        external_id: None,
+    };
+    // The sink holds v1 of a.
+    s.enqueue(job("0", "a", "v1")).await.unwrap();
+    let first = s.lease("ops".into(), now, 10).await.unwrap().remove(0);
+    s.delivered(first, record("v1"), now).await.unwrap();
     // Planned again with nothing on its way: nothing to send.
-    assert!(!s.enqueue(job("1", "a", "v1"), held()).await.unwrap());
+    assert!(!s.enqueue(job("1", "a", "v1")).await.unwrap());
     assert!(s.lease("ops".into(), now, 10).await.unwrap().is_empty());
     // a moved to v2 (queued, say retrying), then back to v1, which the sink still holds:
     // v2 must never be sent.
-    assert!(s.enqueue(job("2", "a", "v2"), held()).await.unwrap());
-    assert!(!s.enqueue(job("3", "a", "v1"), held()).await.unwrap());
+    assert!(s.enqueue(job("2", "a", "v2")).await.unwrap());
+    assert!(!s.enqueue(job("3", "a", "v1")).await.unwrap());
     assert!(s.lease("ops".into(), now, 10).await.unwrap().is_empty());
     // v2 already being sent when a goes back to v1: v1 follows it.
-    assert!(s.enqueue(job("4", "a", "v2"), held()).await.unwrap());
+    assert!(s.enqueue(job("4", "a", "v2")).await.unwrap());
     let running = s.lease("ops".into(), now, 10).await.unwrap();
-    assert!(s.enqueue(job("5", "a", "v1"), held()).await.unwrap());
-    let v2 = SinkRecord {
-        delivered: Some("v2".into()),
-        external_id: None,
-    };
-    s.delivered(running[0].clone(), v2, now).await.unwrap();
+    assert!(s.enqueue(job("5", "a", "v1")).await.unwrap());
+    s.delivered(running[0].clone(), record("v2"), now)
+        .await
+        .unwrap();
     let next = s.lease("ops".into(), now, 10).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].desired_hash.as_deref(), Some("v1"));
+    s.delivered(next[0].clone(), record("v1"), now)
+        .await
+        .unwrap();
+    // Once v2 has landed (the record says so), going back to v1 is a job again.
+    assert!(s.enqueue(job("6", "a", "v2")).await.unwrap());
+    let v2 = s.lease("ops".into(), now, 10).await.unwrap().remove(0);
+    s.delivered(v2, record("v2"), now).await.unwrap();
+    assert!(s.enqueue(job("7", "a", "v1")).await.unwrap());
 }
 
 async fn read_requests_merge_per_calendar_until_taken(s: &dyn SyncStore) {
@@ -210,12 +241,12 @@ async fn pending_appointments_are_taken_once(s: &dyn SyncStore) {
 
 async fn a_new_leader_takes_over_what_was_running(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
-    s.enqueue(job("2", "b", "v1"), None).await.unwrap();
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    s.enqueue(job("2", "b", "v1")).await.unwrap();
     let running = s.lease("ops".into(), now, 10).await.unwrap();
     assert_eq!(running.len(), 2);
     // The replica sending them dies; meanwhile a changes again.
-    s.enqueue(job("3", "a", "v2"), None).await.unwrap();
+    s.enqueue(job("3", "a", "v2")).await.unwrap();
     assert_eq!(s.stats("ops".into()).await.unwrap().pending, 3);
     // The next leader starts by taking back what was running.
     s.recover().await.unwrap();
@@ -241,7 +272,7 @@ async fn a_new_leader_takes_over_what_was_running(s: &dyn SyncStore) {
 async fn records_and_calendars_are_kept(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     assert_eq!(s.record("ops".into(), "a".into()).await.unwrap(), None);
-    s.enqueue(job("1", "a", "v1"), None).await.unwrap();
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
     let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
     let record = SinkRecord {
         delivered: Some("v1".into()),
@@ -269,11 +300,11 @@ async fn records_and_calendars_are_kept(s: &dyn SyncStore) {
 async fn only_the_latest_dead_letter_of_an_appointment_is_kept(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     for (id, hash) in [("1", "v1"), ("2", "v2")] {
-        s.enqueue(job(id, "a", hash), None).await.unwrap();
+        s.enqueue(job(id, "a", hash)).await.unwrap();
         let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
         s.failed(j, None, "HTTP 410".into(), now).await.unwrap();
     }
-    s.enqueue(job("3", "b", "v1"), None).await.unwrap();
+    s.enqueue(job("3", "b", "v1")).await.unwrap();
     let j = s.lease("ops".into(), now, 1).await.unwrap().remove(0);
     s.failed(j, None, "HTTP 410".into(), now).await.unwrap();
     let mut ids: Vec<String> = s
@@ -285,4 +316,26 @@ async fn only_the_latest_dead_letter_of_an_appointment_is_kept(s: &dyn SyncStore
         .collect();
     ids.sort();
     assert_eq!(ids, ["2", "3"], "a's older letter is obsolete");
+}
+
+async fn a_newer_state_follows_an_unconfirmed_one_whatever_the_record_says(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    let v1 = SinkRecord {
+        delivered: Some("v1".into()),
+        external_id: None,
+    };
+    s.enqueue(job("0", "a", "v1")).await.unwrap();
+    let first = s.lease("ops".into(), now, 10).await.unwrap().remove(0);
+    s.delivered(first, v1, now).await.unwrap();
+    // v2 is being sent when a goes back to v1; v2 times out (it may have landed).
+    s.enqueue(job("1", "a", "v2")).await.unwrap();
+    let v2 = s.lease("ops".into(), now, 10).await.unwrap().remove(0);
+    s.enqueue(job("2", "a", "v1")).await.unwrap();
+    s.failed(v2, Some(now), "no answer in 10 s".into(), now)
+        .await
+        .unwrap();
+    let next = s.lease("ops".into(), now, 10).await.unwrap();
+    assert_eq!(next.len(), 1, "v2 is superseded");
+    assert_eq!(next[0].desired_hash.as_deref(), Some("v1"));
+    assert!(next[0].must_send, "the record's v1 may be stale");
 }

@@ -97,13 +97,22 @@ impl SyncEngine {
     }
 
     /// Starts the planner, one delivery loop per sink and the reconciler.
+    /// The delivery loops wait until what a previous leader left running is back in the
+    /// queue: recovering after they start would hand this leader's own deliveries in flight
+    /// back to the queue, and send them twice at once.
     pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let (recovered, ready) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(self.clone().plan_forever()),
-            tokio::spawn(self.clone().reconcile_forever()),
+            tokio::spawn(self.clone().reconcile_forever(recovered)),
         ];
         for i in 0..self.sinks.len() {
-            tasks.push(tokio::spawn(self.clone().deliver_forever(i)));
+            let (engine, mut ready) = (self.clone(), ready.clone());
+            tasks.push(tokio::spawn(async move {
+                // A dropped sender (recovery task gone) lets the loop start as well.
+                let _ = ready.wait_for(|done| *done).await;
+                engine.deliver_forever(i).await;
+            }));
         }
         tasks
     }
@@ -136,37 +145,14 @@ impl SyncEngine {
         }
     }
 
-    /// Syncs a revived dead letter's appointment in its current Canvas state. When that is
-    /// still the state that died, it goes as the same message (same `webhook-id`); when the
-    /// appointment changed since, the sink gets the change instead. Canvas unreachable: the
-    /// appointment waits for the planner like any other.
-    pub async fn retry(&self, letter: Job) {
-        if let Err(e) = self
-            .plan_reusing(&letter.appointment_id, Some(&letter))
-            .await
-        {
-            tracing::warn!(error = %e, "dead letter not planned now; the planner will");
-            self.enqueue(std::slice::from_ref(&letter.appointment_id))
-                .await;
-        }
-    }
-
     /// Reads the appointment now and queues what each sink is missing.
     async fn plan(&self, id: &str) -> Result<(), crate::canvas::Error> {
-        self.plan_reusing(id, None).await
-    }
-
-    async fn plan_reusing(
-        &self,
-        id: &str,
-        letter: Option<&Job>,
-    ) -> Result<(), crate::canvas::Error> {
         let s = &self.services;
         let appointment = s.canvas.appointment(id).await?;
         let snapshot = s.directory.snapshot().await?;
         let Some(a) = appointment else {
             // Unknown to Canvas: nothing should mirror it.
-            return self.queue(id, None, &[], letter).await;
+            return self.queue(id, None, &[]).await;
         };
         let practitioner = a
             .participant_id("Practitioner")
@@ -214,7 +200,7 @@ impl SyncEngine {
                 (i, Planned { event, farewell })
             })
             .collect();
-        self.queue(id, Some(&practitioner), &events, letter).await
+        self.queue(id, Some(&practitioner), &events).await
     }
 
     fn note_change(&self, a: &fhir::Appointment, practitioner: &str) {
@@ -240,7 +226,6 @@ impl SyncEngine {
         id: &str,
         practitioner: Option<&str>,
         events: &[(usize, Planned)],
-        letter: Option<&Job>,
     ) -> Result<(), crate::canvas::Error> {
         let now = Timestamp::now();
         let mut queued = false;
@@ -251,23 +236,11 @@ impl SyncEngine {
             let farewell = planned
                 .and_then(|p| p.farewell.as_ref())
                 .and_then(|f| serde_json::to_value(f).ok());
-            let record = self
-                .store
-                .record(sink.name().to_owned(), id.to_owned())
-                .await
-                .ok()
-                .flatten();
-            let held = record.as_ref().and_then(|r| r.delivered.clone());
             let desired_hash = event.as_ref().map(CalendarEvent::hash);
             // One message per job: its retries keep the id (Standard Webhooks), and a state the
             // appointment returns to later (A, B, A) is a new message a receiver must not drop.
             let job_id = uuid::Uuid::new_v4();
-            let message_id = match letter {
-                Some(l) if l.sink == sink.name() && l.desired_hash == desired_hash => {
-                    l.message_id.clone()
-                }
-                _ => format!("msg_{}", job_id.simple()),
-            };
+            let message_id = format!("msg_{}", job_id.simple());
             let job = Job {
                 id: job_id.to_string(),
                 sink: sink.name().to_owned(),
@@ -279,6 +252,7 @@ impl SyncEngine {
                 desired_hash,
                 message_id,
                 farewell,
+                must_send: false,
                 attempts: 0,
                 not_before: now,
                 last_error: None,
@@ -286,7 +260,7 @@ impl SyncEngine {
             };
             // The store decides against what is already on its way: the sink holding this state
             // already makes an older queued state obsolete, and changes nothing otherwise.
-            match self.store.enqueue(job, held).await {
+            match self.store.enqueue(job).await {
                 Ok(added) => queued |= added,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not queue a delivery; the reconciler will");
@@ -350,10 +324,12 @@ impl SyncEngine {
             .desired
             .clone()
             .and_then(|v| serde_json::from_value(v).ok());
-        // The sink already holds exactly this: nothing to send.
-        let outcome = if record
-            .as_ref()
-            .is_some_and(|r| r.delivered == job.desired_hash)
+        // The sink already holds exactly this: nothing to send (unless an older write of this
+        // appointment may have landed unconfirmed).
+        let outcome = if !job.must_send
+            && record
+                .as_ref()
+                .is_some_and(|r| r.delivered == job.desired_hash)
         {
             Outcome::Delivered { external_id: None }
         } else {
@@ -425,10 +401,11 @@ impl SyncEngine {
         m.sync_lag.with_label_values(&[sink]).set(lag);
     }
 
-    async fn reconcile_forever(self: Arc<Self>) {
+    async fn reconcile_forever(self: Arc<Self>, recovered: tokio::sync::watch::Sender<bool>) {
         if let Err(e) = self.store.recover().await {
             tracing::warn!(error = %e, "could not recover interrupted deliveries");
         }
+        let _ = recovered.send(true);
         loop {
             match self.reconcile().await {
                 Ok(n) => tracing::info!(appointments = n, "reconciled"),

@@ -365,6 +365,7 @@ mod tests {
             desired_hash: Some("h".into()),
             message_id: "msg_1".into(),
             farewell: None,
+            must_send: false,
             attempts: 0,
             not_before: jiff::Timestamp::UNIX_EPOCH,
             last_error: None,
