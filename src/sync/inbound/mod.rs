@@ -371,11 +371,23 @@ impl Inbound {
             .map_err(|e| Failure::Later(e.to_string()))
     }
 
+    /// A calendar's channels; none known when the store cannot be read (a push is then
+    /// refused, which is the safe side).
     async fn channels(&self, index: usize) -> Channels {
+        self.stored_channels(index).await.unwrap_or_default()
+    }
+
+    /// The channels as stored, or `None` when the store cannot be read: whoever changes and
+    /// saves them back must not save an empty list over the real one.
+    async fn stored_channels(&self, index: usize) -> Option<Channels> {
         let key = format!("{}#channels", self.calendars[index].key);
         match self.store.calendar(key).await {
-            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
-            _ => Channels::default(),
+            Ok(Some(v)) => Some(serde_json::from_value(v).unwrap_or_default()),
+            Ok(None) => Some(Channels::default()),
+            Err(e) => {
+                tracing::warn!(error = %e, "calendar channels unavailable");
+                None
+            }
         }
     }
 
@@ -612,7 +624,9 @@ impl Inbound {
         let ttl = self.services.settings.sync.channel_ttl;
         let now = Timestamp::now();
         let margin = SignedDuration::try_from(ttl / 4).unwrap_or(SignedDuration::ZERO);
-        let mut channels = self.channels(index).await;
+        let Some(mut channels) = self.stored_channels(index).await else {
+            return;
+        };
         let fresh = |c: &Channel| c.expires_at.duration_since(now) > margin && !c.reauthorize;
         if channels.open.iter().any(fresh) {
             let before = channels.open.len();
@@ -803,7 +817,9 @@ impl Inbound {
     }
 
     async fn mark_channel(&self, index: usize, id: &str, change: impl Fn(&mut Channel)) {
-        let mut channels = self.channels(index).await;
+        let Some(mut channels) = self.stored_channels(index).await else {
+            return;
+        };
         channels
             .open
             .iter_mut()
@@ -815,7 +831,9 @@ impl Inbound {
     }
 
     async fn drop_channel(&self, index: usize, id: &str, why: &str) {
-        let mut channels = self.channels(index).await;
+        let Some(mut channels) = self.stored_channels(index).await else {
+            return;
+        };
         channels.open.retain(|c| c.id != id);
         channels.last_error = Some(why.to_owned());
         tracing::warn!(calendar = %self.calendars[index].key, "{why}");
@@ -844,7 +862,9 @@ impl Inbound {
     /// Closes every push channel (shutdown): the calendars stop posting to this process.
     pub async fn close(&self) {
         for (i, cal) in self.calendars.iter().enumerate() {
-            let mut channels = self.channels(i).await;
+            let Some(mut channels) = self.stored_channels(i).await else {
+                continue;
+            };
             for c in &channels.open {
                 let closed = match &cal.api {
                     Api::Google(api) => google::stop(api, &c.id, c.resource.as_deref()).await,
