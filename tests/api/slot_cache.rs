@@ -26,6 +26,16 @@ fn slot_calls(sandbox: &SandboxControl) -> BTreeMap<(String, String), usize> {
     calls
 }
 
+/// The slot cache's lookups with this outcome so far, from `/metrics`.
+async fn lookups(app: &crate::helpers::TestApp, outcome: &str) -> usize {
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let name = format!("slotgate_slot_cache_lookups_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name.as_str()))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
 #[tokio::test]
 async fn a_hundred_identical_cold_questions_cost_one_canvas_call_per_schedule() {
     let app = spawn_app_with(&[OPEN_WINDOW]).await;
@@ -68,15 +78,7 @@ async fn a_hundred_identical_cold_questions_cost_one_canvas_call_per_schedule() 
         assert_eq!(*n, 1, "{schedule} (offset {offset}) was asked {n} times");
     }
     // The metrics tell the same story: one miss per Canvas call; the rest hit or waited.
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
-    let count = |outcome: &str| -> usize {
-        let name = format!("slotgate_slot_cache_lookups_total{{outcome=\"{outcome}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name.as_str()))
-            .map_or(0, |v| v.parse().unwrap())
-    };
-    assert_eq!(count("miss"), calls.len(), "{metrics}");
+    assert_eq!(lookups(&app, "miss").await, calls.len());
     // Warm now: asking again costs Canvas nothing.
     sandbox.clear_journal();
     assert_eq!(app.availability(&token, &params).await.status(), 200);
@@ -257,22 +259,11 @@ async fn entries_in_use_are_renewed_before_they_expire() {
         ("start", start.as_str()),
         ("end", end.as_str()),
     ];
-    let count = |outcome: &'static str| {
-        let app = &app;
-        async move {
-            let metrics = app.get("/metrics", None).await.text().await.unwrap();
-            let name = format!("slotgate_slot_cache_lookups_total{{outcome=\"{outcome}\"}} ");
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name.as_str()))
-                .map_or(0, |v| v.parse::<usize>().unwrap())
-        }
-    };
     sandbox.clear_journal();
     assert_eq!(app.availability(&token, &params).await.status(), 200);
     let schedules = slot_calls(&sandbox).len();
     assert!(schedules > 0);
-    let misses = count("miss").await;
+    let misses = lookups(&app, "miss").await;
     // Three quarters of the TTL on, a question is answered from the cache and renews it.
     tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
     assert_eq!(app.availability(&token, &params).await.status(), 200);
@@ -280,10 +271,10 @@ async fn entries_in_use_are_renewed_before_they_expire() {
         slot_calls(&sandbox).values().sum::<usize>() == 2 * schedules
     })
     .await;
-    assert_eq!(count("refresh").await, schedules);
+    assert_eq!(lookups(&app, "refresh").await, schedules);
     // Past the first fetch's TTL: still answered from the cache, nobody waits for Canvas.
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
     assert_eq!(app.availability(&token, &params).await.status(), 200);
-    assert_eq!(count("miss").await, misses, "no miss at the TTL");
+    assert_eq!(lookups(&app, "miss").await, misses, "no miss at the TTL");
     assert_eq!(slot_calls(&sandbox).values().sum::<usize>(), 2 * schedules);
 }
