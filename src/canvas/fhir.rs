@@ -404,7 +404,8 @@ fn practitioner_type() -> String {
     "Practitioner".into()
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Its `Debug` shows the id only: everything else is the patient's own data.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Patient {
     #[serde(default = "patient_type")]
@@ -426,6 +427,14 @@ pub struct Patient {
     pub address: Vec<Address>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extension: Vec<Extension>,
+}
+
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patient")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 fn patient_type() -> String {

@@ -21,8 +21,9 @@ pub struct SinkRecord {
     pub external_id: Option<String>,
 }
 
-/// One message for one sink: bring this appointment to this state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One message for one sink: bring this appointment to this state. Its `Debug` leaves the
+/// states out: at the `full` PHI level they carry the patient's name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub id: String,
     pub sink: String,
@@ -47,6 +48,21 @@ pub struct Job {
     pub not_before: Timestamp,
     pub last_error: Option<String>,
     pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("sink", &self.sink)
+            .field("appointment_id", &self.appointment_id)
+            .field("desired_hash", &self.desired_hash)
+            .field("message_id", &self.message_id)
+            .field("attempts", &self.attempts)
+            .field("not_before", &self.not_before)
+            .field("must_send", &self.must_send)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,8 +16,9 @@ pub struct Named {
     pub name: String,
 }
 
-/// One appointment as a calendar event, holding only what the sink's PHI level allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One appointment as a calendar event, holding only what the sink's PHI level allows. Its
+/// `Debug` shows no more than the `busy` level would.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarEvent {
     pub appointment_id: String,
     pub status: String,
@@ -39,6 +40,18 @@ pub struct CalendarEvent {
     pub patient_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl std::fmt::Debug for CalendarEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CalendarEvent")
+            .field("appointment_id", &self.appointment_id)
+            .field("status", &self.status)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("timezone", &self.timezone)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CalendarEvent {
@@ -248,6 +261,11 @@ mod tests {
         }
         let full = event(&a, PhiLevel::Full, &cx(&s, &r, &t)).unwrap();
         assert_eq!(full.title, "Initial Visit: Olivia Martinez");
+        // Even the full event prints nothing of the patient's through Debug.
+        let printed = format!("{full:?}");
+        for leak in ["Olivia", "Initial Visit", "meet.example.org"] {
+            assert!(!printed.contains(leak), "{leak} in {printed}");
+        }
         assert_eq!(
             full.meeting_link.as_deref(),
             Some("https://meet.example.org/x")
