@@ -71,7 +71,8 @@ impl RedisSyncStore {
         self.conn.clone()
     }
 
-    async fn queue(&self) -> StoreResult<(Queue, String)> {
+    /// The queue, its version, and the document as stored (to tell whether a change changed it).
+    async fn queue(&self) -> StoreResult<(Queue, String, Option<String>)> {
         let (doc, version): (Option<String>, Option<String>) = ::redis::cmd("MGET")
             .arg(self.key("queue"))
             .arg(self.key("queue:version"))
@@ -79,9 +80,10 @@ impl RedisSyncStore {
             .await
             .map_err(unavailable)?;
         let queue = doc
-            .and_then(|d| serde_json::from_str(&d).ok())
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
             .unwrap_or_default();
-        Ok((queue, version.unwrap_or_default()))
+        Ok((queue, version.unwrap_or_default(), doc))
     }
 
     /// Applies `f` to the queue as it is now; retried when another replica changed it meanwhile.
@@ -103,7 +105,7 @@ impl RedisSyncStore {
         record: Option<(String, String)>,
     ) -> StoreResult<T> {
         for _ in 0..50 {
-            let (mut queue, version) = self.queue().await?;
+            let (mut queue, version, stored) = self.queue().await?;
             let held = match seeing {
                 Some(field) => {
                     let text: Option<String> = self
@@ -116,13 +118,11 @@ impl RedisSyncStore {
                 }
                 None => None,
             };
-            let before = serde_json::to_string(&queue)
-                .map_err(|e| super::StoreError::Unavailable(e.to_string()))?;
             let out = f(&mut queue, held.as_deref());
             let doc = serde_json::to_string(&queue)
                 .map_err(|e| super::StoreError::Unavailable(e.to_string()))?;
             // Nothing changed (an idle poll, a state already on its way): nothing to write.
-            if doc == before && record.is_none() {
+            if stored.as_deref() == Some(doc.as_str()) && record.is_none() {
                 return Ok(out);
             }
             let mut call = self.swap.key(self.key("queue"));

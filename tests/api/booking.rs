@@ -23,23 +23,29 @@ pub async fn slots_for(app: &TestApp, token: &str, params: &[(&str, &str)]) -> V
         .clone()
 }
 
-/// A CA telehealth follow-up with one clinician, a few days out.
-pub async fn a_slot(app: &TestApp, token: &str, practitioner: &str, nth: usize) -> Value {
+/// Every 30-minute follow-up a CA patient is offered with one clinician in one modality, three
+/// to nine days out.
+pub async fn week_of(app: &TestApp, token: &str, practitioner: &str, modality: &str) -> Vec<Value> {
     let (start, end) = (days(3).to_string(), days(9).to_string());
-    let slots = slots_for(
+    slots_for(
         app,
         token,
         &[
             ("reason", "FLUP"),
             ("duration", "30"),
             ("state", "CA"),
-            ("modality", "telehealth"),
+            ("modality", modality),
             ("practitioner", practitioner),
             ("start", &start),
             ("end", &end),
         ],
     )
-    .await;
+    .await
+}
+
+/// A CA telehealth follow-up with one clinician, a few days out.
+pub async fn a_slot(app: &TestApp, token: &str, practitioner: &str, nth: usize) -> Value {
+    let slots = week_of(app, token, practitioner, "telehealth").await;
     slots
         .get(nth)
         .cloned()
@@ -104,20 +110,7 @@ async fn a_patient_books_sees_and_lists_the_appointment() {
             .any(|a| a["id"] == made["id"])
     );
     // Gone from everyone's availability at once.
-    let again = slots_for(
-        &app,
-        &app.patient_token(ELIJAH),
-        &[
-            ("reason", "FLUP"),
-            ("duration", "30"),
-            ("state", "CA"),
-            ("modality", "telehealth"),
-            ("practitioner", OKAFOR),
-            ("start", &days(3).to_string()),
-            ("end", &days(9).to_string()),
-        ],
-    )
-    .await;
+    let again = week_of(&app, &app.patient_token(ELIJAH), OKAFOR, "telehealth").await;
     assert!(again.iter().all(|s| s["start"] != slot["start"]));
 }
 
@@ -175,24 +168,11 @@ async fn canvas_receives_the_documented_appointment_body() {
         Some("https://meet.example.org/okafor")
     );
     // In person: the same clinician, but no visit link and the in-person type.
-    let (from, to) = (days(3).to_string(), days(9).to_string());
-    let in_person = slots_for(
-        &app,
-        &me,
-        &[
-            ("reason", "FLUP"),
-            ("duration", "30"),
-            ("state", "CA"),
-            ("modality", "in_person"),
-            ("practitioner", OKAFOR),
-            ("start", &from),
-            ("end", &to),
-        ],
-    )
-    .await
-    .into_iter()
-    .find(|s| s["start"] != slot["start"])
-    .expect("an in-person slot");
+    let in_person = week_of(&app, &me, OKAFOR, "in_person")
+        .await
+        .into_iter()
+        .find(|s| s["start"] != slot["start"])
+        .expect("an in-person slot");
     let r = app
         .post_json(
             "/v1/appointments",
@@ -604,21 +584,7 @@ async fn an_unconfirmed_create_keeps_its_time_from_others_until_canvas_decides()
         )
         .await;
     assert_problem(r, 409, "slot_unavailable").await;
-    let (start, end) = (days(3).to_string(), days(9).to_string());
-    let offered = slots_for(
-        &app,
-        &elijah,
-        &[
-            ("reason", "FLUP"),
-            ("duration", "30"),
-            ("state", "CA"),
-            ("modality", "telehealth"),
-            ("practitioner", OKAFOR),
-            ("start", &start),
-            ("end", &end),
-        ],
-    )
-    .await;
+    let offered = week_of(&app, &elijah, OKAFOR, "telehealth").await;
     assert!(offered.iter().all(|s| s["start"] != slot["start"]));
     // Sofia retrying before Canvas decides gets 504 again, not a second create.
     let r = app
@@ -673,22 +639,10 @@ async fn a_time_taken_in_canvas_behind_the_cache_is_refused_from_canvas_itself()
         .unwrap();
     assert_eq!(r.status(), 201);
     assert!(
-        slots_for(
-            &app,
-            &sofia,
-            &[
-                ("reason", "FLUP"),
-                ("duration", "30"),
-                ("state", "CA"),
-                ("modality", "telehealth"),
-                ("practitioner", OKAFOR),
-                ("start", &days(3).to_string()),
-                ("end", &days(9).to_string()),
-            ],
-        )
-        .await
-        .iter()
-        .any(|s| s["start"] == slot["start"]),
+        week_of(&app, &sofia, OKAFOR, "telehealth")
+            .await
+            .iter()
+            .any(|s| s["start"] == slot["start"]),
         "the cache still offers it"
     );
     // The booking asks Canvas now, not the cache: refused, nothing created.

@@ -118,23 +118,10 @@ fn creates(sandbox: &slotgate::sandbox::Sandbox) -> usize {
 }
 
 async fn offered(app: &TestApp, token: &str, slot: &Value) -> bool {
-    let (start, end) = (days(3).to_string(), days(9).to_string());
-    crate::booking::slots_for(
-        app,
-        token,
-        &[
-            ("reason", "FLUP"),
-            ("duration", "30"),
-            ("state", "CA"),
-            ("modality", "telehealth"),
-            ("practitioner", OKAFOR),
-            ("start", &start),
-            ("end", &end),
-        ],
-    )
-    .await
-    .iter()
-    .any(|s| s["start"] == slot["start"])
+    crate::booking::week_of(app, token, OKAFOR, "telehealth")
+        .await
+        .iter()
+        .any(|s| s["start"] == slot["start"])
 }
 
 #[tokio::test]

@@ -1175,24 +1175,11 @@ async fn rescheduling_and_cancelling_through_slotgate_follow_everywhere_once() {
 /// The start of every slot Okafor offers Sofia a few days out (as `a_slot` asks).
 pub async fn okafor_starts(app: &TestApp) -> Vec<jiff::Timestamp> {
     let me = app.patient_token(SOFIA);
-    let (start, end) = (days(3).to_string(), days(9).to_string());
-    crate::booking::slots_for(
-        app,
-        &me,
-        &[
-            ("reason", "FLUP"),
-            ("duration", "30"),
-            ("state", "CA"),
-            ("modality", "telehealth"),
-            ("practitioner", OKAFOR),
-            ("start", &start),
-            ("end", &end),
-        ],
-    )
-    .await
-    .iter()
-    .map(|s| s["start"].as_str().unwrap().parse().unwrap())
-    .collect()
+    crate::booking::week_of(app, &me, OKAFOR, "telehealth")
+        .await
+        .iter()
+        .map(|s| s["start"].as_str().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[tokio::test]
