@@ -30,6 +30,7 @@ pub enum Code {
     PractitionerNotLicensed,
     OutsideBookingWindow,
     BookingLimitReached,
+    HoldLimitReached,
     CancellationWindowPassed,
     IdempotencyKeyReused,
     RateLimited,
@@ -40,7 +41,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 25] = [
         Code::ValidationFailed,
         Code::Unauthorized,
         Code::Forbidden,
@@ -58,6 +59,7 @@ impl Code {
         Code::PractitionerNotLicensed,
         Code::OutsideBookingWindow,
         Code::BookingLimitReached,
+        Code::HoldLimitReached,
         Code::CancellationWindowPassed,
         Code::IdempotencyKeyReused,
         Code::RateLimited,
@@ -139,6 +141,11 @@ impl Code {
                 S::UNPROCESSABLE_ENTITY,
                 "booking_limit_reached",
                 "Too many upcoming appointments",
+            ),
+            Code::HoldLimitReached => (
+                S::UNPROCESSABLE_ENTITY,
+                "hold_limit_reached",
+                "Too many slots held",
             ),
             Code::CancellationWindowPassed => (
                 S::UNPROCESSABLE_ENTITY,
@@ -328,6 +335,23 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.response(None)
+    }
+}
+
+impl From<crate::rules::policy::Refusal> for ApiError {
+    fn from(refusal: crate::rules::policy::Refusal) -> Self {
+        use crate::rules::policy::Refusal as R;
+        let code = match &refusal {
+            R::UnknownReason | R::ReasonNotOffered => Code::ReasonNotAllowed,
+            R::DurationNotAllowed { .. } => Code::DurationNotAllowed,
+            R::ModalityNotAllowed { .. } | R::ModalityNotOffered => Code::ModalityNotAllowed,
+            R::PractitionerNotLicensed => Code::PractitionerNotLicensed,
+            R::OutsideBookingWindow => Code::OutsideBookingWindow,
+            R::BookingLimitReached { .. } => Code::BookingLimitReached,
+            R::HoldLimitReached { .. } => Code::HoldLimitReached,
+            R::CancellationWindowPassed { .. } => Code::CancellationWindowPassed,
+        };
+        ApiError::new(code, refusal.detail())
     }
 }
 

@@ -209,6 +209,15 @@ impl Application {
             Some(metrics.clone()),
         );
         let inbound = Inbound::new(services.clone(), sync_store.clone(), sync.clone());
+        // Unconfirmed bookings and unfinished reschedules are finished on every replica.
+        let told = sync.clone();
+        background.push(crate::scheduling::recovery::spawn(
+            services.clone(),
+            Arc::new(move |ids| {
+                let sync = told.clone();
+                Box::pin(async move { sync.enqueue(&ids).await })
+            }),
+        ));
         // The sync work runs on one replica at a time; every replica enqueues and accepts pushes.
         let leading = Arc::new(AtomicBool::new(false));
         let (engine, calendars) = (sync.clone(), inbound.clone());

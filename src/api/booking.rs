@@ -209,22 +209,32 @@ async fn book_once(
         comment,
         hold_id: hold,
     };
-    let caller = caller.0;
-    idempotency::run(&state, &request, &caller, &body, true, async |keyed| {
-        let keyed =
-            keyed.ok_or_else(|| ApiError::internal(&"booking without an idempotency key"))?;
-        let attempt = Attempt {
-            identifier: &keyed.identifier,
-            maybe_created: keyed.resume.is_some(),
-            rescheduled_from: None,
-        };
-        let made = booking::book(&state, &caller, &request_data, &attempt).await?;
-        state
-            .sync
-            .enqueue(&made.appointment.id.iter().cloned().collect::<Vec<_>>())
-            .await;
-        created(&state, &made.appointment, StatusCode::CREATED).await
-    })
+    let (caller, work) = (caller.0, state.clone());
+    let who = caller.clone();
+    idempotency::run(
+        &state,
+        &request,
+        &caller,
+        &body,
+        true,
+        move |guard, keyed| async move {
+            let (state, caller) = (work, who);
+            let keyed =
+                keyed.ok_or_else(|| ApiError::internal(&"booking without an idempotency key"))?;
+            let attempt = Attempt {
+                identifier: &keyed.identifier,
+                maybe_created: keyed.resume.is_some(),
+                rescheduled_from: None,
+                guard: &guard,
+            };
+            let made = booking::book(&state, &caller, &request_data, &attempt).await?;
+            state
+                .sync
+                .enqueue(&made.appointment.id.iter().cloned().collect::<Vec<_>>())
+                .await;
+            created(&state, &made.appointment, StatusCode::CREATED).await
+        },
+    )
     .await
 }
 
@@ -279,46 +289,57 @@ pub async fn reschedule(
         patient_state,
         hold_id: hold,
     };
-    let caller = caller.0;
-    idempotency::run(&state, &request, &caller, &body, true, async |keyed| {
-        let keyed =
-            keyed.ok_or_else(|| ApiError::internal(&"rescheduling without an idempotency key"))?;
-        let done = keyed
-            .resume
-            .as_ref()
-            .and_then(|p| p[NEW_APPOINTMENT].as_str())
-            .map(str::to_owned);
-        let attempt = Attempt {
-            identifier: &keyed.identifier,
-            maybe_created: keyed.resume.is_some(),
-            rescheduled_from: None,
-        };
-        let store = &state.store;
-        let record = async |new_id: &str| {
-            store
-                .progress(
-                    keyed.store_key.clone(),
-                    serde_json::json!({ NEW_APPOINTMENT: new_id }),
-                )
-                .await
-                .map_err(super::store_error)
-        };
-        let new = lifecycle::reschedule(
-            &state,
-            &caller,
-            &id,
-            &move_to,
-            &attempt,
-            done.as_deref(),
-            record,
-        )
-        .await;
-        // Whatever happened to either appointment, the calendars follow Canvas.
-        let mut changed = vec![id.clone()];
-        changed.extend(new.as_ref().ok().and_then(|n| n.id.clone()));
-        state.sync.enqueue(&changed).await;
-        created(&state, &new?, StatusCode::CREATED).await
-    })
+    let (caller, work) = (caller.0, state.clone());
+    let who = caller.clone();
+    idempotency::run(
+        &state,
+        &request,
+        &caller,
+        &body,
+        true,
+        move |guard, keyed| async move {
+            let (state, caller) = (work, who);
+            let keyed = keyed
+                .ok_or_else(|| ApiError::internal(&"rescheduling without an idempotency key"))?;
+            let done = keyed
+                .resume
+                .as_ref()
+                .and_then(|p| p[NEW_APPOINTMENT].as_str())
+                .map(str::to_owned);
+            let attempt = Attempt {
+                identifier: &keyed.identifier,
+                maybe_created: keyed.resume.is_some(),
+                rescheduled_from: None,
+                guard: &guard,
+            };
+            let store = &state.store;
+            let record = async |new_id: &str| {
+                let progress = serde_json::json!({ NEW_APPOINTMENT: new_id });
+                // Only a help for a retry: the recovery finishes the reschedule from Canvas alone.
+                if let Err(e) = store
+                    .progress(keyed.store_key.clone(), keyed.owner.clone(), progress)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record a reschedule's progress");
+                }
+            };
+            let new = lifecycle::reschedule(
+                &state,
+                &caller,
+                &id,
+                &move_to,
+                &attempt,
+                done.as_deref(),
+                record,
+            )
+            .await;
+            // Whatever happened to either appointment, the calendars follow Canvas.
+            let mut changed = vec![id.clone()];
+            changed.extend(new.as_ref().ok().and_then(|n| n.id.clone()));
+            state.sync.enqueue(&changed).await;
+            created(&state, &new?, StatusCode::CREATED).await
+        },
+    )
     .await
 }
 
@@ -370,11 +391,20 @@ pub async fn cancel(
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
-    let caller = caller.0;
-    idempotency::run(&state, &request, &caller, &body, true, async |_| {
-        let cancelled = lifecycle::cancel(&state, &caller, &id).await?;
-        state.sync.enqueue(std::slice::from_ref(&id)).await;
-        created(&state, &cancelled, StatusCode::OK).await
-    })
+    let (caller, work) = (caller.0, state.clone());
+    let who = caller.clone();
+    idempotency::run(
+        &state,
+        &request,
+        &caller,
+        &body,
+        true,
+        move |guard, _| async move {
+            let (state, caller) = (work, who);
+            let cancelled = lifecycle::cancel(&state, &guard, &caller, &id).await?;
+            state.sync.enqueue(std::slice::from_ref(&id)).await;
+            created(&state, &cancelled, StatusCode::OK).await
+        },
+    )
     .await
 }

@@ -188,25 +188,34 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let event = parse(typed(&body)?)?;
-    idempotency::run(&state, &request, &caller.0, &body, false, async |keyed| {
-        let (identifier, resumed) = match &keyed {
-            Some(k) => (k.identifier.clone(), k.resume.is_some()),
-            None => (uuid::Uuid::new_v4().simple().to_string(), false),
-        };
-        let made = events::create(&state, &event, &identifier, resumed).await?;
-        state
-            .sync
-            .enqueue(&made.iter().filter_map(|a| a.id.clone()).collect::<Vec<_>>())
-            .await;
-        let snapshot = state.directory.snapshot().await?;
-        let list = EventList {
-            events: made.iter().map(|a| dto(&state, &snapshot, a)).collect(),
-        };
-        Ok(Created {
-            status: StatusCode::CREATED,
-            body: Bytes::from(serde_json::to_vec(&list).map_err(|e| ApiError::internal(&e))?),
-            location: None,
-        })
-    })
+    let work = state.clone();
+    idempotency::run(
+        &state,
+        &request,
+        &caller.0,
+        &body,
+        false,
+        move |guard, keyed| async move {
+            let state = work;
+            let (identifier, resumed) = match &keyed {
+                Some(k) => (k.identifier.clone(), k.resume.is_some()),
+                None => (uuid::Uuid::new_v4().simple().to_string(), false),
+            };
+            let made = events::create(&state, &guard, &event, &identifier, resumed).await?;
+            state
+                .sync
+                .enqueue(&made.iter().filter_map(|a| a.id.clone()).collect::<Vec<_>>())
+                .await;
+            let snapshot = state.directory.snapshot().await?;
+            let list = EventList {
+                events: made.iter().map(|a| dto(&state, &snapshot, a)).collect(),
+            };
+            Ok(Created {
+                status: StatusCode::CREATED,
+                body: Bytes::from(serde_json::to_vec(&list).map_err(|e| ApiError::internal(&e))?),
+                location: None,
+            })
+        },
+    )
     .await
 }

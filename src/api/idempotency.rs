@@ -1,9 +1,14 @@
 //! `Idempotency-Key`: the same key and body replay the first answer; another body is 422
-//! `idempotency_key_reused`; while the first request runs, 409 `request_in_progress`. Answers
-//! (2xx and 4xx) are kept 24 hours; after a 5xx the key resumes, so a retry finishes what the
-//! first attempt started instead of repeating it.
+//! `idempotency_key_reused`; while an attempt with the key runs (on any replica), 409
+//! `request_in_progress`. An attempt owns its key by a lease it renews while it works, so the
+//! key is busy exactly as long as the work, and a replica that died frees it within a lease.
+//! Answers (2xx and 4xx) are kept 24 hours, written only by the attempt that owns the key (a
+//! late attempt never replaces another's answer); after a 5xx the key resumes, so a retry
+//! finishes what the first attempt started instead of repeating it. The work runs as a task of
+//! its own: a client that hangs up does not stop a booking half way.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -12,11 +17,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, Code, FieldError};
-use crate::store::{Begin, IdempotencyTtl, StoredResponse};
+use crate::scheduling::guard::Guard;
+use crate::store::{Begin, IdempotencyTtl, Lease, StoredResponse};
 
 pub const HEADER: &str = "Idempotency-Key";
 const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -25,6 +32,8 @@ const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Keyed {
     /// Where progress is recorded.
     pub store_key: String,
+    /// This attempt's ownership of the key (progress is recorded under it).
+    pub owner: Lease,
     /// Opaque, stable per caller and key: becomes the Canvas identifier value.
     pub identifier: String,
     /// What an interrupted earlier attempt recorded (`Value::Null` when it recorded nothing).
@@ -68,7 +77,8 @@ fn key_of(request: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Runs `operation` under the request's idempotency key (`required`: a missing key is a 400).
+/// Runs `operation` under the request's idempotency key (`required`: a missing key is a 400),
+/// with a guard that keeps the key's lease, and the locks the operation takes, alive.
 pub async fn run<F, Fut>(
     state: &AppState,
     request: &HttpRequest,
@@ -78,9 +88,14 @@ pub async fn run<F, Fut>(
     operation: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce(Option<Keyed>) -> Fut,
-    Fut: Future<Output = Result<Created, ApiError>>,
+    F: FnOnce(Arc<Guard>, Option<Keyed>) -> Fut + 'static,
+    Fut: Future<Output = Result<Created, ApiError>> + 'static,
 {
+    let guard = Arc::new(Guard::new(
+        state.store.clone(),
+        state.settings.leases.lock,
+        state.settings.canvas.write_settle,
+    ));
     let Some(key) = key_of(request)? else {
         if required {
             return Err(ApiError::invalid_fields(vec![FieldError {
@@ -89,7 +104,7 @@ where
                     .into(),
             }]));
         }
-        return operation(None).await.map(respond);
+        return detached(operation(guard, None)).await.map(respond);
     };
     let purpose = format!("{} {}", request.method(), request.path());
     let store_key = format!(
@@ -100,18 +115,18 @@ where
     let canonical = serde_json::to_vec(body).unwrap_or_default();
     let fingerprint = sha256(&[purpose.as_bytes(), &canonical]);
     let ttl = IdempotencyTtl {
-        marker: state.settings.canvas.timeout * 4 + Duration::from_secs(10),
+        lease: guard.lease(),
         record: RECORD_TTL,
     };
-    let store = &state.store;
+    let store = state.store.clone();
     let now = jiff::Timestamp::now();
-    let resume = match store
+    let (owner, resume) = match store
         .begin(store_key.clone(), fingerprint, ttl, now)
         .await
         .map_err(super::store_error)?
     {
-        Begin::Started => None,
-        Begin::Resume(progress) => Some(progress),
+        Begin::Started(owner) => (owner, None),
+        Begin::Resume(owner, progress) => (owner, Some(progress)),
         Begin::Replay(stored) => return replay(stored),
         Begin::Mismatch => {
             return Err(ApiError::new(
@@ -127,51 +142,62 @@ where
             .with_retry_after(1));
         }
     };
+    guard.adopt(owner.clone());
     let identifier = sha256(&[
         b"canvas-identifier",
         caller.subject.as_bytes(),
         key.as_bytes(),
     ])[..32]
         .to_owned();
-    let outcome = operation(Some(Keyed {
+    let keyed = Keyed {
         store_key: store_key.clone(),
+        owner: owner.clone(),
         identifier,
         resume,
-    }))
-    .await;
-    let now = jiff::Timestamp::now();
-    match outcome {
-        Ok(created) => {
-            let stored = StoredResponse {
+    };
+    detached(async move {
+        let outcome = operation(guard.clone(), Some(keyed)).await;
+        // From here the key's answer is written under its ownership, not kept alive by renewal.
+        guard.forget(&owner);
+        let stored = match &outcome {
+            Ok(created) => Some(StoredResponse {
                 status: created.status.as_u16(),
                 body: created.body.to_vec(),
                 location: created.location.clone(),
-            };
-            store
-                .finish(store_key, stored, now)
-                .await
-                .map_err(super::store_error)?;
-            Ok(respond(created))
-        }
-        Err(e) if e.code.status().is_client_error() => {
-            let stored = StoredResponse {
+            }),
+            Err(e) if e.code.status().is_client_error() => Some(StoredResponse {
                 status: e.code.status().as_u16(),
-                body: stored_error(&e),
+                body: stored_error(e),
                 location: None,
-            };
-            store
-                .finish(store_key, stored, now)
-                .await
-                .map_err(super::store_error)?;
-            Err(e)
+            }),
+            Err(_) => None,
+        };
+        let written = match stored {
+            Some(answer) => store.finish(store_key, owner, answer).await,
+            None => store.interrupt(store_key, owner).await,
+        };
+        match written {
+            Ok(true) => {}
+            // Its lease lapsed and another attempt resumed the key: that one's answer stands.
+            Ok(false) => tracing::warn!("an attempt ended after another took over its key"),
+            // The answer stands all the same: once Canvas has a booking, the client hears so,
+            // and a retry with the key resumes and finds it there.
+            Err(e) => tracing::warn!(error = %e, "could not record an idempotent answer"),
         }
-        Err(e) => {
-            if let Err(se) = store.interrupt(store_key).await {
-                tracing::warn!(error = %se, "could not mark an interrupted request; its marker expires on its own");
-            }
-            Err(e)
-        }
-    }
+        outcome
+    })
+    .await
+    .map(respond)
+}
+
+/// Runs the work as a task of its own, so that it ends as it would have if the client hangs up.
+async fn detached<T: 'static>(
+    work: impl Future<Output = Result<T, ApiError>> + 'static,
+) -> Result<T, ApiError> {
+    // The request's span goes along: Canvas calls stay in the caller's trace.
+    actix_web::rt::spawn(work.instrument(tracing::Span::current()))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
 }
 
 pub fn respond(created: Created) -> HttpResponse {

@@ -254,7 +254,7 @@ impl CanvasClient {
             Err(Error::Timeout { .. }) => "timeout",
             Err(Error::Unavailable { .. }) => "unavailable",
             Err(Error::NotFound { .. }) => "not_found",
-            Err(Error::Upstream { .. }) => "upstream_error",
+            Err(Error::Upstream { .. } | Error::WriteFailed { .. }) => "upstream_error",
             Err(_) => "refused",
         };
         span.record(
@@ -335,6 +335,9 @@ impl CanvasClient {
             if status.is_success() {
                 return Ok(Answer { headers, body });
             }
+            if is_write {
+                return Err(Error::from_write_status(operation, status.as_u16(), &body));
+            }
             return Err(Error::from_status(operation, status.as_u16(), &body));
         }
     }
@@ -409,7 +412,10 @@ impl CanvasClient {
 fn counts_as_failure(result: &Result<Answer, Error>) -> bool {
     matches!(
         result,
-        Err(Error::Unavailable { .. } | Error::Timeout { .. } | Error::Upstream { .. })
+        Err(Error::Unavailable { .. }
+            | Error::Timeout { .. }
+            | Error::Upstream { .. }
+            | Error::WriteFailed { .. })
     )
 }
 

@@ -41,6 +41,13 @@ pub enum Error {
     /// No answer within `[canvas] timeout_ms`; a write may or may not have happened.
     #[error("{operation}: Canvas did not answer in time")]
     Timeout { operation: &'static str },
+    /// A write answered 5xx: Canvas (or a proxy in front of it) failed after the request was
+    /// sent, so it may have been applied.
+    #[error("{operation}: Canvas failed after the write was sent: HTTP {status}")]
+    WriteFailed {
+        operation: &'static str,
+        status: u16,
+    },
     /// Canvas failed (5xx) or answered something we cannot read.
     #[error("{operation}: Canvas failed: {reason}")]
     Upstream {
@@ -80,15 +87,30 @@ impl Error {
         }
     }
 
-    /// Whether a write may have been applied by Canvas although we saw no answer.
+    /// Whether a write may have been applied by Canvas although it did not say so.
     pub fn is_ambiguous(&self) -> bool {
         matches!(
             self,
             Error::Timeout { .. }
+                | Error::WriteFailed { .. }
                 | Error::Unavailable {
                     maybe_sent: true,
                     ..
                 }
         )
+    }
+
+    /// A write's failure status: any 5xx may come after Canvas applied it (a time-out or
+    /// crash behind its proxy), so none of them says "nothing happened".
+    pub(super) fn from_write_status(operation: &'static str, status: u16, body: &[u8]) -> Error {
+        match Error::from_status(operation, status, body) {
+            Error::Unavailable { reason, .. } if status >= 500 => Error::Unavailable {
+                operation,
+                reason,
+                maybe_sent: true,
+            },
+            Error::Upstream { .. } => Error::WriteFailed { operation, status },
+            other => other,
+        }
     }
 }

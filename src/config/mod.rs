@@ -56,6 +56,7 @@ pub struct Settings {
     /// Signs `slot_id`s; every replica must share it.
     pub slot_id_secret: Secret,
     pub state: StateSettings,
+    pub leases: LeaseSettings,
     pub telemetry: TelemetrySettings,
     pub sync: SyncSettings,
     pub rules: Rules,
@@ -106,6 +107,8 @@ pub struct CanvasSettings {
     pub requests_per_second: u32,
     pub circuit_failures: u32,
     pub circuit_open: Duration,
+    /// How long after slotgate stopped waiting Canvas may still apply a write.
+    pub write_settle: Duration,
 }
 
 /// Where Canvas is: a real instance, or the sandbox slotgate starts for itself.
@@ -161,6 +164,14 @@ pub struct CacheSettings {
 pub struct RateLimitSettings {
     pub browse_per_minute: u32,
     pub book_per_minute: u32,
+}
+
+/// How long the shared state's locks live without renewal, and how often unfinished booking
+/// work is looked for (both backends).
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseSettings {
+    pub lock: Duration,
+    pub recovery_interval: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -61,6 +61,7 @@ pub struct RawCanvas {
     pub requests_per_second: u64,
     pub circuit_failures: u64,
     pub circuit_open_seconds: u64,
+    pub write_settle_seconds: u64,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +109,7 @@ pub struct RawBooking {
     pub hold_minutes: u64,
     pub patient_cancel_cutoff_hours: u64,
     pub max_active_per_patient: u64,
+    pub max_holds_per_patient: u64,
     #[serde(default, deserialize_with = "opt_string")]
     pub slot_id_secret: Option<String>,
 }
@@ -193,6 +195,8 @@ pub struct RawState {
     pub redis_url: Option<String>,
     pub key_prefix: String,
     pub sync_lease_seconds: u64,
+    pub lock_lease_ms: u64,
+    pub recovery_interval_ms: u64,
 }
 
 #[derive(Deserialize)]

@@ -96,6 +96,20 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
     let booking = booking(&mut found, &raw.booking);
     let sync = super::sync::sync(&mut found, &raw.sync, embedded);
     let state = state(&mut found, &raw.state);
+    let leases = LeaseSettings {
+        lock: Duration::from_millis(found.range(
+            "state.lock_lease_ms",
+            raw.state.lock_lease_ms,
+            300,
+            60_000,
+        )),
+        recovery_interval: Duration::from_millis(found.range(
+            "state.recovery_interval_ms",
+            raw.state.recovery_interval_ms,
+            50,
+            600_000,
+        )),
+    };
     let slot_id_secret = match raw.booking.slot_id_secret.filter(|s| !s.is_empty()) {
         Some(s) if s.len() >= 32 => Secret::new(s),
         Some(_) => {
@@ -131,6 +145,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             booking,
             slot_id_secret,
             state,
+            leases,
             telemetry,
             sync,
             rules,
@@ -261,6 +276,12 @@ fn canvas(
         circuit_open: secs(found.range(
             "canvas.circuit_open_seconds",
             raw.circuit_open_seconds,
+            1,
+            3600,
+        )),
+        write_settle: secs(found.range(
+            "canvas.write_settle_seconds",
+            raw.write_settle_seconds,
             1,
             3600,
         )),
@@ -460,6 +481,12 @@ fn booking(found: &mut Found, raw: &RawBooking) -> BookingPolicy {
             raw.max_active_per_patient,
             1,
             1000,
+        ),
+        max_holds_per_patient: found.range(
+            "booking.max_holds_per_patient",
+            raw.max_holds_per_patient,
+            1,
+            100,
         ),
     }
 }

@@ -96,6 +96,7 @@ pub struct BookingPolicy {
     pub hold_minutes: u32,
     pub patient_cancel_cutoff_hours: u32,
     pub max_active_per_patient: u32,
+    pub max_holds_per_patient: u32,
 }
 
 /// Everything the clinic configured about who may be booked for what.

@@ -78,6 +78,7 @@ mod tests {
             hold_minutes: 10,
             patient_cancel_cutoff_hours: 24,
             max_active_per_patient: 3,
+            max_holds_per_patient: 2,
         }
     }
 

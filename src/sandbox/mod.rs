@@ -114,6 +114,35 @@ pub struct Faults {
     /// The next this-many FHIR `PUT`s are answered 503 (a write that fails after others in
     /// the same operation succeeded).
     pub fail_next_puts: u32,
+    /// Up to this much more latency, drawn uniformly per request.
+    pub latency_jitter_ms: u64,
+    /// Sent as `Retry-After` (seconds) on every 503 the faults make, when above 0.
+    pub retry_after_seconds: u64,
+    /// The next this-many `GET /Appointment` searches (an identifier lookup, say) answer 503.
+    pub fail_next_searches: u32,
+    /// Fraction (0.0..=1.0) of `POST /Appointment`s that commit after a random delay of up to
+    /// `late_commit_max_ms`, holding their answer until then, as `commit_late_ms` does.
+    pub late_commit_rate: f64,
+    pub late_commit_max_ms: u64,
+    /// Fraction (0.0..=1.0) of FHIR requests whose answer is lost: the request is carried out
+    /// (a create is stored), then the connection breaks before the body is complete.
+    pub drop_rate: f64,
+}
+
+impl Faults {
+    /// The fractions are fractions.
+    pub fn check(&self) -> Result<(), &'static str> {
+        for (name, rate) in [
+            ("error_rate", self.error_rate),
+            ("late_commit_rate", self.late_commit_rate),
+            ("drop_rate", self.drop_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(name);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One request as the sandbox saw it (every route but `/_sandbox/*`).

@@ -133,6 +133,17 @@ impl Shared {
         }
     }
 
+    /// Whether this search is one of the `fail_next_searches`, counting it down.
+    pub fn take_failing_search(&self) -> bool {
+        let mut faults = lock(&self.faults);
+        if faults.fail_next_searches > 0 {
+            faults.fail_next_searches -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     pub fn reject_double_booking(&self) -> bool {
         self.reject_double_booking.load(Ordering::Relaxed)
     }

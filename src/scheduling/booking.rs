@@ -1,24 +1,27 @@
-//! Booking a slot exactly once. The checks run in the contract's order and the first failure
-//! answers; bookings of one clinician are serialised by a lock so that of two requests for
-//! overlapping time exactly one reaches Canvas; the create is tagged with an identifier so a
-//! create that may have happened is found again instead of repeated.
-
-use std::time::Duration;
+//! Booking a slot exactly once, however slow Canvas is. The checks run in the contract's order
+//! and the first failure answers. The booking then claims the clinician's time in the shared
+//! state, atomically and fenced by its locks, *before* it asks Canvas whether the time is free
+//! and creates: from that moment nobody else can hold or book the time, and if the create may
+//! have happened (a time-out, a dropped connection, a 5xx) the claim stays until Canvas shows
+//! what it did or `[canvas] write_settle_seconds` pass. The create carries an identifier
+//! derived from the idempotency key, so a create that may have happened is looked up, never
+//! sent again blindly.
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::Services;
 use super::canvas_write::{self, BOOKING_SYSTEM, NewAppointment};
 use super::directory::{Clinician, Place};
+use super::guard::Guard;
 use super::slot_id::SlotClaim;
 use crate::auth::Principal;
 use crate::canvas::{self, fhir};
 use crate::error::{ApiError, Code};
-use crate::rules::eligibility::{licensed_for_visit, offers_modality, offers_specialty};
-use crate::rules::model::{Reason, TypeCoding};
-use crate::rules::window;
-use crate::store::{Booked, Lease, StoreError};
-use crate::types::{PatientId, ScheduleId, UsState};
+use crate::rules::eligibility::licensed_for_visit;
+use crate::rules::model::{Modality, Reason, TypeCoding};
+use crate::rules::policy::{self, Refusal};
+use crate::store::{Booked, Claim, ClaimOutcome, Lease, Pending, StoreError};
+use crate::types::{PatientId, PractitionerId, ScheduleId, UsState};
 
 pub struct BookRequest {
     pub slot: SlotClaim,
@@ -36,7 +39,11 @@ pub struct Attempt<'a> {
     pub identifier: &'a str,
     /// An earlier attempt with this key may have created the appointment.
     pub maybe_created: bool,
+    /// The appointment this one replaces (a reschedule): linked at Canvas, and not counted
+    /// against the patient's limit.
     pub rescheduled_from: Option<&'a str>,
+    /// The request's leases, renewed while it works.
+    pub guard: &'a Guard,
 }
 
 /// The appointment as written, with its Canvas id.
@@ -78,6 +85,7 @@ pub async fn book(
     if attempt.maybe_created
         && let Some(found) = find(s, attempt.identifier).await?
     {
+        confirm_found(s, attempt.identifier, &found).await;
         return Ok(Made { appointment: found });
     }
     if !caller.may_act_for(&req.patient) {
@@ -87,21 +95,23 @@ pub async fn book(
         ));
     }
     let checked = check_rules(s, caller, req, now).await?;
-    let patient_lock = lock(s, format!("patient:{}", req.patient)).await?;
+    let guard = attempt.guard;
+    let patient_lock = lock(s, guard, format!("patient:{}", req.patient)).await?;
     let result = async {
         if !caller.scopes.staff {
-            check_limit(s, &req.patient, now).await?;
+            check_limit(s, &req.patient, attempt.rescheduled_from, now).await?;
         }
         if s.canvas.patient(&req.patient).await?.is_none() {
             return Err(refuse(Code::PatientNotFound, "Canvas has no such patient."));
         }
-        let clinician_lock = lock(s, format!("practitioner:{}", checked.clinician.id)).await?;
+        let clinician_lock =
+            lock(s, guard, format!("practitioner:{}", checked.clinician.id)).await?;
         let made = book_locked(s, caller, req, attempt, &checked, now).await;
-        release(s, clinician_lock).await;
+        guard.release(clinician_lock).await;
         made
     }
     .await;
-    release(s, patient_lock).await;
+    guard.release(patient_lock).await;
     result
 }
 
@@ -114,17 +124,7 @@ async fn check_rules(
 ) -> Result<Checked, ApiError> {
     let staff = caller.scopes.staff;
     let slot = &req.slot;
-    let reason = s
-        .settings
-        .rules
-        .reason(&req.reason_code)
-        .filter(|r| staff || r.patient_bookable)
-        .ok_or_else(|| {
-            refuse(
-                Code::ReasonNotAllowed,
-                "There is no bookable reason with this code.",
-            )
-        })?;
+    let reason = policy::bookable_reason(&s.settings.rules, &req.reason_code, staff)?;
     let snapshot = s.directory.snapshot().await?;
     let (Some(clinician), Some(place)) = (
         snapshot.clinicians.get(&slot.practitioner),
@@ -135,28 +135,9 @@ async fn check_rules(
             "This clinician or location no longer takes bookings.",
         ));
     };
-    if !offers_specialty(reason, &clinician.profile) {
-        return Err(refuse(
-            Code::ReasonNotAllowed,
-            "This clinician does not see patients for this reason.",
-        ));
-    }
-    if !window::duration_allowed(reason, slot.duration_minutes) {
-        return Err(refuse(
-            Code::DurationNotAllowed,
-            "This reason is not booked for the slot's duration.",
-        ));
-    }
-    let Some(appointment_type) = reason
-        .modalities
-        .get(&slot.modality)
-        .filter(|_| offers_modality(reason, &clinician.profile, slot.modality))
-    else {
-        return Err(refuse(
-            Code::ModalityNotAllowed,
-            "This reason or clinician is not offered this way.",
-        ));
-    };
+    policy::check_duration(reason, slot.duration_minutes)?;
+    let appointment_type = policy::appointment_type(reason, slot.modality)?;
+    policy::check_clinician(reason, &clinician.profile, slot.modality)?;
     let (Some(start), Some(end)) = (slot.start(), slot.end()) else {
         return Err(ApiError::invalid(
             "slot_id",
@@ -171,17 +152,9 @@ async fn check_rules(
         place.info.state,
         local_date,
     ) {
-        return Err(refuse(
-            Code::PractitionerNotLicensed,
-            "The clinician holds no licence for this state on that date.",
-        ));
+        return Err(Refusal::PractitionerNotLicensed.into());
     }
-    if !window::window(&s.settings.booking, now, staff).allows(start) {
-        return Err(refuse(
-            Code::OutsideBookingWindow,
-            "This slot is too soon or too far ahead to book.",
-        ));
-    }
+    policy::check_window(&s.settings.booking, now, staff, start)?;
     Ok(Checked {
         reason: reason.clone(),
         appointment_type: appointment_type.clone(),
@@ -192,27 +165,46 @@ async fn check_rules(
     })
 }
 
-/// A patient's upcoming appointments stay under `[booking] max_active_per_patient`.
-async fn check_limit(s: &Services, patient: &PatientId, now: Timestamp) -> Result<(), ApiError> {
+/// A patient's upcoming appointments (Canvas's, and bookings of theirs still in flight) stay
+/// under `[booking] max_active_per_patient`; the one a reschedule replaces does not count.
+async fn check_limit(
+    s: &Services,
+    patient: &PatientId,
+    replacing: Option<&str>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
     let (who, from) = (format!("Patient/{patient}"), format!("ge{now}"));
     let upcoming = s
         .canvas
         .search_appointments(&[("patient", &who), ("date", &from)])
         .await?;
-    let active = upcoming
+    let active: Vec<&fhir::Appointment> = upcoming
         .iter()
         .filter(|a| a.status.blocks_time() && a.start.is_some_and(|t| t.timestamp > now))
+        .filter(|a| replacing.is_none_or(|old| a.id.as_deref() != Some(old)))
+        .collect();
+    let in_flight = s
+        .store
+        .booked(now)
+        .await
+        .map_err(store_unavailable)?
+        .into_iter()
+        .filter_map(|b| b.pending)
+        .filter(|p| p.patient == patient.as_str())
+        .filter(|p| !active.iter().any(|a| carries(a, &p.identifier)))
         .count();
-    if active >= s.settings.booking.max_active_per_patient as usize {
-        return Err(refuse(
-            Code::BookingLimitReached,
-            "This patient already has the most upcoming appointments allowed.",
-        ));
-    }
+    policy::check_booking_limit(&s.settings.booking, active.len() + in_flight, false)?;
     Ok(())
 }
 
-/// Holds, the slot in Canvas now, the create: under the clinician's lock.
+/// The appointment carries slotgate's booking identifier `value`.
+fn carries(a: &fhir::Appointment, value: &str) -> bool {
+    a.identifier
+        .iter()
+        .any(|i| i.system.as_deref() == Some(BOOKING_SYSTEM) && i.value.as_deref() == Some(value))
+}
+
+/// Claims the time, checks Canvas now, creates: under the clinician's lock.
 async fn book_locked(
     s: &Services,
     caller: &Principal,
@@ -221,41 +213,100 @@ async fn book_locked(
     c: &Checked,
     now: Timestamp,
 ) -> Result<Made, ApiError> {
-    let store = &s.store;
-    let holds = store.holds(now).await.map_err(store_unavailable)?;
-    let mine = |h: &crate::store::Hold| {
-        h.owner == caller.subject && req.hold_id.as_ref().is_none_or(|id| id == &h.id)
-    };
-    let overlapping: Vec<_> = holds
-        .iter()
-        .filter(|h| h.practitioner == c.clinician.id && h.start < c.end && c.start < h.end)
-        .collect();
-    if overlapping.iter().any(|h| !mine(h)) {
-        return Err(refuse(Code::SlotHeld, "Someone else is holding this time."));
-    }
-    let booked = store.booked(now).await.map_err(store_unavailable)?;
-    let unconfirmed = unconfirmed_id(attempt.identifier);
-    if booked.iter().any(|b| b.appointment_id == unconfirmed) {
-        // An earlier try of this very request that Canvas has not confirmed: creating again
-        // now could make two. Until its hold on the time lapses, the answer stays 504.
-        return Err(ApiError::new(
-            Code::UpstreamTimeout,
-            "Canvas has not confirmed an earlier try of this booking yet. Retry with the same Idempotency-Key in a minute.",
-        ));
-    }
-    if booked
-        .iter()
-        .any(|b| b.practitioner == c.clinician.id && b.start < c.end && c.start < b.end)
-    {
-        return Err(refuse(Code::SlotUnavailable, "This time was just booked."));
-    }
-    if !still_free(s, &req.slot, c).await? {
-        return Err(refuse(
-            Code::SlotUnavailable,
-            "This time is no longer free.",
-        ));
-    }
+    let guard = attempt.guard;
     let identifier = attempt.identifier;
+    let entry = Booked {
+        appointment_id: Pending::entry_id(identifier),
+        practitioner: c.clinician.id.clone(),
+        start: c.start,
+        end: c.end,
+        expires_at: guard.pending_expiry(),
+        pending: Some(Pending {
+            identifier: identifier.to_owned(),
+            patient: req.patient.to_string(),
+            since: now,
+        }),
+    };
+    let claim = Claim {
+        booked: entry.clone(),
+        hold_owner: caller.subject.clone(),
+        hold_id: req.hold_id.clone(),
+    };
+    match s
+        .store
+        .claim(claim, guard.fences(), now)
+        .await
+        .map_err(store_unavailable)?
+    {
+        ClaimOutcome::Claimed => guard.keep_pending(entry.clone()),
+        ClaimOutcome::Held => {
+            return Err(refuse(Code::SlotHeld, "Someone else is holding this time."));
+        }
+        ClaimOutcome::Booked => {
+            let taken = refuse(Code::SlotUnavailable, "This time was just booked.");
+            return ours_or(s, identifier, taken).await;
+        }
+        ClaimOutcome::Unconfirmed => return Err(unconfirmed()),
+        ClaimOutcome::Fenced => return Err(lost()),
+    }
+    // Others' cached answers that still offer the time must not be served.
+    s.slot_cache.invalidate_practitioner(&c.clinician.id);
+    match send(s, req, attempt, c).await {
+        Ok(made) => {
+            confirm(s, guard, &entry, &made, caller, req.hold_id.as_deref()).await;
+            Ok(made)
+        }
+        // Canvas may yet apply it: the claim keeps the time until Canvas shows what it did.
+        Err(Unsent::MaybeCreated(e)) => Err(e),
+        Err(Unsent::Nothing(e)) => {
+            give_back(s, guard, &entry).await;
+            if e.code == Code::SlotUnavailable {
+                return ours_or(s, identifier, e).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The time is taken; if by this very booking (an earlier attempt whose record the shared
+/// state lost, say), that is the answer rather than a refusal.
+async fn ours_or(s: &Services, identifier: &str, refusal: ApiError) -> Result<Made, ApiError> {
+    match find(s, identifier).await {
+        Ok(Some(found)) => {
+            confirm_found(s, identifier, &found).await;
+            Ok(Made { appointment: found })
+        }
+        _ => Err(refusal),
+    }
+}
+
+/// Why a booking with its time claimed was not made.
+enum Unsent {
+    /// Nothing reached Canvas, or Canvas refused it.
+    Nothing(ApiError),
+    /// The create may have been applied.
+    MaybeCreated(ApiError),
+}
+
+/// With the time claimed: Canvas still has it free, this request still holds its locks, create.
+async fn send(
+    s: &Services,
+    req: &BookRequest,
+    attempt: &Attempt<'_>,
+    c: &Checked,
+) -> Result<Made, Unsent> {
+    match still_free(s, &req.slot, c).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Unsent::Nothing(refuse(
+                Code::SlotUnavailable,
+                "This time is no longer free.",
+            )));
+        }
+        Err(e) => return Err(Unsent::Nothing(e)),
+    }
+    // A request that lost a lock while Canvas was slow stops before it writes.
+    attempt.guard.check().map_err(|_| Unsent::Nothing(lost()))?;
     let body = canvas_write::appointment(&NewAppointment {
         reason: &c.reason,
         appointment_type: &c.appointment_type,
@@ -267,70 +318,115 @@ async fn book_locked(
         comment: req.comment.as_deref(),
         // A visit link only where the visit happens by video.
         meeting_link: match req.slot.modality {
-            crate::rules::model::Modality::Telehealth => {
-                c.clinician.profile.telehealth_url.as_deref()
-            }
-            crate::rules::model::Modality::InPerson => None,
+            Modality::Telehealth => c.clinician.profile.telehealth_url.as_deref(),
+            Modality::InPerson => None,
         },
-        identifier,
+        identifier: attempt.identifier,
         rescheduled_from: attempt.rescheduled_from,
     });
-    let appointment = match create_once(s, &body, identifier).await {
-        Ok(a) => a,
-        Err(e) if e.code == Code::UpstreamTimeout => {
-            // Canvas may still commit it: nobody else gets this time meanwhile. After a slot
-            // TTL every answer comes from Canvas again, which by then shows what it did.
-            // Counted from now: the create and its lookup may have taken a while.
-            let failed_at = Timestamp::now();
-            let until = failed_at
-                .saturating_add(
-                    SignedDuration::try_from(s.settings.cache.slot_ttl)
-                        .unwrap_or(SignedDuration::ZERO),
-                )
-                .unwrap_or(failed_at);
-            let hidden = store
-                .put_booked(Booked {
-                    appointment_id: unconfirmed,
-                    practitioner: c.clinician.id.clone(),
-                    start: c.start,
-                    end: c.end,
-                    expires_at: until,
-                })
-                .await;
-            if let Err(hidden) = hidden {
-                tracing::warn!(error = %hidden, "an unconfirmed booking's time is not hidden");
-            }
-            s.slot_cache.invalidate_practitioner(&c.clinician.id);
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    let keep = s.settings.cache.slot_ttl + s.settings.cache.stale_if_error;
-    let expires_at = now
-        .saturating_add(SignedDuration::try_from(keep).unwrap_or(SignedDuration::ZERO))
-        .unwrap_or(now);
-    let id = appointment.id.clone().unwrap_or_default();
-    store
-        .put_booked(Booked {
-            appointment_id: id,
-            practitioner: c.clinician.id.clone(),
-            start: c.start,
-            end: c.end,
-            expires_at,
-        })
-        .await
-        .map_err(store_unavailable)?;
-    for h in overlapping {
-        let _ = store.remove_hold(h.id.clone()).await;
-    }
-    s.slot_cache.invalidate_practitioner(&c.clinician.id);
+    let appointment = create_once(s, &body, attempt.identifier).await?;
     Ok(Made { appointment })
 }
 
-/// How a booking Canvas did not confirm is held in the overlay: by its identifier, so that the
-/// same request retried (same Idempotency-Key) knows it is waiting on its own earlier try.
-fn unconfirmed_id(identifier: &str) -> String {
-    format!("unconfirmed:{identifier}")
+/// How long a booking made through slotgate stays in the overlay: until every cached answer
+/// (fresh or stale) was fetched after it.
+fn overlay_expiry(s: &Services, now: Timestamp) -> Timestamp {
+    let keep = s.settings.cache.slot_ttl + s.settings.cache.stale_if_error;
+    now.saturating_add(SignedDuration::try_from(keep).unwrap_or(SignedDuration::ZERO))
+        .unwrap_or(now)
+}
+
+/// Canvas has it: the overlay holds the time under its Canvas id until the caches show it, and
+/// the caller's holds on it are spent. Nothing here may turn the booking into a failure.
+async fn confirm(
+    s: &Services,
+    guard: &Guard,
+    pending: &Booked,
+    made: &Made,
+    caller: &Principal,
+    hold_id: Option<&str>,
+) {
+    guard.drop_pending(&pending.appointment_id);
+    let now = Timestamp::now();
+    let booked = Booked {
+        appointment_id: made.appointment.id.clone().unwrap_or_default(),
+        expires_at: overlay_expiry(s, now),
+        pending: None,
+        ..pending.clone()
+    };
+    if let Err(e) = s.store.put_booked(booked).await {
+        tracing::warn!(error = %e, "booked, but the overlay was not updated; the claim keeps the time until it lapses");
+    } else if let Err(e) = s.store.remove_booked(pending.appointment_id.clone()).await {
+        tracing::warn!(error = %e, "booked; the claim lapses on its own");
+    }
+    match s.store.holds(now).await {
+        Ok(holds) => {
+            for h in holds.into_iter().filter(|h| {
+                h.owner == caller.subject
+                    && hold_id.is_none_or(|id| id == h.id)
+                    && h.practitioner == pending.practitioner
+                    && h.start < pending.end
+                    && pending.start < h.end
+            }) {
+                let _ = s.store.remove_hold(h.id).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "booked; the caller's hold lapses on its own"),
+    }
+    s.slot_cache.invalidate_practitioner(&pending.practitioner);
+}
+
+/// A booking found at Canvas by its identifier (an earlier attempt's, or the recovery's): its
+/// claim becomes an ordinary overlay entry.
+pub async fn confirm_found(s: &Services, identifier: &str, found: &fhir::Appointment) {
+    let pending_id = Pending::entry_id(identifier);
+    let (Some(id), Some(practitioner), Some(start), Some(end)) = (
+        found.id.clone(),
+        found
+            .participant_id("Practitioner")
+            .and_then(|p| p.parse::<PractitionerId>().ok()),
+        found.start,
+        found.end,
+    ) else {
+        return;
+    };
+    let booked = Booked {
+        appointment_id: id,
+        practitioner: practitioner.clone(),
+        start: start.timestamp,
+        end: end.timestamp,
+        expires_at: overlay_expiry(s, Timestamp::now()),
+        pending: None,
+    };
+    if s.store.put_booked(booked).await.is_ok() {
+        let _ = s.store.remove_booked(pending_id).await;
+    }
+    s.slot_cache.invalidate_practitioner(&practitioner);
+}
+
+/// Nothing was created: the time goes back.
+async fn give_back(s: &Services, guard: &Guard, pending: &Booked) {
+    guard.drop_pending(&pending.appointment_id);
+    if let Err(e) = s.store.remove_booked(pending.appointment_id.clone()).await {
+        tracing::warn!(error = %e, "a claim was not given back; it lapses on its own");
+    }
+    s.slot_cache.invalidate_practitioner(&pending.practitioner);
+}
+
+fn unconfirmed() -> ApiError {
+    ApiError::new(
+        Code::UpstreamTimeout,
+        "Canvas has not confirmed an earlier try of this request yet. Retry with the same Idempotency-Key in a minute.",
+    )
+}
+
+/// A lock was lost before anything was written to Canvas.
+fn lost() -> ApiError {
+    ApiError::new(
+        Code::UpstreamUnavailable,
+        "Booking took too long to stay safe and was stopped; nothing was booked. Please retry.",
+    )
+    .with_retry_after(1)
 }
 
 /// Canvas still lists the slot as free, asked now rather than from the cache.
@@ -358,7 +454,7 @@ async fn create_once(
     s: &Services,
     body: &fhir::Appointment,
     identifier: &str,
-) -> Result<fhir::Appointment, ApiError> {
+) -> Result<fhir::Appointment, Unsent> {
     match s.canvas.create_appointment(body).await {
         Ok(id) => Ok(fhir::Appointment {
             id: Some(id),
@@ -366,22 +462,22 @@ async fn create_once(
         }),
         Err(canvas::Error::BusinessRule { .. }) => {
             // Canvas refuses double booking when the clinic turned that on (§4).
-            Err(refuse(
+            Err(Unsent::Nothing(refuse(
                 Code::SlotUnavailable,
                 "Canvas reports this time is no longer available.",
-            ))
+            )))
         }
         Err(e) if e.is_ambiguous() => {
             tracing::warn!(error = %e, "appointment create may have happened; looking it up");
             match find(s, identifier).await {
                 Ok(Some(found)) => Ok(found),
-                _ => Err(ApiError::new(
+                _ => Err(Unsent::MaybeCreated(ApiError::new(
                     Code::UpstreamTimeout,
                     "Canvas did not confirm the booking in time. Retry with the same Idempotency-Key: it will find the booking if it was made.",
-                )),
+                ))),
             }
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Unsent::Nothing(e.into())),
     }
 }
 
@@ -399,27 +495,17 @@ fn store_unavailable(e: StoreError) -> ApiError {
     super::booking_store_error(e)
 }
 
-/// Locks live longer than the Canvas calls they protect (a slot check and a create), and a
-/// request waits for its turn about as long.
-pub async fn lock(s: &Services, key: String) -> Result<Lease, ApiError> {
-    let timeout = s.settings.canvas.timeout;
-    let ttl = timeout * 3 + Duration::from_secs(5);
-    s.store
-        .lock(key, ttl, timeout * 3)
-        .await
-        .map_err(|e| match e {
-            StoreError::Busy(_) => ApiError::new(
-                Code::UpstreamUnavailable,
-                "Too many bookings at once for this clinician; please retry.",
-            )
-            .with_retry_after(1),
-            e => store_unavailable(e),
-        })
-}
-
-pub async fn release(s: &Services, lease: Lease) {
-    if let Err(e) = s.store.unlock(lease).await {
-        // The lock expires on its own; the booking itself is done.
-        tracing::warn!(error = %e, "could not release a booking lock");
-    }
+/// Takes a lock for this request, kept by its guard until released. A request waits its turn
+/// for about as long as a client waits for an answer; how long the lock then lives depends only
+/// on how long its holder works.
+pub async fn lock(s: &Services, guard: &Guard, key: String) -> Result<Lease, ApiError> {
+    let wait = s.settings.canvas.timeout * 3;
+    guard.lock(key, wait).await.map_err(|e| match e {
+        StoreError::Busy(_) => ApiError::new(
+            Code::UpstreamUnavailable,
+            "Too many bookings at once for this clinician; please retry.",
+        )
+        .with_retry_after(1),
+        e => store_unavailable(e),
+    })
 }

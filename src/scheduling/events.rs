@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::Services;
 use super::booking::{self, refuse};
 use super::canvas_write::{self, EVENT_SYSTEM, NewEvent};
+use super::guard::Guard;
 use crate::canvas::fhir;
 use crate::error::{ApiError, Code};
 use crate::rules::model::TypeCoding;
@@ -26,6 +27,7 @@ pub struct EventRequest {
 /// request find what an interrupted one already created.
 pub async fn create(
     s: &Services,
+    guard: &Guard,
     req: &EventRequest,
     identifier: &str,
     resumed: bool,
@@ -71,9 +73,10 @@ pub async fn create(
     practitioners.dedup();
     for (n, practitioner) in practitioners.iter().enumerate() {
         let value = format!("{identifier}-{n}");
-        let lease = booking::lock(s, format!("practitioner:{practitioner}")).await?;
+        let lease = booking::lock(s, guard, format!("practitioner:{practitioner}")).await?;
         let result = create_one(
             s,
+            guard,
             req,
             &event_type,
             practitioner,
@@ -82,7 +85,7 @@ pub async fn create(
             resumed,
         )
         .await;
-        booking::release(s, lease).await;
+        guard.release(lease).await;
         made.push(result?);
     }
     Ok(made)
@@ -90,6 +93,7 @@ pub async fn create(
 
 async fn create_one(
     s: &Services,
+    guard: &Guard,
     req: &EventRequest,
     event_type: &TypeCoding,
     practitioner: &PractitionerId,
@@ -108,6 +112,14 @@ async fn create_one(
     {
         return Ok(found);
     }
+    // A request that lost its lock while Canvas was slow stops before it writes.
+    guard.check().map_err(|_| {
+        ApiError::new(
+            Code::UpstreamUnavailable,
+            "Creating the events took too long to stay safe and was stopped; retry with the same Idempotency-Key.",
+        )
+        .with_retry_after(1)
+    })?;
     let body = canvas_write::other_event(&NewEvent {
         event_type,
         practitioner,
@@ -142,16 +154,21 @@ async fn create_one(
     let expires_at = now
         .saturating_add(SignedDuration::try_from(keep).unwrap_or(SignedDuration::ZERO))
         .unwrap_or(now);
-    s.store
+    // Canvas has it: nothing after this may answer "nothing was made".
+    if let Err(e) = s
+        .store
         .put_booked(Booked {
             appointment_id: id.clone(),
             practitioner: practitioner.clone(),
             start: req.start,
             end: req.end,
             expires_at,
+            pending: None,
         })
         .await
-        .map_err(super::booking_store_error)?;
+    {
+        tracing::warn!(error = %e, "an Other Event is made but not in the overlay; Canvas's answers will show it");
+    }
     s.slot_cache.invalidate_practitioner(practitioner);
     Ok(fhir::Appointment {
         id: Some(id),

@@ -1,5 +1,7 @@
 //! Holds: a slot set aside for one caller for `[booking] hold_minutes`, hidden from everyone's
-//! availability meanwhile.
+//! availability meanwhile. A patient holds at most `[booking] max_holds_per_patient` at once,
+//! and no hold is granted on a time whose booking is in flight (the store decides both
+//! atomically with the overlap).
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -8,7 +10,7 @@ use super::booking::refuse;
 use super::slot_id::SlotClaim;
 use crate::auth::Principal;
 use crate::error::{ApiError, Code};
-use crate::rules::window;
+use crate::rules::policy::{self, Refusal};
 use crate::store::{Hold, HoldOutcome};
 use crate::types::{PatientId, ScheduleId};
 
@@ -34,12 +36,7 @@ pub async fn place(
             "is not a slot from /v1/availability",
         ));
     };
-    if !window::window(&s.settings.booking, now, caller.scopes.staff).allows(start) {
-        return Err(refuse(
-            Code::OutsideBookingWindow,
-            "This slot is too soon or too far ahead to book.",
-        ));
-    }
+    policy::check_window(&s.settings.booking, now, caller.scopes.staff, start)?;
     // A slot Canvas no longer offers cannot be held.
     let snapshot = s.directory.snapshot().await?;
     let place = snapshot.place_by_key(&slot.location_key).ok_or_else(|| {
@@ -81,9 +78,10 @@ pub async fn place(
             .saturating_add(SignedDuration::from_mins(minutes))
             .unwrap_or(now),
     };
+    let max = s.settings.booking.max_holds_per_patient;
     match s
         .store
-        .put_hold(hold.clone(), now)
+        .put_hold(hold.clone(), max, now)
         .await
         .map_err(super::booking_store_error)?
     {
@@ -94,6 +92,7 @@ pub async fn place(
         }
         HoldOutcome::Held => Err(refuse(Code::SlotHeld, "Someone else is holding this time.")),
         HoldOutcome::Booked => Err(refuse(Code::SlotUnavailable, "This time was just booked.")),
+        HoldOutcome::LimitReached => Err(Refusal::HoldLimitReached { max }.into()),
     }
 }
 

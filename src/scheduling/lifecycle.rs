@@ -1,13 +1,16 @@
 //! After a booking: reading, cancelling and rescheduling appointments.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::Services;
 use super::booking::{self, Attempt, BookRequest, Made, refuse};
 use super::canvas_write;
+use super::guard::Guard;
 use crate::auth::Principal;
 use crate::canvas::fhir::{self, AppointmentStatus};
 use crate::error::{ApiError, Code};
+use crate::rules::policy;
+use crate::store::Move;
 use crate::types::PatientId;
 
 /// The appointment, if the caller may see it. A patient asking for someone else's appointment
@@ -31,69 +34,84 @@ pub async fn visible(
     }
 }
 
-/// Patients may cancel (and so reschedule) only until the cut-off before the start.
+/// The appointment, if the caller may change it: what they may see, and for a patient only
+/// their visits. Other Events are staff business even when they name the patient.
+async fn changeable(
+    s: &Services,
+    caller: &Principal,
+    id: &str,
+) -> Result<fhir::Appointment, ApiError> {
+    let appointment = visible(s, caller, id).await?;
+    if !caller.scopes.staff
+        && canvas_write::is_other_event(&appointment, &s.settings.sync.event_type)
+    {
+        return Err(ApiError::not_found("There is no such appointment."));
+    }
+    Ok(appointment)
+}
+
 fn check_cutoff(
     s: &Services,
     caller: &Principal,
     appointment: &fhir::Appointment,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    if caller.scopes.staff {
-        return Ok(());
-    }
-    let hours = i64::from(s.settings.booking.patient_cancel_cutoff_hours);
-    let start = appointment.start.map(|s| s.timestamp).unwrap_or(now);
-    if now
-        .saturating_add(SignedDuration::from_hours(hours))
-        .unwrap_or(now)
-        > start
-    {
-        return Err(refuse(
-            Code::CancellationWindowPassed,
-            &format!(
-                "Appointments can be changed online until {hours} hours before they start; please call the clinic."
-            ),
-        ));
-    }
+    policy::check_change_cutoff(
+        &s.settings.booking,
+        now,
+        caller.scopes.staff,
+        appointment.start.map(|t| t.timestamp),
+    )?;
     Ok(())
 }
 
 /// Cancels; cancelling what is already cancelled changes nothing and answers the same.
 pub async fn cancel(
     s: &Services,
+    guard: &Guard,
     caller: &Principal,
     id: &str,
 ) -> Result<fhir::Appointment, ApiError> {
-    locked(s, id, async || cancel_now(s, caller, id).await).await
+    locked(s, guard, id, async || {
+        let current = changeable(s, caller, id).await?;
+        if current.status == AppointmentStatus::Cancelled {
+            return Ok(current);
+        }
+        check_cutoff(s, caller, &current, Timestamp::now())?;
+        guard.check().map_err(|_| busy())?;
+        put_cancelled(s, &current, None).await
+    })
+    .await
 }
 
 /// Changes to one appointment are serialised, and each re-reads it under the lock, so two
 /// concurrent reschedules cannot both move it.
 async fn locked<T>(
     s: &Services,
+    guard: &Guard,
     id: &str,
     change: impl AsyncFnOnce() -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let lease = booking::lock(s, format!("appointment:{id}")).await?;
+    let lease = booking::lock(s, guard, appointment_lock(id)).await?;
     let result = change().await;
-    booking::release(s, lease).await;
+    guard.release(lease).await;
     result
 }
 
-async fn cancel_now(
-    s: &Services,
-    caller: &Principal,
-    id: &str,
-) -> Result<fhir::Appointment, ApiError> {
-    let current = visible(s, caller, id).await?;
-    if current.status == AppointmentStatus::Cancelled {
-        return Ok(current);
-    }
-    check_cutoff(s, caller, &current, Timestamp::now())?;
-    put_cancelled(s, &current, None).await
+pub fn appointment_lock(id: &str) -> String {
+    format!("appointment:{id}")
 }
 
-async fn put_cancelled(
+fn busy() -> ApiError {
+    ApiError::new(
+        Code::UpstreamUnavailable,
+        "This change took too long to stay safe and was stopped; nothing was changed. Please retry.",
+    )
+    .with_retry_after(1)
+}
+
+/// Cancels `current` at Canvas (pointing at its replacement, if any) and frees its time.
+pub async fn put_cancelled(
     s: &Services,
     current: &fhir::Appointment,
     replaced_by: Option<&str>,
@@ -126,9 +144,10 @@ pub struct Reschedule {
 /// How far a reschedule got, kept with the idempotency key so a retry finishes it.
 pub const NEW_APPOINTMENT: &str = "new_appointment";
 
-/// Books the new slot first, then cancels the old appointment. If the booking fails the old one
-/// is untouched; if the cancellation fails the answer says so, and a retry with the same key
-/// (resuming with `done`, the new appointment's id) only cancels.
+/// Books the new slot first, then cancels the old appointment. The move is recorded before
+/// anything is written, so that it ends with exactly one of the two active whatever fails: if
+/// the booking fails for certain the old one is untouched; if the new one exists (or may) and
+/// the old one could not be cancelled, the recovery loop finishes it (see [`finish_move`]).
 pub async fn reschedule(
     s: &Services,
     caller: &Principal,
@@ -136,9 +155,9 @@ pub async fn reschedule(
     req: &Reschedule,
     attempt: &Attempt<'_>,
     done: Option<&str>,
-    record: impl AsyncFnOnce(&str) -> Result<(), ApiError>,
+    record: impl AsyncFnOnce(&str),
 ) -> Result<fhir::Appointment, ApiError> {
-    locked(s, old_id, async || {
+    locked(s, attempt.guard, old_id, async || {
         reschedule_now(s, caller, old_id, req, attempt, done, record).await
     })
     .await
@@ -151,59 +170,170 @@ async fn reschedule_now(
     req: &Reschedule,
     attempt: &Attempt<'_>,
     done: Option<&str>,
-    record: impl AsyncFnOnce(&str) -> Result<(), ApiError>,
+    record: impl AsyncFnOnce(&str),
 ) -> Result<fhir::Appointment, ApiError> {
-    let old = visible(s, caller, old_id).await?;
-    let new = match done {
-        Some(new_id) => s
-            .canvas
-            .appointment(new_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(&"the rescheduled appointment vanished"))?,
+    let old = changeable(s, caller, old_id).await?;
+    let earlier = match done {
+        Some(new_id) => s.canvas.appointment(new_id).await?,
+        None if attempt.maybe_created => booking::find(s, attempt.identifier).await?,
+        None => None,
+    };
+    let new = match earlier {
+        Some(new) => new,
         None => {
-            if !old.status.blocks_time() {
-                return Err(refuse(
-                    Code::AppointmentNotActive,
-                    "This appointment is cancelled or over; book a new one instead.",
-                ));
-            }
-            check_cutoff(s, caller, &old, Timestamp::now())?;
-            let patient = old
-                .participant_id("Patient")
-                .and_then(|p| p.parse::<PatientId>().ok())
-                .ok_or_else(|| ApiError::not_found("There is no such appointment."))?;
-            let reason_code = old
-                .reason_code
-                .first()
-                .and_then(|r| r.coding.first())
-                .and_then(|c| c.code.clone())
-                .unwrap_or_else(|| req.slot.reason.clone());
-            let request = BookRequest {
-                slot: req.slot.clone(),
-                reason_code,
-                patient,
-                patient_state: req.patient_state,
-                comment: old.reason_code.first().and_then(|r| r.text.clone()),
-                hold_id: req.hold_id.clone(),
-            };
-            let attempt = Attempt {
-                rescheduled_from: Some(old_id),
-                ..*attempt
-            };
-            let Made { appointment } = booking::book(s, caller, &request, &attempt).await?;
-            record(appointment.id.as_deref().unwrap_or_default()).await?;
-            appointment
+            let new = book_replacement(s, caller, &old, old_id, req, attempt).await?;
+            record(new.id.as_deref().unwrap_or_default()).await;
+            new
         }
     };
     if old.status != AppointmentStatus::Cancelled {
         let new_id = new.id.clone().unwrap_or_default();
-        put_cancelled(s, &old, Some(&new_id)).await.map_err(|e| {
-            tracing::error!(error = %e, "rescheduled, but the old appointment was not cancelled");
-            ApiError::new(
-                Code::UpstreamError,
-                format!("The new appointment {new_id} is booked, but cancelling the old one failed. Retry with the same Idempotency-Key to finish."),
-            )
-        })?;
+        if let Err(e) = put_cancelled(s, &old, Some(&new_id)).await {
+            // The move stays recorded: the recovery loop cancels the old one shortly.
+            tracing::error!(error = %e, "rescheduled; the old appointment will be cancelled by the recovery loop");
+            return Ok(new);
+        }
     }
+    forget_move(s, old_id).await;
     Ok(new)
+}
+
+async fn book_replacement(
+    s: &Services,
+    caller: &Principal,
+    old: &fhir::Appointment,
+    old_id: &str,
+    req: &Reschedule,
+    attempt: &Attempt<'_>,
+) -> Result<fhir::Appointment, ApiError> {
+    if !old.status.blocks_time() {
+        return Err(refuse(
+            Code::AppointmentNotActive,
+            "This appointment is cancelled or over; book a new one instead.",
+        ));
+    }
+    check_cutoff(s, caller, old, Timestamp::now())?;
+    let patient = old
+        .participant_id("Patient")
+        .and_then(|p| p.parse::<PatientId>().ok())
+        .ok_or_else(|| ApiError::not_found("There is no such appointment."))?;
+    let reason_code = old
+        .reason_code
+        .first()
+        .and_then(|r| r.coding.first())
+        .and_then(|c| c.code.clone())
+        .unwrap_or_else(|| req.slot.reason.clone());
+    let request = BookRequest {
+        slot: req.slot.clone(),
+        reason_code,
+        patient,
+        patient_state: req.patient_state,
+        comment: old.reason_code.first().and_then(|r| r.text.clone()),
+        hold_id: req.hold_id.clone(),
+    };
+    // Recorded before anything is written: whatever happens next, the move gets finished.
+    s.store
+        .put_move(Move {
+            old: old_id.to_owned(),
+            identifier: attempt.identifier.to_owned(),
+            since: Timestamp::now(),
+        })
+        .await
+        .map_err(super::booking_store_error)?;
+    let attempt = Attempt {
+        rescheduled_from: Some(old_id),
+        ..*attempt
+    };
+    match booking::book(s, caller, &request, &attempt).await {
+        Ok(Made { appointment }) => Ok(appointment),
+        // The new one may exist: the move stays for the recovery loop to settle.
+        Err(e) if e.code == Code::UpstreamTimeout => Err(e),
+        Err(e) => {
+            forget_move(s, old_id).await;
+            Err(e)
+        }
+    }
+}
+
+async fn forget_move(s: &Services, old_id: &str) {
+    if let Err(e) = s.store.remove_move(old_id.to_owned()).await {
+        tracing::warn!(error = %e, "a finished reschedule stays recorded; the recovery loop drops it");
+    }
+}
+
+/// What became of a recorded reschedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveOutcome {
+    /// The new appointment is active and the old one cancelled (now or before).
+    Finished,
+    /// No replacement was made (or it is no longer active): the old one stays.
+    Moot,
+    /// Canvas has not yet shown whether the replacement was made, or the cancel failed again.
+    Pending,
+}
+
+/// Finishes a reschedule its request did not: once Canvas shows the replacement active, the old
+/// appointment is cancelled; once it is certain no replacement was made, the record is dropped.
+/// Runs under the old appointment's lock, so never beside a live request for the same move.
+pub async fn finish_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOutcome, ApiError> {
+    let lease = match guard
+        .lock(appointment_lock(&m.old), std::time::Duration::ZERO)
+        .await
+    {
+        Ok(lease) => lease,
+        // Its request (or another replica's recovery) is at it.
+        Err(crate::store::StoreError::Busy(_)) => return Ok(MoveOutcome::Pending),
+        Err(e) => return Err(super::booking_store_error(e)),
+    };
+    let outcome = settle_move(s, m).await;
+    guard.release(lease).await;
+    let outcome = outcome?;
+    if outcome != MoveOutcome::Pending {
+        forget_move(s, &m.old).await;
+    }
+    Ok(outcome)
+}
+
+async fn settle_move(s: &Services, m: &Move) -> Result<MoveOutcome, ApiError> {
+    let Some(new) = booking::find(s, &m.identifier).await? else {
+        let now = Timestamp::now();
+        let in_flight = s
+            .store
+            .booked(now)
+            .await
+            .map_err(super::booking_store_error)?
+            .iter()
+            .any(|b| {
+                b.pending
+                    .as_ref()
+                    .is_some_and(|p| p.identifier == m.identifier)
+            });
+        // Until its claim lapses the replacement may still appear at Canvas.
+        return Ok(if in_flight {
+            MoveOutcome::Pending
+        } else {
+            MoveOutcome::Moot
+        });
+    };
+    booking::confirm_found(s, &m.identifier, &new).await;
+    if !new.status.blocks_time() {
+        return Ok(MoveOutcome::Moot);
+    }
+    let Some(old) = s.canvas.appointment(&m.old).await? else {
+        return Ok(MoveOutcome::Finished);
+    };
+    if old.status == AppointmentStatus::Cancelled {
+        return Ok(MoveOutcome::Finished);
+    }
+    let new_id = new.id.clone().unwrap_or_default();
+    match put_cancelled(s, &old, Some(&new_id)).await {
+        Ok(_) => {
+            tracing::info!("a reschedule was finished by the recovery loop");
+            Ok(MoveOutcome::Finished)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the recovery loop could not cancel a rescheduled appointment yet");
+            Ok(MoveOutcome::Pending)
+        }
+    }
 }

@@ -14,8 +14,10 @@ pub mod canvas_write;
 pub mod clinicians;
 pub mod directory;
 pub mod events;
+pub mod guard;
 pub mod holds;
 pub mod lifecycle;
+pub mod recovery;
 pub mod slot_cache;
 pub mod slot_id;
 

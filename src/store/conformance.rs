@@ -1,5 +1,6 @@
 //! What every [`Store`] must do, as one suite run against each backend (the memory store in
 //! unit tests, Redis in the replica tests). Keys are fresh per run, times near the real now.
+//! Leases are short here (300 ms) so that "lapses when not renewed" takes a moment to show.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use jiff::{SignedDuration, Timestamp};
 use super::*;
 
 const DR: &str = "4150cd20de8a470aa570a852859ac87e";
+const LEASE: Duration = Duration::from_millis(300);
+const NO_WAIT: Duration = Duration::from_millis(20);
 
 fn at(now: Timestamp, minutes: i64) -> Timestamp {
     now + SignedDuration::from_mins(minutes)
@@ -26,57 +29,101 @@ fn hold(id: &str, now: Timestamp, start: i64, end: i64, life: i64) -> Hold {
     }
 }
 
+fn booked(id: &str, now: Timestamp, start: i64, end: i64, life: i64) -> Booked {
+    Booked {
+        appointment_id: id.into(),
+        practitioner: DR.parse().expect("a practitioner id"),
+        start: at(now, start),
+        end: at(now, end),
+        expires_at: at(now, life),
+        pending: None,
+    }
+}
+
+/// Minutes far in the future, so no other run's data overlaps.
+fn far() -> i64 {
+    60 * 24 * 365 * 5 + i64::from(fastrand::u16(..)) * 600
+}
+
 /// Runs every check; panics on the first broken promise.
 pub async fn run(s: &dyn Store) {
     let run = uuid::Uuid::new_v4().simple().to_string();
     locks(s, &run).await;
     holds(s, &run).await;
+    claims(s, &run).await;
     overlay(s, &run).await;
     idempotency(s, &run).await;
+    moves(s, &run).await;
 }
 
 async fn locks(s: &dyn Store, run: &str) {
     let key = format!("practitioner:{run}");
-    let (long, short) = (Duration::from_secs(30), Duration::from_millis(60));
-    let first = s.lock(key.clone(), long, short).await.expect("granted");
+    let first = s.lock(key.clone(), LEASE, NO_WAIT).await.expect("granted");
+    let busy = s.lock(key.clone(), LEASE, NO_WAIT).await;
     assert!(
-        matches!(
-            s.lock(key.clone(), long, short).await,
-            Err(StoreError::Busy(_))
-        ),
-        "a held lock is not granted twice"
+        matches!(busy, Err(StoreError::Busy(_))),
+        "not granted twice"
     );
-    s.unlock(first).await.expect("released");
+    // Renewed, it outlives its first lease…
+    for _ in 0..3 {
+        tokio::time::sleep(LEASE / 2).await;
+        assert!(s.renew(first.clone(), LEASE).await.unwrap(), "renewed");
+    }
+    let busy = s.lock(key.clone(), LEASE, NO_WAIT).await;
+    assert!(
+        matches!(busy, Err(StoreError::Busy(_))),
+        "renewed, still held"
+    );
+    s.unlock(first.clone()).await.unwrap();
+    assert!(
+        !s.renew(first, LEASE).await.unwrap(),
+        "released: not renewable"
+    );
+    // …and without renewal it lapses, and a waiter gets it.
+    let second = s.lock(key.clone(), LEASE, NO_WAIT).await.expect("granted");
+    let third = s
+        .lock(key.clone(), LEASE, LEASE * 3)
+        .await
+        .expect("granted once the second lapsed");
+    assert!(
+        !s.renew(second.clone(), LEASE).await.unwrap(),
+        "a lapsed lease taken by another is not renewable"
+    );
+    s.unlock(second).await.unwrap();
+    let busy = s.lock(key.clone(), LEASE, NO_WAIT).await;
+    assert!(
+        matches!(busy, Err(StoreError::Busy(_))),
+        "a lapsed holder's unlock leaves the new holder's lock alone"
+    );
+    s.unlock(third).await.unwrap();
     let again = s
-        .lock(key.clone(), long, short)
+        .lock(key, LEASE, NO_WAIT)
         .await
         .expect("granted after release");
-    s.unlock(again).await.expect("released");
+    s.unlock(again).await.unwrap();
 }
 
 async fn holds(s: &dyn Store, run: &str) {
     let now = Timestamp::now();
     let id = |n: &str| format!("{run}-{n}");
-    // Far in the future, so no other run's data overlaps.
-    let base = 60 * 24 * 365 * 5 + i64::from(fastrand::u16(..)) * 600;
+    let base = far();
+    let max = 10;
     let a = hold(&id("a"), now, base, base + 30, 10);
     assert_eq!(
-        s.put_hold(a.clone(), now).await.unwrap(),
+        s.put_hold(a.clone(), max, now).await.unwrap(),
         HoldOutcome::Created
     );
+    let b = hold(&id("b"), now, base + 15, base + 45, 10);
     assert_eq!(
-        s.put_hold(hold(&id("b"), now, base + 15, base + 45, 10), now)
-            .await
-            .unwrap(),
+        s.put_hold(b, max, now).await.unwrap(),
         HoldOutcome::Held,
-        "overlapping holds conflict"
+        "overlap"
     );
+    let c = hold(&id("c"), now, base + 30, base + 60, 10);
     assert_eq!(
-        s.put_hold(hold(&id("c"), now, base + 30, base + 60, 10), now)
-            .await
-            .unwrap(),
+        s.put_hold(c, max, now).await.unwrap(),
         HoldOutcome::Created,
-        "back to back is fine"
+        "back to back"
     );
     assert_eq!(s.hold(id("a"), now).await.unwrap(), Some(a.clone()));
     assert!(s.holds(now).await.unwrap().iter().any(|h| h.id == id("a")));
@@ -92,46 +139,199 @@ async fn holds(s: &dyn Store, run: &str) {
             .iter()
             .any(|h| h.id == id("a"))
     );
+    let d = hold(&id("d"), later, base, base + 15, 20);
     assert_eq!(
-        s.put_hold(hold(&id("d"), later, base, base + 15, 20), later)
+        s.put_hold(d, max, later).await.unwrap(),
+        HoldOutcome::Created
+    );
+    // A fresh booking blocks holds until it is removed.
+    s.put_booked(booked(&id("appt"), now, base + 100, base + 130, 5))
+        .await
+        .unwrap();
+    let over = hold(&id("e"), now, base + 110, base + 120, 10);
+    assert_eq!(
+        s.put_hold(over.clone(), max, now).await.unwrap(),
+        HoldOutcome::Booked
+    );
+    s.remove_booked(id("appt")).await.unwrap();
+    assert_eq!(
+        s.put_hold(over, max, now).await.unwrap(),
+        HoldOutcome::Created
+    );
+    // Each patient (or, without one, each subject) holds at most `max` at once.
+    let mine = |n: &str, offset: i64, patient: Option<&str>, owner: &str| Hold {
+        patient: patient.map(str::to_owned),
+        owner: owner.into(),
+        ..hold(&id(n), now, base + 200 + offset, base + 215 + offset, 10)
+    };
+    let p = format!("patient-{run}");
+    let staff = format!("staff-{run}");
+    assert_eq!(
+        s.put_hold(mine("p1", 0, Some(&p), &p), 2, now)
             .await
             .unwrap(),
         HoldOutcome::Created
     );
-    // A fresh booking blocks holds until it is removed.
-    let booked = Booked {
-        appointment_id: id("appt"),
-        practitioner: DR.parse().expect("a practitioner id"),
-        start: at(now, base + 100),
-        end: at(now, base + 130),
-        expires_at: at(now, 5),
-    };
-    s.put_booked(booked.clone()).await.unwrap();
-    let over = hold(&id("e"), now, base + 110, base + 120, 10);
     assert_eq!(
-        s.put_hold(over.clone(), now).await.unwrap(),
-        HoldOutcome::Booked
+        s.put_hold(mine("p2", 30, Some(&p), &staff), 2, now)
+            .await
+            .unwrap(),
+        HoldOutcome::Created,
+        "staff holding for the patient"
     );
-    s.remove_booked(id("appt")).await.unwrap();
-    assert_eq!(s.put_hold(over, now).await.unwrap(), HoldOutcome::Created);
+    assert_eq!(
+        s.put_hold(mine("p3", 60, Some(&p), &p), 2, now)
+            .await
+            .unwrap(),
+        HoldOutcome::LimitReached,
+        "the staff hold counts for the patient"
+    );
+    assert_eq!(
+        s.put_hold(mine("s1", 90, None, &staff), 2, now)
+            .await
+            .unwrap(),
+        HoldOutcome::Created,
+        "without a patient it counts for the subject"
+    );
+    s.remove_hold(id("p1")).await.unwrap();
+    assert_eq!(
+        s.put_hold(mine("p3", 60, Some(&p), &p), 2, now)
+            .await
+            .unwrap(),
+        HoldOutcome::Created,
+        "released, the allowance is back"
+    );
+}
+
+async fn claims(s: &dyn Store, run: &str) {
+    let now = Timestamp::now();
+    let base = far();
+    let id = |n: &str| format!("{run}-{n}");
+    let claim = |identifier: &str, start: i64, hold_id: Option<String>| Claim {
+        booked: Booked {
+            pending: Some(Pending {
+                identifier: id(identifier),
+                patient: "p".into(),
+                since: now,
+            }),
+            ..booked(
+                &Pending::entry_id(&id(identifier)),
+                now,
+                base + start,
+                base + start + 30,
+                5,
+            )
+        },
+        hold_owner: "user-1".into(),
+        hold_id,
+    };
+    let lock = s
+        .lock(id("clinician"), LEASE, NO_WAIT)
+        .await
+        .expect("granted");
+    let fences = vec![lock.clone()];
+    assert_eq!(
+        s.claim(claim("one", 0, None), fences.clone(), now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        s.claim(claim("one", 500, None), fences.clone(), now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Unconfirmed,
+        "one identifier, one claim"
+    );
+    assert_eq!(
+        s.claim(claim("two", 15, None), fences.clone(), now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Booked,
+        "a claim in flight blocks overlapping ones"
+    );
+    let over = hold(&id("h-over"), now, base + 10, base + 20, 10);
+    assert_eq!(
+        s.put_hold(over, 10, now).await.unwrap(),
+        HoldOutcome::Booked,
+        "and holds"
+    );
+    // Holds: the caller's own does not stand in its way; another's, or another of its own
+    // than the one named, does.
+    let theirs = Hold {
+        owner: "user-2".into(),
+        ..hold(&id("h2"), now, base + 100, base + 130, 10)
+    };
+    s.put_hold(theirs, 10, now).await.unwrap();
+    assert_eq!(
+        s.claim(claim("three", 100, None), fences.clone(), now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Held
+    );
+    s.put_hold(hold(&id("h1"), now, base + 200, base + 230, 10), 10, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim(claim("four", 200, Some(id("other"))), fences.clone(), now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Held
+    );
+    assert_eq!(
+        s.claim(claim("four", 200, Some(id("h1"))), fences.clone(), now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // A claim is kept alive while its request runs, and never brought back once given back.
+    let mut kept = claim("one", 0, None).booked;
+    kept.expires_at = at(now, 20);
+    assert!(s.refresh_booked(kept.clone()).await.unwrap());
+    let mine = |all: Vec<Booked>| {
+        all.into_iter()
+            .find(|b| b.appointment_id == kept.appointment_id)
+    };
+    assert!(
+        mine(s.booked(at(now, 10)).await.unwrap()).is_some(),
+        "refreshed"
+    );
+    s.remove_booked(kept.appointment_id.clone()).await.unwrap();
+    assert!(
+        !s.refresh_booked(kept.clone()).await.unwrap(),
+        "not recreated"
+    );
+    assert!(mine(s.booked(now).await.unwrap()).is_none());
+    // Fencing: once the lock lapsed and went to another, the old holder writes nothing.
+    tokio::time::sleep(LEASE + LEASE / 2).await;
+    let other = s
+        .lock(id("clinician"), LEASE, NO_WAIT)
+        .await
+        .expect("lapsed");
+    assert_eq!(
+        s.claim(claim("five", 300, None), fences, now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Fenced
+    );
+    assert_eq!(
+        s.claim(claim("five", 300, None), vec![other.clone()], now)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed,
+        "nothing was written by the fenced claim"
+    );
+    s.unlock(other).await.unwrap();
 }
 
 async fn overlay(s: &dyn Store, run: &str) {
     let now = Timestamp::now();
-    let entry = |start: i64, life: i64| Booked {
-        appointment_id: format!("{run}-moved"),
-        practitioner: DR.parse().expect("a practitioner id"),
-        start: at(now, start),
-        end: at(now, start + 30),
-        expires_at: at(now, life),
-    };
-    s.put_booked(entry(1000, 5)).await.unwrap();
-    let moved = entry(2000, 5);
+    let id = format!("{run}-moved");
+    s.put_booked(booked(&id, now, 1000, 1030, 5)).await.unwrap();
+    let moved = booked(&id, now, 2000, 2030, 5);
     s.put_booked(moved.clone()).await.unwrap();
     let mine = |all: Vec<Booked>| -> Vec<Booked> {
-        all.into_iter()
-            .filter(|b| b.appointment_id == moved.appointment_id)
-            .collect()
+        all.into_iter().filter(|b| b.appointment_id == id).collect()
     };
     assert_eq!(
         mine(s.booked(now).await.unwrap()),
@@ -147,14 +347,13 @@ async fn overlay(s: &dyn Store, run: &str) {
 async fn idempotency(s: &dyn Store, run: &str) {
     let now = Timestamp::now();
     let ttl = IdempotencyTtl {
-        marker: Duration::from_secs(60),
+        lease: LEASE,
         record: Duration::from_secs(86_400),
     };
     let key = format!("{run}-k");
-    assert_eq!(
-        s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap(),
-        Begin::Started
-    );
+    let Begin::Started(first) = s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap() else {
+        panic!("a new key starts");
+    };
     assert_eq!(
         s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap(),
         Begin::InProgress
@@ -163,54 +362,89 @@ async fn idempotency(s: &dyn Store, run: &str) {
         s.begin(key.clone(), "f2".into(), ttl, now).await.unwrap(),
         Begin::Mismatch
     );
-    s.progress(
-        key.clone(),
-        serde_json::json!({"created": "a1", "list": []}),
-    )
-    .await
-    .unwrap();
-    // The marker protects the key for a minute, then the request is presumed dead.
-    assert_eq!(
-        s.begin(
-            key.clone(),
-            "f1".into(),
-            ttl,
-            now + SignedDuration::from_secs(61)
-        )
-        .await
-        .unwrap(),
-        Begin::Resume(serde_json::json!({"created": "a1", "list": []}))
+    let progress = serde_json::json!({"created": "a1", "list": []});
+    assert!(
+        s.progress(key.clone(), first.clone(), progress.clone())
+            .await
+            .unwrap()
     );
-    s.interrupt(key.clone()).await.unwrap();
-    assert!(matches!(
-        s.begin(
-            key.clone(),
-            "f1".into(),
-            ttl,
-            now + SignedDuration::from_secs(62)
-        )
-        .await
-        .unwrap(),
-        Begin::Resume(_)
-    ));
+    // Renewed, the attempt keeps its key past its first lease.
+    for _ in 0..3 {
+        tokio::time::sleep(LEASE / 2).await;
+        assert!(s.renew(first.clone(), LEASE).await.unwrap());
+    }
+    assert_eq!(
+        s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap(),
+        Begin::InProgress
+    );
+    // Not renewed (its replica died), the key resumes within a lease, with the progress.
+    tokio::time::sleep(LEASE + LEASE / 2).await;
+    let second = match s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap() {
+        Begin::Resume(owner, p) => {
+            assert_eq!(p, progress);
+            owner
+        }
+        other => panic!("expected a resume, got {other:?}"),
+    };
+    // The late first attempt can no longer write anything under the key.
+    let late = StoredResponse {
+        status: 409,
+        body: b"{}".to_vec(),
+        location: None,
+    };
+    assert!(!s.finish(key.clone(), first.clone(), late).await.unwrap());
+    assert!(!s.interrupt(key.clone(), first.clone()).await.unwrap());
+    assert!(
+        !s.progress(key.clone(), first, serde_json::json!(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap(),
+        Begin::InProgress,
+        "the second attempt runs"
+    );
+    // Interrupted by its owner, the key resumes at once.
+    assert!(s.interrupt(key.clone(), second).await.unwrap());
+    let Begin::Resume(third, _) = s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap() else {
+        panic!("an interrupted key resumes");
+    };
     let answer = StoredResponse {
         status: 201,
         body: b"{\"id\":\"a1\"}".to_vec(),
         location: Some("/v1/appointments/a1".into()),
     };
-    s.finish(key.clone(), answer.clone(), now).await.unwrap();
+    assert!(s.finish(key.clone(), third, answer.clone()).await.unwrap());
     assert_eq!(
         s.begin(key.clone(), "f1".into(), ttl, now).await.unwrap(),
         Begin::Replay(answer)
     );
     // Progress and answers of keys never begun are not invented.
     let ghost = format!("{run}-ghost");
-    s.progress(ghost.clone(), serde_json::json!(1))
-        .await
-        .unwrap();
-    s.interrupt(ghost.clone()).await.unwrap();
-    assert_eq!(
-        s.begin(ghost, "f".into(), ttl, now).await.unwrap(),
-        Begin::Started
+    let nobody = Lease {
+        key: format!("{run}-nobody"),
+        token: "t".into(),
+    };
+    assert!(
+        !s.progress(ghost.clone(), nobody.clone(), serde_json::json!(1))
+            .await
+            .unwrap()
     );
+    assert!(!s.interrupt(ghost.clone(), nobody).await.unwrap());
+    assert!(matches!(
+        s.begin(ghost, "f".into(), ttl, now).await.unwrap(),
+        Begin::Started(_)
+    ));
+}
+
+async fn moves(s: &dyn Store, run: &str) {
+    let m = Move {
+        old: format!("{run}-old"),
+        identifier: format!("{run}-new"),
+        since: Timestamp::now(),
+    };
+    s.put_move(m.clone()).await.unwrap();
+    assert!(s.moves().await.unwrap().contains(&m));
+    s.remove_move(m.old.clone()).await.unwrap();
+    assert!(!s.moves().await.unwrap().contains(&m));
 }

@@ -32,13 +32,15 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A granted lock; give it back with [`Store::unlock`] (dropping it also releases an
-/// in-process lock, and a shared one expires).
+/// A granted lock, or the ownership of a running idempotency key: give it back with
+/// [`Store::unlock`] (or [`Store::finish`] / [`Store::interrupt`]). It lasts `lease` from its last
+/// grant or renewal; a holder that stops renewing (it died) loses it within that time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The lock's name in the store.
     pub key: String,
+    /// This holder's proof of ownership: writes fenced by the lease compare it.
     pub token: String,
-    /// In-process locks hold their guard here.
-    pub guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A clinician's time set aside for one caller.
@@ -55,14 +57,47 @@ pub struct Hold {
     pub expires_at: Timestamp,
 }
 
-/// A booking made through slotgate, kept hidden until Canvas's answers show it.
+impl Hold {
+    /// Whose allowance of holds this one counts against: the patient it is for, else the
+    /// token's subject (a hold without a patient).
+    pub fn counts_for(&self) -> String {
+        match &self.patient {
+            Some(p) => format!("patient:{p}"),
+            None => format!("subject:{}", self.owner),
+        }
+    }
+}
+
+/// Time taken by a booking Canvas does not show yet: one made through slotgate (kept until the
+/// cached answers show it), or one whose create is in flight or unconfirmed (`pending`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booked {
+    /// The Canvas id, or [`Pending::entry_id`] while the create is unconfirmed.
     pub appointment_id: String,
     pub practitioner: PractitionerId,
     pub start: Timestamp,
     pub end: Timestamp,
     pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// A create that was (or is about to be) sent and that Canvas has not confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The booking identifier the appointment carries at Canvas (from the Idempotency-Key).
+    pub identifier: String,
+    /// The patient it is for: their in-flight bookings count toward their limit.
+    pub patient: String,
+    /// When the time was claimed.
+    pub since: Timestamp,
+}
+
+impl Pending {
+    /// The overlay entry of an unconfirmed create: one per identifier.
+    pub fn entry_id(identifier: &str) -> String {
+        format!("pending:{identifier}")
+    }
 }
 
 /// What a new hold ran into.
@@ -71,8 +106,36 @@ pub enum HoldOutcome {
     Created,
     /// Another caller's hold overlaps.
     Held,
-    /// A booking Canvas does not show yet overlaps.
+    /// A booking Canvas does not show yet (or one in flight) overlaps.
     Booked,
+    /// Whoever it counts for already holds the most slots allowed.
+    LimitReached,
+}
+
+/// What claiming a booking's time ran into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The time is this booking's until it is confirmed or given back.
+    Claimed,
+    /// Another caller's hold overlaps.
+    Held,
+    /// Another booking (made or in flight) overlaps.
+    Booked,
+    /// This very booking (same identifier) is already in flight or unconfirmed.
+    Unconfirmed,
+    /// A lease the claim relies on is no longer the claimant's: nothing was written.
+    Fenced,
+}
+
+/// A booking's claim on a clinician's time.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The entry, with `pending` set.
+    pub booked: Booked,
+    /// Holds of this subject do not stand in the way…
+    pub hold_owner: String,
+    /// …and, when named, only this one of theirs.
+    pub hold_id: Option<String>,
 }
 
 /// The answer stored for an idempotency key.
@@ -86,42 +149,77 @@ pub struct StoredResponse {
 /// What `begin` found for an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// First use: the caller now owns the key.
-    Started,
+    /// First use: this attempt owns the key while it renews the lease.
+    Started(Lease),
     /// Done before with this body: replay the answer.
     Replay(StoredResponse),
     /// Used before with another body.
     Mismatch,
-    /// The first request with this key is still running.
+    /// Another attempt with this key is running (it renews its lease).
     InProgress,
-    /// A previous attempt was interrupted (crashed, timed out, half done): the caller owns the key
-    /// again and gets what that attempt recorded, to finish it rather than repeat it.
-    Resume(serde_json::Value),
+    /// A previous attempt was interrupted, or stopped renewing (it died): this attempt owns the
+    /// key now and gets what that one recorded, to finish it rather than repeat it.
+    Resume(Lease, serde_json::Value),
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotencyTtl {
-    /// How long an in-progress marker protects a key before a crashed request is assumed.
-    pub marker: Duration,
+    /// How long an attempt owns its key without renewing (lost within this when it dies).
+    pub lease: Duration,
     /// How long answers are kept (24 h in the contract).
     pub record: Duration,
 }
 
+/// A reschedule that has started: until it is finished (the old appointment cancelled once the
+/// new one exists) or found moot, the recovery loop finishes it if its request does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The appointment being replaced.
+    pub old: String,
+    /// The booking identifier of its replacement.
+    pub identifier: String,
+    pub since: Timestamp,
+}
+
 pub trait Store: Send + Sync {
-    /// Waits up to `wait` for the lock `key`; a granted lock expires after `ttl` if never
-    /// released (a crashed replica).
-    fn lock(&self, key: String, ttl: Duration, wait: Duration)
-    -> BoxFuture<'_, StoreResult<Lease>>;
+    /// Waits up to `wait` for the lock `key`; the lease lasts `lease` unless renewed.
+    fn lock(
+        &self,
+        key: String,
+        lease: Duration,
+        wait: Duration,
+    ) -> BoxFuture<'_, StoreResult<Lease>>;
+    /// Extends a lease (a lock's or an idempotency key's) to `lease` from now; `false` when it
+    /// is no longer this holder's (it lapsed, or was released or taken).
+    fn renew(&self, lease: Lease, duration: Duration) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Releases a lock if it is still this lease's.
     fn unlock(&self, lease: Lease) -> BoxFuture<'_, StoreResult<()>>;
 
-    /// Stores the hold unless another caller's hold or a fresh booking overlaps its time.
-    fn put_hold(&self, hold: Hold, now: Timestamp) -> BoxFuture<'_, StoreResult<HoldOutcome>>;
+    /// Stores the hold unless its owner is at `max_per_owner` holds (see [`Hold::counts_for`]),
+    /// another caller's hold overlaps, or a booking (made or in flight) does.
+    fn put_hold(
+        &self,
+        hold: Hold,
+        max_per_owner: u32,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<HoldOutcome>>;
     fn hold(&self, id: String, now: Timestamp) -> BoxFuture<'_, StoreResult<Option<Hold>>>;
     fn remove_hold(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
     fn holds(&self, now: Timestamp) -> BoxFuture<'_, StoreResult<Vec<Hold>>>;
 
+    /// Atomically: if every lease in `fences` is still its holder's, and no hold of someone
+    /// else, no booking and no create in flight overlaps, writes the claim's pending entry.
+    fn claim(
+        &self,
+        claim: Claim,
+        fences: Vec<Lease>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<ClaimOutcome>>;
     /// Replaces any earlier entry of the same appointment.
     fn put_booked(&self, booked: Booked) -> BoxFuture<'_, StoreResult<()>>;
+    /// Replaces an entry that is still there (a pending create whose attempt still runs gets
+    /// a later expiry); never recreates one that was removed or expired.
+    fn refresh_booked(&self, booked: Booked) -> BoxFuture<'_, StoreResult<bool>>;
     fn remove_booked(&self, appointment_id: String) -> BoxFuture<'_, StoreResult<()>>;
     fn booked(&self, now: Timestamp) -> BoxFuture<'_, StoreResult<Vec<Booked>>>;
 
@@ -133,16 +231,27 @@ pub trait Store: Send + Sync {
         ttl: IdempotencyTtl,
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<Begin>>;
-    /// Records how far a running request got (kept if it is interrupted).
-    fn progress(&self, key: String, progress: serde_json::Value) -> BoxFuture<'_, StoreResult<()>>;
-    /// Stores the final answer, replayed for the same key and body.
+    /// Records how far a running attempt got (kept if it is interrupted); only its owner may.
+    fn progress(
+        &self,
+        key: String,
+        owner: Lease,
+        progress: serde_json::Value,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Stores the final answer, replayed for the same key and body; `false` (and nothing
+    /// written) when another attempt owns the key now.
     fn finish(
         &self,
         key: String,
+        owner: Lease,
         response: StoredResponse,
-        now: Timestamp,
-    ) -> BoxFuture<'_, StoreResult<()>>;
+    ) -> BoxFuture<'_, StoreResult<bool>>;
     /// Gives the key back without an answer; the next request with it resumes from the
-    /// recorded progress.
-    fn interrupt(&self, key: String) -> BoxFuture<'_, StoreResult<()>>;
+    /// recorded progress. Only its owner may.
+    fn interrupt(&self, key: String, owner: Lease) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Records a reschedule before its new appointment is booked.
+    fn put_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>>;
+    fn moves(&self) -> BoxFuture<'_, StoreResult<Vec<Move>>>;
+    fn remove_move(&self, old: String) -> BoxFuture<'_, StoreResult<()>>;
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 
-/// Holds and bookings as stored: the numbers the scripts compare, and the value itself.
+/// Holds and bookings as stored: the numbers and names the scripts compare, and the value.
 #[derive(Serialize, Deserialize)]
 struct Entry<T> {
     /// Practitioner.
@@ -22,27 +22,76 @@ struct Entry<T> {
     s: i64,
     t: i64,
     e: i64,
+    /// A hold's owner (token subject) and whose allowance it counts against.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    o: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    c: String,
     v: T,
 }
 
-const PUT_HOLD: &str = r"
-local function clash(hash, now, p, s, t)
-  local all = redis.call('HGETALL', hash)
+/// Shared by the scripts that look at holds and bookings: the live entries of a hash (dead
+/// ones are deleted on the way) and overlap.
+const LIVE: &str = r"
+local function live(hash, now)
+  local all, out = redis.call('HGETALL', hash), {}
   for i = 1, #all, 2 do
     local ok, r = pcall(cjson.decode, all[i + 1])
     if (not ok) or r.e <= now then
       redis.call('HDEL', hash, all[i])
-    elseif r.p == p and r.s < t and s < r.t then
-      return true
+    else
+      r.field = all[i]
+      out[#out + 1] = r
     end
   end
-  return false
+  return out
 end
+local function overlaps(r, p, s, t) return r.p == p and r.s < t and s < r.t end
+";
+
+/// KEYS: holds, booked. ARGV: id, practitioner, now, start, end, value, counts-for, max.
+const PUT_HOLD: &str = r"
 local now, s, t = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if clash(KEYS[1], now, ARGV[2], s, t) then return 'held' end
-if clash(KEYS[2], now, ARGV[2], s, t) then return 'booked' end
+local holds, count = live(KEYS[1], now), 0
+for _, r in ipairs(holds) do if r.c == ARGV[7] then count = count + 1 end end
+if count >= tonumber(ARGV[8]) then return 'limit' end
+for _, r in ipairs(holds) do if overlaps(r, ARGV[2], s, t) then return 'held' end end
+for _, r in ipairs(live(KEYS[2], now)) do if overlaps(r, ARGV[2], s, t) then return 'booked' end end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[6])
 return 'created'
+";
+
+/// KEYS: holds, booked, then the fenced leases. ARGV: id, practitioner, now, start, end, value,
+/// hold owner, hold id ('' for any of the owner's), then each fence's token.
+const CLAIM: &str = r"
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[6 + i] then return 'fenced' end
+end
+local now, s, t = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local booked = live(KEYS[2], now)
+for _, r in ipairs(booked) do if r.field == ARGV[1] then return 'unconfirmed' end end
+for _, r in ipairs(live(KEYS[1], now)) do
+  local mine = r.o == ARGV[7] and (ARGV[8] == '' or r.field == ARGV[8])
+  if overlaps(r, ARGV[2], s, t) and not mine then return 'held' end
+end
+for _, r in ipairs(booked) do if overlaps(r, ARGV[2], s, t) then return 'booked' end end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])
+return 'claimed'
+";
+
+/// Replaces a live entry; never recreates one. KEYS: hash. ARGV: field, value, now.
+const REFRESH: &str = r"
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local ok, r = pcall(cjson.decode, old)
+if (not ok) or r.e <= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 ";
 
 const UNLOCK: &str = r"
@@ -50,28 +99,32 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// ARGV: fingerprint, now (ms), marker (ms), record ttl (ms).
+/// KEYS: the record, its attempt's lease. ARGV: fingerprint, token, lease (ms), record ttl (ms).
+/// An attempt is running while its lease lives; one that stopped renewing is resumed.
 const BEGIN: &str = r"
-local k = KEYS[1]
+local k, run = KEYS[1], KEYS[2]
 if redis.call('EXISTS', k) == 0 then
-  redis.call('HSET', k, 'fp', ARGV[1], 'phase', 'running', 'since', ARGV[2], 'marker', ARGV[3], 'progress', 'null')
+  redis.call('HSET', k, 'fp', ARGV[1], 'phase', 'running', 'owner', ARGV[2], 'progress', 'null')
   redis.call('PEXPIRE', k, ARGV[4])
+  redis.call('SET', run, ARGV[2], 'PX', ARGV[3])
   return {'started'}
 end
 if redis.call('HGET', k, 'fp') ~= ARGV[1] then return {'mismatch'} end
 local phase = redis.call('HGET', k, 'phase')
 if phase == 'done' then return {'replay', redis.call('HGET', k, 'response')} end
-local since = tonumber(redis.call('HGET', k, 'since')) or 0
-local marker = tonumber(redis.call('HGET', k, 'marker')) or 0
-if phase == 'running' and tonumber(ARGV[2]) - since < marker then return {'in_progress'} end
-redis.call('HSET', k, 'phase', 'running', 'since', ARGV[2], 'marker', ARGV[3])
+if phase == 'running' and redis.call('EXISTS', run) == 1 then return {'in_progress'} end
+redis.call('HSET', k, 'phase', 'running', 'owner', ARGV[2])
+redis.call('SET', run, ARGV[2], 'PX', ARGV[3])
 return {'resume', redis.call('HGET', k, 'progress')}
 ";
 
-/// Sets fields of a record only while it exists (never resurrects an expired one).
-const SET_IF_EXISTS: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+/// Sets fields of a record only while `owner` owns it (never resurrects an expired one), and
+/// gives its lease back when asked. KEYS: the record, the lease. ARGV: token, release (0/1),
+/// then field-value pairs.
+const OWNED_SET: &str = r"
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] == '1' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 ";
 
@@ -79,9 +132,12 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     put_hold: Script,
+    claim: Script,
+    refresh: Script,
+    renew: Script,
     unlock: Script,
     begin: Script,
-    set_if_exists: Script,
+    owned_set: Script,
 }
 
 /// How long one Redis command may take before the caller is told Redis is unavailable.
@@ -128,10 +184,13 @@ impl RedisStore {
         Self {
             conn,
             prefix: prefix.to_owned(),
-            put_hold: Script::new(PUT_HOLD),
+            put_hold: Script::new(&format!("{LIVE}{PUT_HOLD}")),
+            claim: Script::new(&format!("{LIVE}{CLAIM}")),
+            refresh: Script::new(REFRESH),
+            renew: Script::new(RENEW),
             unlock: Script::new(UNLOCK),
             begin: Script::new(BEGIN),
-            set_if_exists: Script::new(SET_IF_EXISTS),
+            owned_set: Script::new(OWNED_SET),
         }
     }
 
@@ -165,70 +224,103 @@ impl RedisStore {
         Ok(live)
     }
 
-    async fn set_fields(&self, key: &str, fields: &[(&str, &str)]) -> StoreResult<()> {
-        let mut invocation = self.set_if_exists.key(self.key(key));
+    /// Sets fields of the record `key` while `owner` owns it.
+    async fn set_owned(
+        &self,
+        key: &str,
+        owner: &Lease,
+        release: bool,
+        fields: &[(&str, &str)],
+    ) -> StoreResult<bool> {
+        let mut invocation = self.owned_set.key(self.key(&format!("idem:{key}")));
+        invocation
+            .key(&owner.key)
+            .arg(&owner.token)
+            .arg(if release { "1" } else { "0" });
         for (f, v) in fields {
             invocation.arg(*f).arg(*v);
         }
-        let _: i64 = invocation
+        let set: i64 = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Ok(set == 1)
     }
 }
 
-fn entry<T: Serialize>(
-    practitioner: &PractitionerId,
-    start: Timestamp,
-    end: Timestamp,
-    expires_at: Timestamp,
-    value: &T,
-) -> StoreResult<String> {
+fn hold_entry(hold: &Hold) -> StoreResult<String> {
     serde_json::to_string(&Entry {
-        p: practitioner.as_str().to_owned(),
-        s: ms(start),
-        t: ms(end),
-        e: ms(expires_at),
-        v: value,
+        p: hold.practitioner.as_str().to_owned(),
+        s: ms(hold.start),
+        t: ms(hold.end),
+        e: ms(hold.expires_at),
+        o: hold.owner.clone(),
+        c: hold.counts_for(),
+        v: hold,
     })
     .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn booked_entry(booked: &Booked) -> StoreResult<String> {
+    serde_json::to_string(&Entry {
+        p: booked.practitioner.as_str().to_owned(),
+        s: ms(booked.start),
+        t: ms(booked.end),
+        e: ms(booked.expires_at),
+        o: String::new(),
+        c: String::new(),
+        v: booked,
+    })
+    .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Store for RedisStore {
     fn lock(
         &self,
         key: String,
-        ttl: Duration,
+        lease: Duration,
         wait: Duration,
     ) -> BoxFuture<'_, StoreResult<Lease>> {
         Box::pin(async move {
             let token = uuid::Uuid::new_v4().to_string();
             let name = self.key(&format!("lock:{key}"));
             let deadline = Instant::now() + wait;
-            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             loop {
                 let granted: Option<String> = ::redis::cmd("SET")
                     .arg(&name)
                     .arg(&token)
                     .arg("NX")
                     .arg("PX")
-                    .arg(ttl_ms)
+                    .arg(millis(lease))
                     .query_async(&mut self.conn())
                     .await
                     .map_err(unavailable)?;
                 if granted.is_some() {
-                    return Ok(Lease {
-                        key: name,
-                        token,
-                        guard: None,
-                    });
+                    return Ok(Lease { key: name, token });
                 }
                 if Instant::now() >= deadline {
                     return Err(StoreError::Busy(format!("lock {key} not granted in time")));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+        })
+    }
+
+    fn renew(&self, lease: Lease, duration: Duration) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let renewed: i64 = self
+                .renew
+                .key(&lease.key)
+                .arg(&lease.token)
+                .arg(millis(duration))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(renewed == 1)
         })
     }
 
@@ -246,15 +338,14 @@ impl Store for RedisStore {
         })
     }
 
-    fn put_hold(&self, hold: Hold, now: Timestamp) -> BoxFuture<'_, StoreResult<HoldOutcome>> {
+    fn put_hold(
+        &self,
+        hold: Hold,
+        max_per_owner: u32,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<HoldOutcome>> {
         Box::pin(async move {
-            let value = entry(
-                &hold.practitioner,
-                hold.start,
-                hold.end,
-                hold.expires_at,
-                &hold,
-            )?;
+            let value = hold_entry(&hold)?;
             let outcome: String = self
                 .put_hold
                 .key(self.key("holds"))
@@ -265,12 +356,15 @@ impl Store for RedisStore {
                 .arg(ms(hold.start))
                 .arg(ms(hold.end))
                 .arg(value)
+                .arg(hold.counts_for())
+                .arg(max_per_owner)
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
             Ok(match outcome.as_str() {
                 "created" => HoldOutcome::Created,
                 "booked" => HoldOutcome::Booked,
+                "limit" => HoldOutcome::LimitReached,
                 _ => HoldOutcome::Held,
             })
         })
@@ -305,15 +399,49 @@ impl Store for RedisStore {
         Box::pin(self.entries("holds", now))
     }
 
+    fn claim(
+        &self,
+        claim: Claim,
+        fences: Vec<Lease>,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<ClaimOutcome>> {
+        Box::pin(async move {
+            let b = &claim.booked;
+            let value = booked_entry(b)?;
+            let mut invocation = self.claim.key(self.key("holds"));
+            invocation.key(self.key("booked"));
+            for f in &fences {
+                invocation.key(&f.key);
+            }
+            invocation
+                .arg(&b.appointment_id)
+                .arg(b.practitioner.as_str())
+                .arg(ms(now))
+                .arg(ms(b.start))
+                .arg(ms(b.end))
+                .arg(value)
+                .arg(&claim.hold_owner)
+                .arg(claim.hold_id.as_deref().unwrap_or_default());
+            for f in &fences {
+                invocation.arg(&f.token);
+            }
+            let outcome: String = invocation
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(match outcome.as_str() {
+                "claimed" => ClaimOutcome::Claimed,
+                "held" => ClaimOutcome::Held,
+                "booked" => ClaimOutcome::Booked,
+                "unconfirmed" => ClaimOutcome::Unconfirmed,
+                _ => ClaimOutcome::Fenced,
+            })
+        })
+    }
+
     fn put_booked(&self, booked: Booked) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move {
-            let value = entry(
-                &booked.practitioner,
-                booked.start,
-                booked.end,
-                booked.expires_at,
-                &booked,
-            )?;
+            let value = booked_entry(&booked)?;
             // Keyed by appointment: a moved one replaces its old time.
             let _: i64 = self
                 .conn()
@@ -321,6 +449,22 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             Ok(())
+        })
+    }
+
+    fn refresh_booked(&self, booked: Booked) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let value = booked_entry(&booked)?;
+            let refreshed: i64 = self
+                .refresh
+                .key(self.key("booked"))
+                .arg(&booked.appointment_id)
+                .arg(value)
+                .arg(ms(Timestamp::now()))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(refreshed == 1)
         })
     }
 
@@ -344,26 +488,26 @@ impl Store for RedisStore {
         key: String,
         fingerprint: String,
         ttl: IdempotencyTtl,
-        now: Timestamp,
+        _now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<Begin>> {
         Box::pin(async move {
+            let token = uuid::Uuid::new_v4().to_string();
+            let run = self.key(&format!("idem-run:{key}"));
             let answer: Vec<String> = self
                 .begin
                 .key(self.key(&format!("idem:{key}")))
+                .key(&run)
                 .arg(&fingerprint)
-                .arg(ms(now))
-                .arg(u64::try_from(ttl.marker.as_millis()).unwrap_or(u64::MAX))
-                .arg(
-                    u64::try_from(ttl.record.as_millis())
-                        .unwrap_or(u64::MAX)
-                        .max(1),
-                )
+                .arg(&token)
+                .arg(millis(ttl.lease))
+                .arg(millis(ttl.record))
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
             let broken = || StoreError::Unavailable("unreadable idempotency record".into());
+            let lease = Lease { key: run, token };
             Ok(match answer.first().map(String::as_str) {
-                Some("started") => Begin::Started,
+                Some("started") => Begin::Started(lease),
                 Some("mismatch") => Begin::Mismatch,
                 Some("in_progress") => Begin::InProgress,
                 Some("replay") => Begin::Replay(
@@ -373,6 +517,7 @@ impl Store for RedisStore {
                         .ok_or_else(broken)?,
                 ),
                 Some("resume") => Begin::Resume(
+                    lease,
                     answer
                         .get(1)
                         .and_then(|t| serde_json::from_str(t).ok())
@@ -383,10 +528,15 @@ impl Store for RedisStore {
         })
     }
 
-    fn progress(&self, key: String, progress: serde_json::Value) -> BoxFuture<'_, StoreResult<()>> {
+    fn progress(
+        &self,
+        key: String,
+        owner: Lease,
+        progress: serde_json::Value,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
             let text = progress.to_string();
-            self.set_fields(&format!("idem:{key}"), &[("progress", &text)])
+            self.set_owned(&key, &owner, false, &[("progress", &text)])
                 .await
         })
     }
@@ -394,24 +544,64 @@ impl Store for RedisStore {
     fn finish(
         &self,
         key: String,
+        owner: Lease,
         response: StoredResponse,
-        _now: Timestamp,
-    ) -> BoxFuture<'_, StoreResult<()>> {
+    ) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
             let text = serde_json::to_string(&response)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            self.set_fields(
-                &format!("idem:{key}"),
+            self.set_owned(
+                &key,
+                &owner,
+                true,
                 &[("phase", "done"), ("response", &text)],
             )
             .await
         })
     }
 
-    fn interrupt(&self, key: String) -> BoxFuture<'_, StoreResult<()>> {
+    fn interrupt(&self, key: String, owner: Lease) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
-            self.set_fields(&format!("idem:{key}"), &[("phase", "interrupted")])
+            self.set_owned(&key, &owner, true, &[("phase", "interrupted")])
                 .await
+        })
+    }
+
+    fn put_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let text =
+                serde_json::to_string(&m).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let _: i64 = self
+                .conn()
+                .hset(self.key("moves"), &m.old, text)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn moves(&self) -> BoxFuture<'_, StoreResult<Vec<Move>>> {
+        Box::pin(async move {
+            let all: Vec<String> = self
+                .conn()
+                .hvals(self.key("moves"))
+                .await
+                .map_err(unavailable)?;
+            Ok(all
+                .iter()
+                .filter_map(|t| serde_json::from_str(t).ok())
+                .collect())
+        })
+    }
+
+    fn remove_move(&self, old: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .conn()
+                .hdel(self.key("moves"), &old)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
     }
 }

@@ -31,7 +31,12 @@ pub async fn create(
     let draft = write::new_draft(&sent, &shared.clinic)?;
     let id = uuid::Uuid::new_v4().to_string();
     let reject = shared.reject_double_booking();
-    let late = shared.faults().commit_late_ms;
+    let faults = shared.faults();
+    let late = if faults.late_commit_rate > 0.0 && fastrand::f64() < faults.late_commit_rate {
+        fastrand::u64(1..=faults.late_commit_max_ms.max(1))
+    } else {
+        faults.commit_late_ms
+    };
     if late > 0 {
         // Slow to commit: a client that gives up finds nothing yet, and the appointment
         // appears later all the same (a task of its own, so a dropped request cannot stop it).

@@ -21,10 +21,10 @@ async fn faults(shared: Data<Shared>) -> impl Responder {
 }
 
 async fn set_faults(shared: Data<Shared>, faults: Json<Faults>) -> HttpResponse {
-    if !(0.0..=1.0).contains(&faults.error_rate) {
+    if let Err(name) = faults.check() {
         return json(
             StatusCode::BAD_REQUEST,
-            &json!({"error": "error_rate must be between 0.0 and 1.0"}),
+            &json!({"error": format!("{name} must be between 0.0 and 1.0")}),
         );
     }
     shared.set_faults(faults.into_inner());

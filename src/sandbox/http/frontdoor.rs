@@ -77,19 +77,58 @@ async fn answer(
     shared: &Shared,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let faults = shared.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    let jitter = match faults.latency_jitter_ms {
+        0 => 0,
+        max => fastrand::u64(0..=max),
+    };
+    if faults.latency_ms + jitter > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms + jitter)).await;
     }
     let token_route = req.path().starts_with(AUTH_PREFIX);
     let unlucky = !token_route && faults.error_rate > 0.0 && fastrand::f64() < faults.error_rate;
-    let failing_put = req.method() == actix_web::http::Method::PUT && shared.take_failing_put();
-    if faults.down || unlucky || failing_put {
-        return Ok(req.error_response(FhirError::unavailable()));
+    let method = req.method().clone();
+    let failing_put = method == actix_web::http::Method::PUT && shared.take_failing_put();
+    let failing_search = method == actix_web::http::Method::GET
+        && req.path() == "/Appointment"
+        && shared.take_failing_search();
+    if faults.down || unlucky || failing_put || failing_search {
+        let mut res = req.error_response(FhirError::unavailable());
+        if faults.retry_after_seconds > 0
+            && let Ok(value) = HeaderValue::from_str(&faults.retry_after_seconds.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(res);
     }
     if !token_route && !bearer_token(&req).is_some_and(|t| shared.token_valid(t)) {
         return Ok(req.error_response(FhirError::unauthorized()));
     }
-    Ok(next.call(req).await?.map_into_boxed_body())
+    let lost = !token_route && faults.drop_rate > 0.0 && fastrand::f64() < faults.drop_rate;
+    let res = next.call(req).await?.map_into_boxed_body();
+    if lost {
+        // Carried out, but the answer breaks off after its head: the connection is closed
+        // before the body is complete, as when a proxy or the network fails mid-answer.
+        return Ok(res.map_body(|_, _| BoxBody::new(BrokenBody)));
+    }
+    Ok(res)
+}
+
+/// A body that fails at once: the server closes the connection mid-answer.
+struct BrokenBody;
+
+impl MessageBody for BrokenBody {
+    type Error = std::io::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        actix_web::body::BodySize::Stream
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other("connection lost"))))
+    }
 }
 
 /// A journal entry that is written however the request ends: with the response status, or

@@ -163,6 +163,7 @@ async fn changed(
                     start: b.start,
                     end: b.end,
                     expires_at,
+                    pending: None,
                 })
                 .await
         }
