@@ -199,6 +199,7 @@ impl Application {
             slot_cache,
             slot_ids: SlotIds::new(settings.slot_id_secret.expose().as_bytes()),
             store,
+            answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
             log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
         });
         let sync = SyncEngine::new(
@@ -236,7 +237,6 @@ impl Application {
             sync,
             inbound: inbound.clone(),
             leading: leading.clone(),
-            answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
         });
         let metrics = web::Data::new(metrics);
         let max_body = settings.server.max_body_bytes;

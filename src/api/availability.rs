@@ -13,11 +13,12 @@ use super::params::{Params, date, integer, parsed, time_zone};
 use super::refs::{LocationRef, PractitionerRef, ReasonRef};
 use crate::auth::ReadAccess;
 use crate::config::Settings;
-use crate::error::{ApiError, Code};
+use crate::error::ApiError;
 use crate::rules::model::{Modality, Reason};
+use crate::rules::policy;
 use crate::rules::window::{self, RangeError};
-use crate::scheduling::answer_cache::{self, Answer, AnswerKey};
 use crate::scheduling::availability::{self, Query};
+use crate::scheduling::browse;
 use crate::scheduling::directory::Snapshot;
 use crate::scheduling::slot_id::SlotClaim;
 use crate::types::{PractitionerId, UsState};
@@ -139,62 +140,12 @@ pub async fn search(
     let asked = parse(request.query_string(), settings, staff)?;
     let snapshot = state.directory.snapshot().await?;
     let query = resolve(asked, &snapshot, settings)?;
-    let now = Timestamp::now();
-    let key = AnswerKey {
-        question: query.cache_key(staff),
-        epoch: state.slot_cache.epoch(),
-        directory: snapshot.fetched_at,
-    };
-    if let Some(body) = state.answers.get(&key, now).await {
-        return Ok(json(body));
-    }
-    let window = window::window(&settings.booking, now, staff);
-    // Holds and bookings Canvas does not show yet hide their slots from everyone.
-    // Without the shared state (Redis down) browsing goes on from Canvas alone: nobody can
-    // hold or book meanwhile (those fail closed), and such an answer is not kept.
-    let (busy, busy_changes, complete) = match state.busy_slots().await {
-        Ok((busy, changes)) => (busy, changes, true),
-        Err(e) => {
-            tracing::warn!(error = %e, "availability without holds and recent bookings");
-            (Vec::new(), None, false)
-        }
-    };
-    let directory_stale = state.directory.is_stale().await;
-    let answer = availability::find(
-        snapshot,
-        directory_stale,
-        &state.slot_cache,
-        &query,
-        window,
-        &busy,
-        settings.canvas.max_concurrency,
-    )
+    let body = browse::answer(&state, &query, staff, |answer| {
+        serde_json::to_vec(&render(&state, &query, answer))
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(&e))
+    })
     .await?;
-    let body = Bytes::from(
-        serde_json::to_vec(&render(&state, &query, &answer)).map_err(|e| ApiError::internal(&e))?,
-    );
-    if complete && !answer.stale && !query.clipped_by_horizon(&window) {
-        let first = answer.offers.first().map(|o| o.start);
-        let valid_until = answer_cache::valid_until(
-            now,
-            window.earliest,
-            first,
-            answer.slots_as_of,
-            // Until its slots are due for renewal: the next computation renews them.
-            state.slot_cache.refresh_after(),
-            busy_changes,
-        );
-        state
-            .answers
-            .put(
-                key,
-                Answer {
-                    body: body.clone(),
-                    valid_until,
-                },
-            )
-            .await;
-    }
     Ok(json(body))
 }
 
@@ -257,40 +208,9 @@ fn parse(query: &str, settings: &Settings, staff: bool) -> Result<Asked, ApiErro
     let (Some(code), Some(duration)) = (reason_code, duration) else {
         return Err(ApiError::invalid("reason", "is required"));
     };
-    let reason = settings
-        .rules
-        .reason(&code)
-        .filter(|r| staff || r.patient_bookable)
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::ReasonNotAllowed,
-                "There is no bookable reason with this code.",
-            )
-        })?;
-    if !window::duration_allowed(reason, duration) {
-        return Err(ApiError::new(
-            Code::DurationNotAllowed,
-            format!(
-                "This reason is booked for {} minutes.",
-                join(&reason.durations)
-            ),
-        ));
-    }
-    let modalities = match modality {
-        Some(m) if !reason.modalities.contains_key(&m) => {
-            return Err(ApiError::new(
-                Code::ModalityNotAllowed,
-                format!("This reason is not offered {m}."),
-            ));
-        }
-        Some(m) => vec![m],
-        None => reason
-            .modalities
-            .keys()
-            .copied()
-            .filter(|m| *m == Modality::InPerson || patient_state.is_some())
-            .collect(),
-    };
+    let reason = policy::bookable_reason(&settings.rules, &code, staff)?;
+    policy::check_duration(reason, duration)?;
+    let modalities = policy::modalities_asked(reason, modality, patient_state.is_some())?;
     if modalities.is_empty() {
         return Err(ApiError::invalid(
             "state",
@@ -394,14 +314,6 @@ fn render(state: &AppState, query: &Query, answer: &availability::Answer) -> Ava
         as_of: answer.as_of.to_string(),
         stale: answer.stale,
     }
-}
-
-fn join(durations: &[u32]) -> String {
-    durations
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(" or ")
 }
 
 /// RFC 3339 with the zone's offset at that instant (`2026-03-08T03:00:00-07:00`).

@@ -146,8 +146,8 @@ async fn created(
         (status = 413, description = "The body is too large", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A business rule said no (see the description) or `idempotency_key_reused`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Canvas failed", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Canvas or the shared state is unavailable; nothing was booked", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Canvas did not confirm in time; retry with the same key to find out", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Canvas or the shared state is unavailable; nothing was booked (once Canvas has a booking the answer is 201)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Canvas did not confirm in time; the time stays held for this booking, and a retry with the same key answers 201 once Canvas shows it", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/appointments")]
@@ -241,9 +241,12 @@ async fn book_once(
 /// Moves an appointment: books the new slot first (every booking rule applies), then cancels
 /// the old one, which the new one references as "Previously Rescheduled Appointment".
 ///
-/// If the new booking fails, the old appointment is untouched. If cancelling the old one fails,
-/// the answer is 502 and names the new appointment; retrying with the same `Idempotency-Key`
-/// finishes the cancellation. Patients may reschedule only until the cancellation cut-off.
+/// It ends with exactly one of the two active, whatever fails. If the new booking fails, the
+/// old appointment is untouched. If cancelling the old one fails, the answer is still 201 and
+/// slotgate cancels it on its own within seconds; if Canvas does not confirm the new booking
+/// (504), slotgate finishes the move once Canvas shows it. The appointment being replaced does
+/// not count toward `max_active_per_patient`. Patients may reschedule only until the
+/// cancellation cut-off, and never an Other Event.
 #[utoipa::path(
     operation_id = "reschedule_appointment",
     context_path = "/v1",
@@ -259,10 +262,10 @@ async fn book_once(
         (status = 400, description = "The body or the Idempotency-Key header is missing or malformed", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks scheduling.book", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment, or another patient's", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such appointment, another patient's, or (for a patient token) an Other Event", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`slot_held`, `slot_unavailable`, `request_in_progress` or `appointment_not_active`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A booking rule, `cancellation_window_passed` or `idempotency_key_reused`", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Canvas failed; if the new appointment was booked the detail says so", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Canvas failed; nothing was moved", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Canvas or the shared state is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 504, description = "Canvas did not confirm in time; retry with the same key", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -361,7 +364,7 @@ pub async fn reschedule(
         (status = 400, description = "The body or the Idempotency-Key header is malformed", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks scheduling.book", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment, or another patient's", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such appointment, another patient's, or (for a patient token) an Other Event", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`request_in_progress`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`cancellation_window_passed` or `idempotency_key_reused`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Canvas failed", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -35,7 +35,9 @@ pub struct HoldDto {
 }
 
 /// Holds a slot for `[booking] hold_minutes`: it disappears from everyone's availability, and
-/// only the holder may book it.
+/// only the holder may book it. A patient holds at most `[booking] max_holds_per_patient` slots
+/// at once (a staff hold for a patient counts for the patient; one without a patient counts for
+/// the token), and a time whose booking is in flight is never held.
 #[utoipa::path(
     operation_id = "place_hold",
     context_path = "/v1",
@@ -47,8 +49,8 @@ pub struct HoldDto {
         (status = 400, description = "The body is malformed or the slot id was altered", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token may not act for this patient", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`slot_held` (someone else holds it) or `slot_unavailable` (booked)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`outside_booking_window`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`slot_held` (someone else holds it) or `slot_unavailable` (booked, or a booking of it is in flight)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`outside_booking_window` or `hold_limit_reached`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Canvas or the shared state is unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]

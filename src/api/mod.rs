@@ -25,8 +25,6 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::scheduling::Services;
-use crate::scheduling::answer_cache::AnswerCache;
-use crate::scheduling::availability::Busy;
 
 /// What every handler can reach: the scheduling services, and what only HTTP needs.
 pub struct AppState {
@@ -37,8 +35,6 @@ pub struct AppState {
     pub inbound: Arc<crate::sync::inbound::Inbound>,
     /// Whether this replica is the sync leader.
     pub leading: Arc<std::sync::atomic::AtomicBool>,
-    /// Rendered availability answers.
-    pub answers: AnswerCache,
 }
 
 /// Handlers read the services as if they were the state's own fields.
@@ -47,37 +43,6 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Services {
         &self.services
-    }
-}
-
-impl AppState {
-    /// Time taken by holds and by bookings Canvas does not show yet, and the first instant
-    /// at which that list shrinks (a hold or overlay entry expiring).
-    pub async fn busy_slots(
-        &self,
-    ) -> Result<(Vec<Busy>, Option<jiff::Timestamp>), crate::store::StoreError> {
-        let now = jiff::Timestamp::now();
-        let holds = self.store.holds(now).await?;
-        let booked = self.store.booked(now).await?;
-        let expiry = holds
-            .iter()
-            .map(|h| h.expires_at)
-            .chain(booked.iter().map(|b| b.expires_at))
-            .min();
-        let busy = holds
-            .into_iter()
-            .map(|h| Busy {
-                practitioner: h.practitioner,
-                start: h.start,
-                end: h.end,
-            })
-            .chain(booked.into_iter().map(|b| Busy {
-                practitioner: b.practitioner,
-                start: b.start,
-                end: b.end,
-            }))
-            .collect();
-        Ok((busy, expiry))
     }
 }
 

@@ -106,9 +106,7 @@ pub async fn list(
     let rules = &state.settings.rules;
     // A reason the caller may not book is a filter nobody passes.
     let reason = reason_code.map(|code| {
-        rules
-            .reason(&code)
-            .filter(|r| caller.0.scopes.staff || r.patient_bookable)
+        crate::rules::policy::bookable_reason(rules, &code, caller.0.scopes.staff).ok()
     });
     if reason.as_ref().is_some_and(Option::is_none) {
         return Ok(web::Json(PractitionerList {

@@ -89,6 +89,14 @@ pub fn bookable_reason<'a>(
         .ok_or(Refusal::UnknownReason)
 }
 
+/// Every reason this caller may book, in the clinic's order.
+pub fn bookable_reasons(rules: &Rules, staff: bool) -> impl Iterator<Item = &Reason> {
+    rules
+        .reasons
+        .iter()
+        .filter(move |r| staff || r.patient_bookable)
+}
+
 /// The reason is booked for `minutes` (durations need not be multiples of 15).
 pub fn check_duration(reason: &Reason, minutes: u32) -> Result<(), Refusal> {
     if window::duration_allowed(reason, minutes) {
@@ -245,6 +253,13 @@ mod tests {
             Err(Refusal::UnknownReason)
         );
         assert!(bookable_reason(&rules, "PROC", true).is_ok());
+        let listed = |staff| {
+            bookable_reasons(&rules, staff)
+                .map(|r| r.code.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(false), ["INIV"]);
+        assert_eq!(listed(true), ["INIV", "PROC"]);
         assert_eq!(
             bookable_reason(&rules, "NOPE", true),
             Err(Refusal::UnknownReason)

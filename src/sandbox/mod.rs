@@ -118,8 +118,8 @@ pub struct Faults {
     pub latency_jitter_ms: u64,
     /// Sent as `Retry-After` (seconds) on every 503 the faults make, when above 0.
     pub retry_after_seconds: u64,
-    /// The next this-many `GET /Appointment` searches (an identifier lookup, say) answer 503.
-    pub fail_next_searches: u32,
+    /// The next this-many `GET /Appointment?identifier=…` lookups answer 503.
+    pub fail_next_lookups: u32,
     /// Fraction (0.0..=1.0) of `POST /Appointment`s that commit after a random delay of up to
     /// `late_commit_max_ms`, holding their answer until then, as `commit_late_ms` does.
     pub late_commit_rate: f64,
@@ -127,6 +127,8 @@ pub struct Faults {
     /// Fraction (0.0..=1.0) of FHIR requests whose answer is lost: the request is carried out
     /// (a create is stored), then the connection breaks before the body is complete.
     pub drop_rate: f64,
+    /// The next this-many `POST /Appointment`s are stored, then their answer is lost that way.
+    pub drop_next_creates: u32,
 }
 
 impl Faults {

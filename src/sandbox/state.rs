@@ -133,11 +133,22 @@ impl Shared {
         }
     }
 
-    /// Whether this search is one of the `fail_next_searches`, counting it down.
-    pub fn take_failing_search(&self) -> bool {
+    /// Whether this create is one of the `drop_next_creates`, counting it down.
+    pub fn take_dropped_create(&self) -> bool {
         let mut faults = lock(&self.faults);
-        if faults.fail_next_searches > 0 {
-            faults.fail_next_searches -= 1;
+        if faults.drop_next_creates > 0 {
+            faults.drop_next_creates -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether this search is one of the `fail_next_lookups`, counting it down.
+    pub fn take_failing_lookup(&self) -> bool {
+        let mut faults = lock(&self.faults);
+        if faults.fail_next_lookups > 0 {
+            faults.fail_next_lookups -= 1;
             true
         } else {
             false

@@ -242,6 +242,23 @@ pub fn cancellation(current: &Appointment, replaced_by: Option<&str>) -> Value {
     body
 }
 
+/// An Other Event rather than a patient's visit: of the clinic's Other Event type, or one
+/// slotgate created as an event (whatever type its creator chose).
+pub fn is_other_event(a: &Appointment, event_type: &TypeCoding) -> bool {
+    let of_event_type = a
+        .appointment_type
+        .as_ref()
+        .and_then(|t| t.coding.first())
+        .is_some_and(|c| {
+            c.code.as_deref() == Some(event_type.code.as_str())
+                && c.system.as_deref().is_none_or(|s| s == event_type.system)
+        });
+    of_event_type
+        || a.identifier
+            .iter()
+            .any(|i| i.system.as_deref() == Some(EVENT_SYSTEM))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,21 +412,4 @@ mod tests {
         assert_eq!(body["reasonCode"], json!([{"text": "Board meeting"}]));
         assert_eq!(body["appointmentType"]["coding"][0]["code"], "272379006");
     }
-}
-
-/// An Other Event rather than a patient's visit: of the clinic's Other Event type, or one
-/// slotgate created as an event (whatever type its creator chose).
-pub fn is_other_event(a: &Appointment, event_type: &TypeCoding) -> bool {
-    let of_event_type = a
-        .appointment_type
-        .as_ref()
-        .and_then(|t| t.coding.first())
-        .is_some_and(|c| {
-            c.code.as_deref() == Some(event_type.code.as_str())
-                && c.system.as_deref().is_none_or(|s| s == event_type.system)
-        });
-    of_event_type
-        || a.identifier
-            .iter()
-            .any(|i| i.system.as_deref() == Some(EVENT_SYSTEM))
 }

@@ -74,17 +74,15 @@ pub async fn create(
     for (n, practitioner) in practitioners.iter().enumerate() {
         let value = format!("{identifier}-{n}");
         let lease = booking::lock(s, guard, format!("practitioner:{practitioner}")).await?;
-        let result = create_one(
-            s,
-            guard,
-            req,
-            &event_type,
-            practitioner,
-            &location,
-            &value,
-            resumed,
-        )
-        .await;
+        // A request that lost its lock while Canvas was slow stops before it writes.
+        let result = match guard.check() {
+            Ok(()) => create_one(s, req, &event_type, practitioner, &location, &value, resumed).await,
+            Err(_) => Err(ApiError::new(
+                Code::UpstreamUnavailable,
+                "Creating the events took too long to stay safe and was stopped; retry with the same Idempotency-Key.",
+            )
+            .with_retry_after(1)),
+        };
         guard.release(lease).await;
         made.push(result?);
     }
@@ -93,7 +91,6 @@ pub async fn create(
 
 async fn create_one(
     s: &Services,
-    guard: &Guard,
     req: &EventRequest,
     event_type: &TypeCoding,
     practitioner: &PractitionerId,
@@ -112,14 +109,6 @@ async fn create_one(
     {
         return Ok(found);
     }
-    // A request that lost its lock while Canvas was slow stops before it writes.
-    guard.check().map_err(|_| {
-        ApiError::new(
-            Code::UpstreamUnavailable,
-            "Creating the events took too long to stay safe and was stopped; retry with the same Idempotency-Key.",
-        )
-        .with_retry_after(1)
-    })?;
     let body = canvas_write::other_event(&NewEvent {
         event_type,
         practitioner,

@@ -10,6 +10,7 @@ pub mod availability;
 #[cfg(test)]
 mod availability_props;
 pub mod booking;
+pub mod browse;
 pub mod canvas_write;
 pub mod clinicians;
 pub mod directory;
@@ -29,6 +30,8 @@ pub struct Services {
     pub slot_cache: Arc<slot_cache::SlotCache>,
     pub slot_ids: slot_id::SlotIds,
     pub store: Arc<dyn Store>,
+    /// Rendered availability answers.
+    pub answers: answer_cache::AnswerCache,
     /// Keys the patient references telemetry may carry.
     pub log_key: aws_lc_rs::hmac::Key,
 }

@@ -47,9 +47,13 @@ pub fn spawn(s: Arc<Services>, on_change: OnChange) -> tokio::task::JoinHandle<(
 pub async fn run_once(s: &Services, on_change: &OnChange) -> Pass {
     let mut pass = Pass::default();
     let now = Timestamp::now();
-    // A claim younger than one Canvas call is its request's own business.
-    let settled_before = now
-        .checked_sub(SignedDuration::try_from(s.settings.canvas.timeout).unwrap_or_default())
+    // A claim whose request still runs is kept `write_settle` ahead by it (renewed every third
+    // of a lease): it is that request's business, not ours.
+    let settle = SignedDuration::try_from(s.settings.canvas.write_settle).unwrap_or_default();
+    let lease = SignedDuration::try_from(s.settings.leases.lock).unwrap_or_default();
+    let alive_after = now
+        .saturating_add(settle)
+        .and_then(|t| t.checked_sub(lease))
         .unwrap_or(now);
     let booked = match s.store.booked(now).await {
         Ok(b) => b,
@@ -60,8 +64,8 @@ pub async fn run_once(s: &Services, on_change: &OnChange) -> Pass {
     };
     for pending in booked
         .into_iter()
+        .filter(|b| b.expires_at <= alive_after)
         .filter_map(|b| b.pending)
-        .filter(|p| p.since < settled_before)
     {
         match booking::find(s, &pending.identifier).await {
             Ok(Some(found)) => {

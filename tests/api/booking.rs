@@ -606,6 +606,11 @@ async fn an_unconfirmed_create_keeps_its_time_from_others_until_canvas_decides()
         .post_json("/v1/appointments", &sofia, &booking(&slot, SOFIA), Some(&k))
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // The sandbox journals the late create once its handler ends, just after it committed.
+    crate::sync::eventually("the create is journalled", || async {
+        !app.creates().is_empty()
+    })
+    .await;
     assert_eq!(app.creates().len(), 1, "never sent twice");
 }
 

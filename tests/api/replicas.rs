@@ -78,6 +78,19 @@ async fn two_replicas_with(
     redis: &RedisServer,
     extra: &str,
 ) -> (slotgate::sandbox::Sandbox, TestApp, TestApp) {
+    let (sandbox, mut apps) = clinic(Some(redis), 2, extra).await;
+    let b = apps.pop().expect("two replicas");
+    let a = apps.pop().expect("two replicas");
+    (sandbox, a, b)
+}
+
+/// `count` replicas of one clinic on a sandbox of its own: sharing `redis` when given, else
+/// (one replica) on the memory store. `extra` is TOML layered over the shared settings.
+pub async fn clinic(
+    redis: Option<&RedisServer>,
+    count: usize,
+    extra: &str,
+) -> (slotgate::sandbox::Sandbox, Vec<TestApp>) {
     let sandbox = slotgate::sandbox::Sandbox::start(slotgate::sandbox::SandboxOptions {
         client_id: "replicas".into(),
         client_secret: "replicas-secret".into(),
@@ -93,22 +106,29 @@ async fn two_replicas_with(
         slotgate::config::DEMO_REASONS,
         slotgate::sandbox::Clinic::demo(today).slotgate_rules_toml()
     );
+    let state = match redis {
+        Some(redis) => format!(
+            "[state]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"t{}:\"\n",
+            redis.url(),
+            uuid::Uuid::new_v4().simple(),
+        ),
+        None => String::new(),
+    };
     let shared = format!(
         "[canvas]\nfhir_url = \"{0}\"\ntoken_url = \"{0}/auth/token/\"\nclient_id = \"replicas\"\nclient_secret = \"replicas-secret\"\n\
          [auth]\nissuer = \"https://id.example.org\"\naudience = \"slotgate\"\nhs256_secret = \"a jwt secret for the replica tests...\"\n\
-         [booking]\nslot_id_secret = \"{SECRET}\"\n\
-         [state]\nbackend = \"redis\"\nredis_url = \"{1}\"\nkey_prefix = \"t{2}:\"\n",
+         [booking]\nslot_id_secret = \"{SECRET}\"\n{state}",
         sandbox.base_url(),
-        redis.url(),
-        uuid::Uuid::new_v4().simple(),
     );
     let layers = [rules.as_str(), shared.as_str(), OPEN_WINDOW, extra];
-    let a = spawn_app_with(&layers).await;
-    let b = spawn_app_with(&layers).await;
-    (sandbox, a, b)
+    let mut apps = Vec::new();
+    for _ in 0..count {
+        apps.push(spawn_app_with(&layers).await);
+    }
+    (sandbox, apps)
 }
 
-fn creates(sandbox: &slotgate::sandbox::Sandbox) -> usize {
+pub fn creates(sandbox: &slotgate::sandbox::Sandbox) -> usize {
     sandbox
         .control()
         .journal()

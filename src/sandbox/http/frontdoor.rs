@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::outcome::FhirError;
 use crate::sandbox::JournalEntry;
+use crate::sandbox::params::Params;
 use crate::sandbox::state::Shared;
 
 const CORRELATION_ID: HeaderName = HeaderName::from_static("fumage-correlation-id");
@@ -90,7 +91,10 @@ async fn answer(
     let failing_put = method == actix_web::http::Method::PUT && shared.take_failing_put();
     let failing_search = method == actix_web::http::Method::GET
         && req.path() == "/Appointment"
-        && shared.take_failing_search();
+        && Params::parse(req.query_string())
+            .first("identifier")
+            .is_some()
+        && shared.take_failing_lookup();
     if faults.down || unlucky || failing_put || failing_search {
         let mut res = req.error_response(FhirError::unavailable());
         if faults.retry_after_seconds > 0
@@ -103,7 +107,9 @@ async fn answer(
     if !token_route && !bearer_token(&req).is_some_and(|t| shared.token_valid(t)) {
         return Ok(req.error_response(FhirError::unauthorized()));
     }
-    let lost = !token_route && faults.drop_rate > 0.0 && fastrand::f64() < faults.drop_rate;
+    let create = method == actix_web::http::Method::POST && req.path() == "/Appointment";
+    let lost = (!token_route && faults.drop_rate > 0.0 && fastrand::f64() < faults.drop_rate)
+        || (create && shared.take_dropped_create());
     let res = next.call(req).await?.map_into_boxed_body();
     if lost {
         // Carried out, but the answer breaks off after its head: the connection is closed

@@ -1,0 +1,325 @@
+//! The booking guarantees when Canvas is slow, late and failing: no two bookings in one time,
+//! one appointment per Idempotency-Key, a create that may have happened hidden from everyone
+//! until Canvas shows it, never "nothing was booked" once Canvas booked. Each runs on one
+//! replica on the memory store and on two replicas sharing a real Redis, with a 1-second Canvas
+//! time-out and short leases, so that any lifetime guessed from Canvas's speed would lapse.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use slotgate::canvas::fhir::AppointmentStatus;
+use slotgate::sandbox::{Faults, Sandbox};
+
+use crate::booking::{ELIJAH, SOFIA, a_slot, booking, week_of};
+use crate::helpers::{TestApp, assert_problem, key};
+use crate::replicas::{RedisServer, clinic, creates};
+use crate::seed::*;
+use crate::sync::eventually;
+
+/// A Canvas time-out of one second, leases a fraction of it.
+pub const SLOW: &str = "[canvas]\ntimeout_ms = 1000\nconnect_timeout_ms = 500\nretry_base_ms = 50\nwrite_settle_seconds = 30\n\
+    [state]\nlock_lease_ms = 600\nrecovery_interval_ms = 200\n";
+
+/// One replica on the memory store, or two on Redis: `apps[0]` and `apps[last]` may be one.
+pub struct Clinic {
+    pub sandbox: Sandbox,
+    pub apps: Vec<TestApp>,
+    pub _redis: Option<RedisServer>,
+}
+
+impl Clinic {
+    pub async fn start(shared: bool, extra: &str) -> Clinic {
+        let redis = shared.then(RedisServer::start);
+        let (sandbox, apps) = clinic(redis.as_ref(), if shared { 2 } else { 1 }, extra).await;
+        Clinic {
+            sandbox,
+            apps,
+            _redis: redis,
+        }
+    }
+
+    pub fn a(&self) -> &TestApp {
+        &self.apps[0]
+    }
+
+    /// The other replica (the same one on the memory store).
+    pub fn b(&self) -> &TestApp {
+        &self.apps[self.apps.len() - 1]
+    }
+
+    fn faults(&self, faults: Faults) {
+        self.sandbox.control().set_faults(faults);
+    }
+
+    /// Appointments at Canvas that take the clinician's time at `start`.
+    pub fn booked_at(&self, practitioner: &str, start: &Value) -> usize {
+        let start: jiff::Timestamp = start.as_str().unwrap().parse().unwrap();
+        self.sandbox
+            .control()
+            .appointments()
+            .into_iter()
+            .filter(|a| a.status == AppointmentStatus::Booked)
+            .filter(|a| a.start.is_some_and(|s| s.timestamp == start))
+            .filter(|a| a.participant_id("Practitioner") == Some(practitioner))
+            .count()
+    }
+}
+
+/// Canvas commits creates `commit_ms` after receiving them (answering only then), and answers
+/// the next two identifier lookups 503 with `Retry-After: 2`.
+fn slow_commit(commit_ms: u64) -> Faults {
+    Faults {
+        commit_late_ms: commit_ms,
+        fail_next_lookups: 2,
+        retry_after_seconds: 2,
+        ..Faults::default()
+    }
+}
+
+async fn two_patients_never_share_a_time(shared: bool) {
+    let c = Clinic::start(shared, SLOW).await;
+    let (sofia, elijah) = (c.a().patient_token(SOFIA), c.b().patient_token(ELIJAH));
+    let slot = a_slot(c.a(), &sofia, OKAFOR, 0).await;
+    c.sandbox.control().clear_journal();
+    // Canvas takes 6 s to commit and then stalls the lookups: the first booking works ~5 s.
+    c.faults(slow_commit(6_000));
+    let (k, body) = (key(), booking(&slot, SOFIA));
+    let first = c.a().post_json("/v1/appointments", &sofia, &body, Some(&k));
+    let meanwhile = async {
+        // The create timed out at 1 s; the lookup is under way. The time is already hidden:
+        // no hold, no offer, no booking for anyone else.
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        let hold = c
+            .b()
+            .post_json(
+                "/v1/holds",
+                &elijah,
+                &json!({"slot_id": slot["slot_id"]}),
+                None,
+            )
+            .await;
+        assert_problem(hold, 409, "slot_unavailable").await;
+        let offered = week_of(c.b(), &elijah, OKAFOR, "telehealth").await;
+        assert!(!offered.iter().any(|s| s["start"] == slot["start"]));
+        let other = c
+            .b()
+            .post_json(
+                "/v1/appointments",
+                &elijah,
+                &booking(&slot, ELIJAH),
+                Some(&key()),
+            )
+            .await;
+        other.status().as_u16()
+    };
+    let (first, other) = futures::join!(first, meanwhile);
+    assert_problem(first, 504, "upstream_timeout").await;
+    assert_ne!(
+        other, 201,
+        "the second patient was not booked into the time"
+    );
+    // After the first try answered, and before Canvas commits, the time stays taken.
+    let again = c
+        .b()
+        .post_json(
+            "/v1/appointments",
+            &elijah,
+            &booking(&slot, ELIJAH),
+            Some(&key()),
+        )
+        .await;
+    assert_problem(again, 409, "slot_unavailable").await;
+    // Canvas commits the first create at 6 s; the key's retry then finds it.
+    eventually("Canvas commits the first booking", || async {
+        c.booked_at(OKAFOR, &slot["start"]) == 1
+    })
+    .await;
+    let retry = c
+        .b()
+        .post_json("/v1/appointments", &sofia, &booking(&slot, SOFIA), Some(&k))
+        .await;
+    assert_eq!(retry.status(), 201);
+    let later = c
+        .a()
+        .post_json(
+            "/v1/appointments",
+            &elijah,
+            &booking(&slot, ELIJAH),
+            Some(&key()),
+        )
+        .await;
+    assert_problem(later, 409, "slot_unavailable").await;
+    assert_eq!(
+        c.booked_at(OKAFOR, &slot["start"]),
+        1,
+        "one booking in the time"
+    );
+    assert_eq!(creates(&c.sandbox), 1, "one create sent to Canvas");
+}
+
+#[tokio::test]
+async fn two_patients_never_share_a_time_however_slow_canvas_is_in_one_process() {
+    two_patients_never_share_a_time(false).await;
+}
+
+#[tokio::test]
+async fn two_patients_never_share_a_time_however_slow_canvas_is_across_replicas() {
+    two_patients_never_share_a_time(true).await;
+}
+
+async fn one_key_makes_one_appointment(shared: bool) {
+    let c = Clinic::start(shared, SLOW).await;
+    let sofia = c.a().patient_token(SOFIA);
+    let slot = a_slot(c.a(), &sofia, OKAFOR, 1).await;
+    c.sandbox.control().clear_journal();
+    c.faults(slow_commit(6_000));
+    let (k, body) = (key(), booking(&slot, SOFIA));
+    let started = Instant::now();
+    let first = c.a().post_json("/v1/appointments", &sofia, &body, Some(&k));
+    // The client gives up waiting and retries with its key on the other replica, twice while
+    // the first try still works (well past any fixed marker lifetime of its lease).
+    let retries = async {
+        let mut statuses = Vec::new();
+        for at in [1_500, 3_500] {
+            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
+            let r = c
+                .b()
+                .post_json("/v1/appointments", &sofia, &body, Some(&k))
+                .await;
+            statuses.push(assert_problem(r, 409, "request_in_progress").await["code"].clone());
+        }
+        statuses
+    };
+    let (first, retries) = futures::join!(first, retries);
+    assert_eq!(retries.len(), 2);
+    assert_problem(first, 504, "upstream_timeout").await;
+    // Canvas has not shown it yet: the key waits rather than creating again.
+    if c.booked_at(OKAFOR, &slot["start"]) == 0 {
+        let r = c
+            .b()
+            .post_json("/v1/appointments", &sofia, &body, Some(&k))
+            .await;
+        assert_problem(r, 504, "upstream_timeout").await;
+    }
+    eventually("Canvas commits", || async {
+        c.booked_at(OKAFOR, &slot["start"]) == 1
+    })
+    .await;
+    let done = c
+        .b()
+        .post_json("/v1/appointments", &sofia, &body, Some(&k))
+        .await;
+    assert_eq!(done.status(), 201);
+    let made: Value = done.json().await.unwrap();
+    let replay = c
+        .a()
+        .post_json("/v1/appointments", &sofia, &body, Some(&k))
+        .await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.json::<Value>().await.unwrap()["id"], made["id"]);
+    assert_eq!(creates(&c.sandbox), 1, "one create for one key");
+    assert_eq!(c.booked_at(OKAFOR, &slot["start"]), 1);
+}
+
+#[tokio::test]
+async fn one_key_makes_one_appointment_however_slow_canvas_is_in_one_process() {
+    one_key_makes_one_appointment(false).await;
+}
+
+#[tokio::test]
+async fn one_key_makes_one_appointment_however_slow_canvas_is_across_replicas() {
+    one_key_makes_one_appointment(true).await;
+}
+
+async fn dropped_answers_never_double_book(shared: bool) {
+    let c = Clinic::start(shared, SLOW).await;
+    let sofia = c.a().patient_token(SOFIA);
+    let slot = a_slot(c.a(), &sofia, OKAFOR, 2).await;
+    c.sandbox.control().clear_journal();
+    // Canvas stores the create, then the connection breaks before its answer is complete.
+    c.faults(Faults {
+        drop_next_creates: 1,
+        ..Faults::default()
+    });
+    let (k, body) = (key(), booking(&slot, SOFIA));
+    let first = c
+        .a()
+        .post_json("/v1/appointments", &sofia, &body, Some(&k))
+        .await;
+    assert!(
+        [201, 503, 504].contains(&first.status().as_u16()),
+        "{}",
+        first.status()
+    );
+    c.faults(Faults::default());
+    let retry = c
+        .b()
+        .post_json("/v1/appointments", &sofia, &body, Some(&k))
+        .await;
+    assert_eq!(
+        retry.status(),
+        201,
+        "the retry finds what the first try made"
+    );
+    assert_eq!(creates(&c.sandbox), 1);
+    assert_eq!(c.booked_at(OKAFOR, &slot["start"]), 1);
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_found_not_repeated_in_one_process() {
+    dropped_answers_never_double_book(false).await;
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_found_not_repeated_across_replicas() {
+    dropped_answers_never_double_book(true).await;
+}
+
+#[tokio::test]
+async fn once_canvas_booked_the_answer_is_201_even_when_redis_fails_right_after() {
+    let mut c = Clinic::start(true, "[canvas]\ntimeout_ms = 3000\n").await;
+    let mut redis = c._redis.take().expect("on Redis");
+    let sofia = c.a().patient_token(SOFIA);
+    let slot = a_slot(c.a(), &sofia, OKAFOR, 3).await;
+    c.sandbox.control().clear_journal();
+    // Canvas stores the create at once and answers 1.5 s later; Redis dies meanwhile.
+    c.faults(Faults {
+        stall_after_create_ms: 1_500,
+        ..Faults::default()
+    });
+    let (k, body) = (key(), booking(&slot, SOFIA));
+    let booked = c.a().post_json("/v1/appointments", &sofia, &body, Some(&k));
+    let kill = async {
+        eventually("Canvas stores the create", || async {
+            c.booked_at(OKAFOR, &slot["start"]) == 1
+        })
+        .await;
+        redis.stop();
+    };
+    let (booked, ()) = futures::join!(booked, kill);
+    assert_eq!(
+        booked.status(),
+        201,
+        "not a 503 that says nothing was booked"
+    );
+    let made: Value = booked.json().await.unwrap();
+    // Redis comes back empty (no persistence): the key's retry still answers the booking.
+    redis.resume();
+    c.faults(Faults::default());
+    let mut retry = None;
+    for _ in 0..50 {
+        let r = c
+            .b()
+            .post_json("/v1/appointments", &sofia, &body, Some(&k))
+            .await;
+        if r.status() != 503 {
+            retry = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let retry = retry.expect("Redis is back");
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.json::<Value>().await.unwrap()["id"], made["id"]);
+    assert_eq!(creates(&c.sandbox), 1);
+}
