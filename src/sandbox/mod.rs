@@ -204,6 +204,7 @@ impl Sandbox {
                 .default_service(web::to(http::unknown_path))
         })
         .workers(2)
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(5)
         .listen(listener)?

@@ -22,3 +22,4 @@ mod seed;
 mod slot_cache;
 mod slow_canvas;
 mod sync;
+mod wire;
