@@ -14,7 +14,7 @@ use super::idempotency::{self, Created};
 use crate::auth::BookAccess;
 use crate::canvas::fhir;
 use crate::error::{ApiError, FieldError};
-use crate::scheduling::booking::{self, Attempt, BookRequest};
+use crate::scheduling::booking::{self, Attempt, BookRequest, CREATE_SENT, KeyRecord};
 use crate::scheduling::lifecycle::{self, NEW_APPOINTMENT, Reschedule};
 use crate::scheduling::slot_id::SlotClaim;
 use crate::types::{PatientId, UsState};
@@ -224,6 +224,11 @@ async fn book_once(
             let attempt = Attempt {
                 identifier: &keyed.identifier,
                 maybe_created: keyed.resume.is_some(),
+                sent_before: keyed.create_sent(),
+                record: KeyRecord {
+                    store_key: &keyed.store_key,
+                    owner: &keyed.owner,
+                },
                 rescheduled_from: None,
                 guard: &guard,
             };
@@ -312,12 +317,17 @@ pub async fn reschedule(
             let attempt = Attempt {
                 identifier: &keyed.identifier,
                 maybe_created: keyed.resume.is_some(),
+                sent_before: keyed.create_sent(),
+                record: KeyRecord {
+                    store_key: &keyed.store_key,
+                    owner: &keyed.owner,
+                },
                 rescheduled_from: None,
                 guard: &guard,
             };
             let store = &state.store;
             let record = async |new_id: &str| {
-                let progress = serde_json::json!({ NEW_APPOINTMENT: new_id });
+                let progress = serde_json::json!({ CREATE_SENT: true, NEW_APPOINTMENT: new_id });
                 // Only a help for a retry: the recovery finishes the reschedule from Canvas alone.
                 if let Err(e) = store
                     .progress(keyed.store_key.clone(), keyed.owner.clone(), progress)

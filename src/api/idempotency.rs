@@ -40,6 +40,15 @@ pub struct Keyed {
     pub resume: Option<Value>,
 }
 
+impl Keyed {
+    /// An earlier attempt with this key sent its create to Canvas.
+    pub fn create_sent(&self) -> bool {
+        self.resume
+            .as_ref()
+            .is_some_and(|p| p[crate::scheduling::booking::CREATE_SENT] == true)
+    }
+}
+
 /// A successful answer.
 pub struct Created {
     pub status: StatusCode,

@@ -41,9 +41,9 @@ pub enum Error {
     /// No answer within `[canvas] timeout_ms`; a write may or may not have happened.
     #[error("{operation}: Canvas did not answer in time")]
     Timeout { operation: &'static str },
-    /// A write answered 5xx: Canvas (or a proxy in front of it) failed after the request was
-    /// sent, so it may have been applied.
-    #[error("{operation}: Canvas failed after the write was sent: HTTP {status}")]
+    /// A write answered 5xx (Canvas, or a proxy in front of it, failed after the request was
+    /// sent), or succeeded without naming what it made: it may have been applied.
+    #[error("{operation}: the write's outcome is unknown: HTTP {status}")]
     WriteFailed {
         operation: &'static str,
         status: u16,

@@ -99,9 +99,10 @@ impl CanvasClient {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|l| created_id(l, "Appointment"))
-            .ok_or_else(|| Error::Upstream {
+            // Canvas made something it did not name: the caller looks it up by identifier.
+            .ok_or(Error::WriteFailed {
                 operation: OP,
-                reason: "201 without a usable Location header".into(),
+                status: 201,
             })
     }
 

@@ -134,19 +134,26 @@ pub fn modalities_asked(
     }
 }
 
-/// The clinician sees patients for the reason, this way.
-pub fn check_clinician(
+/// The clinician sees patients for the reason's specialty.
+pub fn check_specialty(reason: &Reason, profile: &PractitionerProfile) -> Result<(), Refusal> {
+    if offers_specialty(reason, profile) {
+        Ok(())
+    } else {
+        Err(Refusal::ReasonNotOffered)
+    }
+}
+
+/// The clinician practises this way (and the reason allows it).
+pub fn check_modality_offered(
     reason: &Reason,
     profile: &PractitionerProfile,
     modality: Modality,
 ) -> Result<(), Refusal> {
-    if !offers_specialty(reason, profile) {
-        return Err(Refusal::ReasonNotOffered);
+    if offers_modality(reason, profile, modality) {
+        Ok(())
+    } else {
+        Err(Refusal::ModalityNotOffered)
     }
-    if !offers_modality(reason, profile, modality) {
-        return Err(Refusal::ModalityNotOffered);
-    }
-    Ok(())
 }
 
 /// The slot starts within the booking window (staff skip the minimum notice).
@@ -312,13 +319,14 @@ mod tests {
             ..PractitionerProfile::default()
         };
         assert_eq!(
-            check_clinician(&r, &profile, Modality::InPerson),
+            check_specialty(&r, &profile),
             Err(Refusal::ReasonNotOffered)
         );
         profile.specialties.push("cardiology".into());
-        assert!(check_clinician(&r, &profile, Modality::InPerson).is_ok());
+        assert!(check_specialty(&r, &profile).is_ok());
+        assert!(check_modality_offered(&r, &profile, Modality::InPerson).is_ok());
         assert_eq!(
-            check_clinician(&r, &profile, Modality::Telehealth),
+            check_modality_offered(&r, &profile, Modality::Telehealth),
             Err(Refusal::ModalityNotOffered)
         );
     }

@@ -129,6 +129,9 @@ pub struct Faults {
     pub drop_rate: f64,
     /// The next this-many `POST /Appointment`s are stored, then their answer is lost that way.
     pub drop_next_creates: u32,
+    /// The next this-many `POST /Appointment`s are stored, then answered 500 (a proxy or
+    /// worker failing after Canvas committed).
+    pub fail_after_next_creates: u32,
 }
 
 impl Faults {

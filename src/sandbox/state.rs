@@ -135,13 +135,12 @@ impl Shared {
 
     /// Whether this create is one of the `drop_next_creates`, counting it down.
     pub fn take_dropped_create(&self) -> bool {
-        let mut faults = lock(&self.faults);
-        if faults.drop_next_creates > 0 {
-            faults.drop_next_creates -= 1;
-            true
-        } else {
-            false
-        }
+        countdown(&mut lock(&self.faults).drop_next_creates)
+    }
+
+    /// Whether this create is one of the `fail_after_next_creates`, counting it down.
+    pub fn take_failed_create(&self) -> bool {
+        countdown(&mut lock(&self.faults).fail_after_next_creates)
     }
 
     /// Whether this search is one of the `fail_next_lookups`, counting it down.
@@ -186,5 +185,15 @@ impl Shared {
 
     pub fn clear_journal(&self) {
         lock(&self.journal).clear();
+    }
+}
+
+/// Counts a "the next N" fault down; whether this one is among them.
+fn countdown(n: &mut u32) -> bool {
+    if *n > 0 {
+        *n -= 1;
+        true
+    } else {
+        false
     }
 }

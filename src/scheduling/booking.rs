@@ -20,7 +20,7 @@ use crate::error::{ApiError, Code};
 use crate::rules::eligibility::licensed_for_visit;
 use crate::rules::model::{Modality, Reason, TypeCoding};
 use crate::rules::policy::{self, Refusal};
-use crate::store::{Booked, Claim, ClaimOutcome, Lease, Pending, StoreError};
+use crate::store::{Booked, Claim, ClaimOutcome, Lease, Move, Pending, StoreError};
 use crate::types::{PatientId, PractitionerId, ScheduleId, UsState};
 
 pub struct BookRequest {
@@ -33,12 +33,25 @@ pub struct BookRequest {
     pub hold_id: Option<String>,
 }
 
+/// Where an attempt records its progress: under its idempotency key, as its owner.
+#[derive(Clone, Copy)]
+pub struct KeyRecord<'a> {
+    pub store_key: &'a str,
+    pub owner: &'a Lease,
+}
+
+/// The progress field that says this key's create was sent: it is never sent again.
+pub const CREATE_SENT: &str = "create_sent";
+
 /// Exactly-once bookkeeping of one request.
 pub struct Attempt<'a> {
     /// The Canvas identifier value derived from the idempotency key.
     pub identifier: &'a str,
     /// An earlier attempt with this key may have created the appointment.
     pub maybe_created: bool,
+    /// An earlier attempt with this key sent its create: only looking it up remains.
+    pub sent_before: bool,
+    pub record: KeyRecord<'a>,
     /// The appointment this one replaces (a reschedule): linked at Canvas, and not counted
     /// against the patient's limit.
     pub rescheduled_from: Option<&'a str>,
@@ -82,11 +95,16 @@ pub async fn book(
     attempt: &Attempt<'_>,
 ) -> Result<Made, ApiError> {
     let now = Timestamp::now();
-    if attempt.maybe_created
-        && let Some(found) = find(s, attempt.identifier).await?
-    {
-        confirm_found(s, attempt.identifier, &found).await;
-        return Ok(Made { appointment: found });
+    if attempt.maybe_created {
+        if let Some(found) = find(s, attempt.identifier).await? {
+            confirm_found(s, attempt.identifier, &found).await;
+            return Ok(Made { appointment: found });
+        }
+        // Not at Canvas yet: while the earlier try's claim stands, Canvas may still apply it,
+        // and a key whose create was sent never sends another.
+        if attempt.sent_before || claim_of(s, attempt.identifier, now).await?.is_some() {
+            return Err(unconfirmed(attempt.sent_before));
+        }
     }
     if !caller.may_act_for(&req.patient) {
         return Err(refuse(
@@ -99,7 +117,7 @@ pub async fn book(
     let patient_lock = lock(s, guard, format!("patient:{}", req.patient)).await?;
     let result = async {
         if !caller.scopes.staff {
-            check_limit(s, &req.patient, attempt.rescheduled_from, now).await?;
+            check_limit(s, &req.patient, attempt, now).await?;
         }
         if s.canvas.patient(&req.patient).await?.is_none() {
             return Err(refuse(Code::PatientNotFound, "Canvas has no such patient."));
@@ -135,9 +153,11 @@ async fn check_rules(
             "This clinician or location no longer takes bookings.",
         ));
     };
+    // The contract's order: reason, duration, modality.
+    policy::check_specialty(reason, &clinician.profile)?;
     policy::check_duration(reason, slot.duration_minutes)?;
     let appointment_type = policy::appointment_type(reason, slot.modality)?;
-    policy::check_clinician(reason, &clinician.profile, slot.modality)?;
+    policy::check_modality_offered(reason, &clinician.profile, slot.modality)?;
     let (Some(start), Some(end)) = (slot.start(), slot.end()) else {
         return Err(ApiError::invalid(
             "slot_id",
@@ -165,14 +185,15 @@ async fn check_rules(
     })
 }
 
-/// A patient's upcoming appointments (Canvas's, and bookings of theirs still in flight) stay
-/// under `[booking] max_active_per_patient`; the one a reschedule replaces does not count.
+/// A patient's upcoming appointments (Canvas's, and other bookings of theirs still in flight)
+/// stay under `[booking] max_active_per_patient`; the one a reschedule replaces does not count.
 async fn check_limit(
     s: &Services,
     patient: &PatientId,
-    replacing: Option<&str>,
+    attempt: &Attempt<'_>,
     now: Timestamp,
 ) -> Result<(), ApiError> {
+    let replacing = attempt.rescheduled_from;
     let (who, from) = (format!("Patient/{patient}"), format!("ge{now}"));
     let upcoming = s
         .canvas
@@ -190,7 +211,7 @@ async fn check_limit(
         .map_err(store_unavailable)?
         .into_iter()
         .filter_map(|b| b.pending)
-        .filter(|p| p.patient == patient.as_str())
+        .filter(|p| p.patient == patient.as_str() && p.identifier != attempt.identifier)
         .filter(|p| !active.iter().any(|a| carries(a, &p.identifier)))
         .count();
     policy::check_booking_limit(&s.settings.booking, active.len() + in_flight, false)?;
@@ -225,6 +246,8 @@ async fn book_locked(
             identifier: identifier.to_owned(),
             patient: req.patient.to_string(),
             since: now,
+            hold_owner: caller.subject.clone(),
+            hold_id: req.hold_id.clone(),
         }),
     };
     let claim = Claim {
@@ -246,7 +269,7 @@ async fn book_locked(
             let taken = refuse(Code::SlotUnavailable, "This time was just booked.");
             return ours_or(s, identifier, taken).await;
         }
-        ClaimOutcome::Unconfirmed => return Err(unconfirmed()),
+        ClaimOutcome::Unconfirmed => return Err(unconfirmed(false)),
         ClaimOutcome::Fenced => return Err(lost()),
     }
     // Others' cached answers that still offer the time must not be served.
@@ -307,6 +330,7 @@ async fn send(
     }
     // A request that lost a lock while Canvas was slow stops before it writes.
     attempt.guard.check().map_err(|_| Unsent::Nothing(lost()))?;
+    record_sent(s, attempt).await.map_err(Unsent::Nothing)?;
     let body = canvas_write::appointment(&NewAppointment {
         reason: &c.reason,
         appointment_type: &c.appointment_type,
@@ -377,9 +401,29 @@ async fn confirm(
 }
 
 /// A booking found at Canvas by its identifier (an earlier attempt's, or the recovery's): its
-/// claim becomes an ordinary overlay entry.
+/// claim becomes an ordinary overlay entry, and the hold it booked is spent.
 pub async fn confirm_found(s: &Services, identifier: &str, found: &fhir::Appointment) {
     let pending_id = Pending::entry_id(identifier);
+    let now = Timestamp::now();
+    if let Ok(Some(Booked {
+        pending: Some(p),
+        practitioner,
+        start,
+        end,
+        ..
+    })) = claim_of(s, identifier, now).await
+        && let Ok(holds) = s.store.holds(now).await
+    {
+        for h in holds.into_iter().filter(|h| {
+            h.owner == p.hold_owner
+                && p.hold_id.as_ref().is_none_or(|id| *id == h.id)
+                && h.practitioner == practitioner
+                && h.start < end
+                && start < h.end
+        }) {
+            let _ = s.store.remove_hold(h.id).await;
+        }
+    }
     let (Some(id), Some(practitioner), Some(start), Some(end)) = (
         found.id.clone(),
         found
@@ -413,10 +457,57 @@ async fn give_back(s: &Services, guard: &Guard, pending: &Booked) {
     s.slot_cache.invalidate_practitioner(&pending.practitioner);
 }
 
-fn unconfirmed() -> ApiError {
+/// From here Canvas may apply the create: the key remembers it was sent (it never sends
+/// another), and a reschedule records its move (the recovery finishes it if nobody else does).
+async fn record_sent(s: &Services, attempt: &Attempt<'_>) -> Result<(), ApiError> {
+    let record = attempt.record;
+    let progress = serde_json::json!({ CREATE_SENT: true });
+    let owned = s
+        .store
+        .progress(record.store_key.to_owned(), record.owner.clone(), progress)
+        .await
+        .map_err(store_unavailable)?;
+    if !owned {
+        // Another attempt resumed this key meanwhile: it is the one to create.
+        return Err(lost());
+    }
+    if let Some(old) = attempt.rescheduled_from {
+        s.store
+            .put_move(Move {
+                old: old.to_owned(),
+                identifier: attempt.identifier.to_owned(),
+                since: Timestamp::now(),
+                attempts: 0,
+                next_try: None,
+            })
+            .await
+            .map_err(store_unavailable)?;
+    }
+    Ok(())
+}
+
+/// The claim a booking with this identifier holds, if any.
+async fn claim_of(
+    s: &Services,
+    identifier: &str,
+    now: Timestamp,
+) -> Result<Option<Booked>, ApiError> {
+    let booked = s.store.booked(now).await.map_err(store_unavailable)?;
+    Ok(booked.into_iter().find(|b| {
+        b.pending
+            .as_ref()
+            .is_some_and(|p| p.identifier == identifier)
+    }))
+}
+
+fn unconfirmed(sent_long_ago: bool) -> ApiError {
     ApiError::new(
         Code::UpstreamTimeout,
-        "Canvas has not confirmed an earlier try of this request yet. Retry with the same Idempotency-Key in a minute.",
+        if sent_long_ago {
+            "Canvas has not confirmed an earlier try of this booking. Retry with the same Idempotency-Key; if Canvas never shows it, it was not made."
+        } else {
+            "Canvas has not confirmed an earlier try of this request yet. Retry with the same Idempotency-Key in a minute."
+        },
     )
 }
 

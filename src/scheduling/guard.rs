@@ -119,18 +119,16 @@ impl Guard {
 
     /// Takes over a lease granted just now (an idempotency key's).
     pub fn adopt(&self, lease: Lease) {
-        let until = Instant::now() + self.shared.lease;
+        let until = lease.asked + self.shared.lease;
         self.shared.held().leases.push((lease, until));
     }
 
     /// Waits up to `wait` for the lock `key` and keeps it renewed until released.
     pub async fn lock(&self, key: String, wait: Duration) -> Result<Lease, StoreError> {
-        let asked = Instant::now();
         let lease = self.shared.store.lock(key, self.shared.lease, wait).await?;
-        self.shared
-            .held()
-            .leases
-            .push((lease.clone(), asked + self.shared.lease));
+        // It runs from the grant, not from when this request began to wait for it.
+        let until = lease.asked + self.shared.lease;
+        self.shared.held().leases.push((lease.clone(), until));
         Ok(lease)
     }
 

@@ -186,15 +186,20 @@ async fn reschedule_now(
             new
         }
     };
-    if old.status != AppointmentStatus::Cancelled {
+    // Only a replacement that is active takes the old one's place.
+    if old.status != AppointmentStatus::Cancelled && new.status.blocks_time() {
         let new_id = new.id.clone().unwrap_or_default();
-        if let Err(e) = put_cancelled(s, &old, Some(&new_id)).await {
+        let cancelled = match attempt.guard.check() {
+            Ok(()) => put_cancelled(s, &old, Some(&new_id)).await.map(drop),
+            Err(_) => Err(busy()),
+        };
+        if let Err(e) = cancelled {
             // The move stays recorded: the recovery loop cancels the old one shortly.
             tracing::error!(error = %e, "rescheduled; the old appointment will be cancelled by the recovery loop");
             return Ok(new);
         }
     }
-    forget_move(s, old_id).await;
+    forget_move(s, old_id, attempt.identifier).await;
     Ok(new)
 }
 
@@ -231,32 +236,25 @@ async fn book_replacement(
         comment: old.reason_code.first().and_then(|r| r.text.clone()),
         hold_id: req.hold_id.clone(),
     };
-    // Recorded before anything is written: whatever happens next, the move gets finished.
-    s.store
-        .put_move(Move {
-            old: old_id.to_owned(),
-            identifier: attempt.identifier.to_owned(),
-            since: Timestamp::now(),
-        })
-        .await
-        .map_err(super::booking_store_error)?;
+    // The booking records the move just before it sends the create: from then on, whatever
+    // fails, the recovery loop settles it from Canvas (and drops it if nothing was made).
     let attempt = Attempt {
         rescheduled_from: Some(old_id),
         ..*attempt
     };
-    match booking::book(s, caller, &request, &attempt).await {
-        Ok(Made { appointment }) => Ok(appointment),
-        // The new one may exist: the move stays for the recovery loop to settle.
-        Err(e) if e.code == Code::UpstreamTimeout => Err(e),
-        Err(e) => {
-            forget_move(s, old_id).await;
-            Err(e)
-        }
-    }
+    let Made { appointment } = booking::book(s, caller, &request, &attempt).await?;
+    Ok(appointment)
 }
 
-async fn forget_move(s: &Services, old_id: &str) {
-    if let Err(e) = s.store.remove_move(old_id.to_owned()).await {
+async fn forget_move(s: &Services, old_id: &str, identifier: &str) {
+    let m = Move {
+        old: old_id.to_owned(),
+        identifier: identifier.to_owned(),
+        since: Timestamp::now(),
+        attempts: 0,
+        next_try: None,
+    };
+    if let Err(e) = s.store.remove_move(m).await {
         tracing::warn!(error = %e, "a finished reschedule stays recorded; the recovery loop drops it");
     }
 }
@@ -274,8 +272,13 @@ pub enum MoveOutcome {
 
 /// Finishes a reschedule its request did not: once Canvas shows the replacement active, the old
 /// appointment is cancelled; once it is certain no replacement was made, the record is dropped.
-/// Runs under the old appointment's lock, so never beside a live request for the same move.
+/// Runs under the old appointment's lock, so never beside a live request for the same move. A
+/// cancel Canvas keeps refusing is tried again less and less often (at most every 10 minutes).
 pub async fn finish_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOutcome, ApiError> {
+    let now = Timestamp::now();
+    if m.next_try.is_some_and(|t| t > now) {
+        return Ok(MoveOutcome::Pending);
+    }
     let lease = match guard
         .lock(appointment_lock(&m.old), std::time::Duration::ZERO)
         .await
@@ -285,16 +288,46 @@ pub async fn finish_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOu
         Err(crate::store::StoreError::Busy(_)) => return Ok(MoveOutcome::Pending),
         Err(e) => return Err(super::booking_store_error(e)),
     };
-    let outcome = settle_move(s, m).await;
+    let outcome = settle_move(s, guard, m).await;
     guard.release(lease).await;
-    let outcome = outcome?;
-    if outcome != MoveOutcome::Pending {
-        forget_move(s, &m.old).await;
+    match outcome {
+        Ok(MoveOutcome::Pending) => Ok(MoveOutcome::Pending),
+        Ok(done) => {
+            forget_move(s, &m.old, &m.identifier).await;
+            Ok(done)
+        }
+        Err(e) => {
+            back_off(s, m, now).await;
+            Err(e)
+        }
     }
-    Ok(outcome)
 }
 
-async fn settle_move(s: &Services, m: &Move) -> Result<MoveOutcome, ApiError> {
+/// Tries again later: the interval doubles per failure, up to ten minutes.
+async fn back_off(s: &Services, m: &Move, now: Timestamp) {
+    let base = s.settings.leases.recovery_interval;
+    let wait = base
+        .saturating_mul(1 << m.attempts.min(16))
+        .min(std::time::Duration::from_secs(600));
+    let later = Move {
+        attempts: m.attempts.saturating_add(1),
+        next_try: now
+            .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
+            .ok(),
+        ..m.clone()
+    };
+    if later.attempts.is_multiple_of(10) {
+        tracing::error!(
+            attempts = later.attempts,
+            "a reschedule's old appointment is still not cancelled"
+        );
+    }
+    if let Err(e) = s.store.put_move(later).await {
+        tracing::warn!(error = %e, "could not record a reschedule's retry");
+    }
+}
+
+async fn settle_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOutcome, ApiError> {
     let Some(new) = booking::find(s, &m.identifier).await? else {
         let now = Timestamp::now();
         let in_flight = s
@@ -325,15 +358,9 @@ async fn settle_move(s: &Services, m: &Move) -> Result<MoveOutcome, ApiError> {
     if old.status == AppointmentStatus::Cancelled {
         return Ok(MoveOutcome::Finished);
     }
+    guard.check().map_err(|_| busy())?;
     let new_id = new.id.clone().unwrap_or_default();
-    match put_cancelled(s, &old, Some(&new_id)).await {
-        Ok(_) => {
-            tracing::info!("a reschedule was finished by the recovery loop");
-            Ok(MoveOutcome::Finished)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the recovery loop could not cancel a rescheduled appointment yet");
-            Ok(MoveOutcome::Pending)
-        }
-    }
+    put_cancelled(s, &old, Some(&new_id)).await?;
+    tracing::info!("a reschedule was finished by the recovery loop");
+    Ok(MoveOutcome::Finished)
 }

@@ -213,6 +213,8 @@ async fn claims(s: &dyn Store, run: &str) {
                 identifier: id(identifier),
                 patient: "p".into(),
                 since: now,
+                hold_owner: "user-1".into(),
+                hold_id: None,
             }),
             ..booked(
                 &Pending::entry_id(&id(identifier)),
@@ -424,6 +426,7 @@ async fn idempotency(s: &dyn Store, run: &str) {
     let nobody = Lease {
         key: format!("{run}-nobody"),
         token: "t".into(),
+        asked: tokio::time::Instant::now(),
     };
     assert!(
         !s.progress(ghost.clone(), nobody.clone(), serde_json::json!(1))
@@ -442,9 +445,28 @@ async fn moves(s: &dyn Store, run: &str) {
         old: format!("{run}-old"),
         identifier: format!("{run}-new"),
         since: Timestamp::now(),
+        attempts: 0,
+        next_try: None,
+    };
+    let other = Move {
+        identifier: format!("{run}-other"),
+        ..m.clone()
     };
     s.put_move(m.clone()).await.unwrap();
-    assert!(s.moves().await.unwrap().contains(&m));
-    s.remove_move(m.old.clone()).await.unwrap();
-    assert!(!s.moves().await.unwrap().contains(&m));
+    s.put_move(other.clone()).await.unwrap();
+    let retried = Move {
+        attempts: 1,
+        ..m.clone()
+    };
+    s.put_move(retried.clone()).await.unwrap();
+    let all = s.moves().await.unwrap();
+    assert!(
+        all.contains(&retried) && all.contains(&other),
+        "one per replacement"
+    );
+    assert!(!all.contains(&m), "updated in place");
+    s.remove_move(m.clone()).await.unwrap();
+    let all = s.moves().await.unwrap();
+    assert!(!all.contains(&retried) && all.contains(&other));
+    s.remove_move(other).await.unwrap();
 }

@@ -142,6 +142,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let deadline = Instant::now() + wait;
             loop {
+                let asked = Instant::now();
                 // Listening before looking, so a release between the two is not missed.
                 let released = self.released.notified();
                 tokio::pin!(released);
@@ -149,13 +150,13 @@ impl Store for MemoryStore {
                 let next_expiry = {
                     let mut state = self.state();
                     if let Some(token) = state.try_lock(&key, lease) {
-                        return Ok(Lease { key, token });
+                        return Ok(Lease { key, token, asked });
                     }
                     state.locks.get(&key).map(|l| l.until)
                 };
                 let now = Instant::now();
                 if now >= deadline {
-                    return Err(StoreError::Busy(format!("lock {key} not granted in time")));
+                    return Err(StoreError::Busy("a lock was not granted in time".into()));
                 }
                 let until = next_expiry.map_or(deadline, |e| e.min(deadline));
                 let _ = tokio::time::timeout_at(until.max(now), released).await;
@@ -344,6 +345,7 @@ impl Store for MemoryStore {
                 let lease = Lease {
                     key: run,
                     token: token.clone(),
+                    asked: Instant::now(),
                 };
                 let record = state.records.entry(key).or_insert_with(|| Record {
                     fingerprint,
@@ -402,7 +404,7 @@ impl Store for MemoryStore {
     }
 
     fn put_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>> {
-        self.state().moves.insert(m.old.clone(), m);
+        self.state().moves.insert(m.field(), m);
         Self::ready(())
     }
 
@@ -411,8 +413,8 @@ impl Store for MemoryStore {
         Self::ready(moves)
     }
 
-    fn remove_move(&self, old: String) -> BoxFuture<'_, StoreResult<()>> {
-        self.state().moves.remove(&old);
+    fn remove_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>> {
+        self.state().moves.remove(&m.field());
         Self::ready(())
     }
 }

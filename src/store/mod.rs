@@ -41,6 +41,8 @@ pub struct Lease {
     pub key: String,
     /// This holder's proof of ownership: writes fenced by the lease compare it.
     pub token: String,
+    /// When the request that granted it was sent: the lease runs from no later than this.
+    pub asked: tokio::time::Instant,
 }
 
 /// A clinician's time set aside for one caller.
@@ -91,6 +93,12 @@ pub struct Pending {
     pub patient: String,
     /// When the time was claimed.
     pub since: Timestamp,
+    /// The caller's hold it books (spent once Canvas shows the booking): its owner, and its id
+    /// when the caller named one.
+    #[serde(default)]
+    pub hold_owner: String,
+    #[serde(default)]
+    pub hold_id: Option<String>,
 }
 
 impl Pending {
@@ -179,6 +187,18 @@ pub struct Move {
     /// The booking identifier of its replacement.
     pub identifier: String,
     pub since: Timestamp,
+    /// Failed tries to finish it, and when the next may run (backing off).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_try: Option<Timestamp>,
+}
+
+impl Move {
+    /// One record per replacement: two reschedules of one appointment are two moves.
+    pub fn field(&self) -> String {
+        format!("{} {}", self.old, self.identifier)
+    }
 }
 
 pub trait Store: Send + Sync {
@@ -250,8 +270,8 @@ pub trait Store: Send + Sync {
     /// recorded progress. Only its owner may.
     fn interrupt(&self, key: String, owner: Lease) -> BoxFuture<'_, StoreResult<bool>>;
 
-    /// Records a reschedule before its new appointment is booked.
+    /// Records (or updates) a reschedule whose new appointment's create is about to be sent.
     fn put_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>>;
     fn moves(&self) -> BoxFuture<'_, StoreResult<Vec<Move>>>;
-    fn remove_move(&self, old: String) -> BoxFuture<'_, StoreResult<()>>;
+    fn remove_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>>;
 }

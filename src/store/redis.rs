@@ -89,6 +89,15 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 ";
 
+/// Deletes entries found dead, unless they were rewritten since. KEYS: hash. ARGV: field-value
+/// pairs as read.
+const PRUNE: &str = r"
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 0
+";
+
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -134,6 +143,7 @@ pub struct RedisStore {
     put_hold: Script,
     claim: Script,
     refresh: Script,
+    prune: Script,
     renew: Script,
     unlock: Script,
     begin: Script,
@@ -187,6 +197,7 @@ impl RedisStore {
             put_hold: Script::new(&format!("{LIVE}{PUT_HOLD}")),
             claim: Script::new(&format!("{LIVE}{CLAIM}")),
             refresh: Script::new(REFRESH),
+            prune: Script::new(PRUNE),
             renew: Script::new(RENEW),
             unlock: Script::new(UNLOCK),
             begin: Script::new(BEGIN),
@@ -211,15 +222,20 @@ impl RedisStore {
         let key = self.key(hash);
         let all: Vec<(String, String)> = self.conn().hgetall(&key).await.map_err(unavailable)?;
         let mut live = Vec::new();
-        let mut dead = Vec::new();
+        let mut prune = self.prune.key(&key);
+        let mut dead = false;
         for (field, text) in all {
             match serde_json::from_str::<Entry<T>>(&text) {
                 Ok(e) if e.e > ms(now) => live.push(e.v),
-                _ => dead.push(field),
+                _ => {
+                    prune.arg(field).arg(text);
+                    dead = true;
+                }
             }
         }
-        if !dead.is_empty() {
-            let _: Result<(), _> = self.conn().hdel(&key, dead).await;
+        if dead {
+            // Best effort: the scripts skip dead entries anyway.
+            let _: Result<i64, _> = prune.invoke_async(&mut self.conn()).await;
         }
         Ok(live)
     }
@@ -290,6 +306,7 @@ impl Store for RedisStore {
             let name = self.key(&format!("lock:{key}"));
             let deadline = Instant::now() + wait;
             loop {
+                let asked = tokio::time::Instant::now();
                 let granted: Option<String> = ::redis::cmd("SET")
                     .arg(&name)
                     .arg(&token)
@@ -300,10 +317,14 @@ impl Store for RedisStore {
                     .await
                     .map_err(unavailable)?;
                 if granted.is_some() {
-                    return Ok(Lease { key: name, token });
+                    return Ok(Lease {
+                        key: name,
+                        token,
+                        asked,
+                    });
                 }
                 if Instant::now() >= deadline {
-                    return Err(StoreError::Busy(format!("lock {key} not granted in time")));
+                    return Err(StoreError::Busy("a lock was not granted in time".into()));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -493,6 +514,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let token = uuid::Uuid::new_v4().to_string();
             let run = self.key(&format!("idem-run:{key}"));
+            let asked = tokio::time::Instant::now();
             let answer: Vec<String> = self
                 .begin
                 .key(self.key(&format!("idem:{key}")))
@@ -505,7 +527,11 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let broken = || StoreError::Unavailable("unreadable idempotency record".into());
-            let lease = Lease { key: run, token };
+            let lease = Lease {
+                key: run,
+                token,
+                asked,
+            };
             Ok(match answer.first().map(String::as_str) {
                 Some("started") => Begin::Started(lease),
                 Some("mismatch") => Begin::Mismatch,
@@ -573,7 +599,7 @@ impl Store for RedisStore {
                 serde_json::to_string(&m).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let _: i64 = self
                 .conn()
-                .hset(self.key("moves"), &m.old, text)
+                .hset(self.key("moves"), m.field(), text)
                 .await
                 .map_err(unavailable)?;
             Ok(())
@@ -594,11 +620,11 @@ impl Store for RedisStore {
         })
     }
 
-    fn remove_move(&self, old: String) -> BoxFuture<'_, StoreResult<()>> {
+    fn remove_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move {
             let _: i64 = self
                 .conn()
-                .hdel(self.key("moves"), &old)
+                .hdel(self.key("moves"), m.field())
                 .await
                 .map_err(unavailable)?;
             Ok(())

@@ -358,11 +358,11 @@ async fn a_create_returns_the_id_from_the_location_header() {
     c.update_appointment(&id, &json!({"status": "cancelled"}))
         .await
         .unwrap();
-    // Without a Location header the create cannot be trusted.
-    assert!(matches!(
-        c.create_appointment(&appointment()).await,
-        Err(Error::Upstream { .. })
-    ));
+    // Without a Location header Canvas made something it did not name: an ambiguous write,
+    // to be looked up by its identifier rather than trusted or repeated.
+    let unnamed = c.create_appointment(&appointment()).await.unwrap_err();
+    assert!(matches!(unnamed, Error::WriteFailed { status: 201, .. }));
+    assert!(unnamed.is_ambiguous());
 }
 
 #[tokio::test]

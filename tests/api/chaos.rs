@@ -65,8 +65,9 @@ fn weather() -> Faults {
 struct Ledger {
     /// Each key that answered 201, with the appointment it named.
     booked: BTreeMap<String, String>,
-    /// Appointments cancelled through slotgate (200).
+    /// Appointments cancelled through slotgate (200), or replaced by a reschedule (201).
     cancelled: BTreeSet<String>,
+    rescheduled: usize,
     answers: BTreeMap<String, usize>,
 }
 
@@ -137,13 +138,38 @@ async fn booker(c: &Clinic, n: usize, slots: &[Value], until: Instant, ledger: &
         if let (Some(h), None) = (&hold, &made) {
             let _ = app.delete(&format!("/v1/holds/{h}"), &token).await;
         }
-        if let Some(id) = made.filter(|_| fastrand::bool()) {
-            let path = format!("/v1/appointments/{id}/cancel");
-            if let Some((200, _)) =
-                settle(app, &path, &token, &json!({}), &key(), give_up, ledger).await
-            {
-                ledger.lock().unwrap().cancelled.insert(id);
+        let Some(id) = made else {
+            // A patient refused (the time taken, their limit reached) looks again a moment later.
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(50..300))).await;
+            continue;
+        };
+        // Half move to another of the five (a few tries, as a patient would pick again), and
+        // every booking is let go again a moment later, so that the slots keep changing hands.
+        let mut current = id;
+        if fastrand::bool() {
+            let path = format!("/v1/appointments/{current}/reschedule");
+            for _ in 0..3 {
+                let to = &slots[fastrand::usize(..slots.len())];
+                let body = json!({"slot_id": to["slot_id"], "patient_state": "CA"});
+                let k = key();
+                let answer = settle(app, &path, &token, &body, &k, give_up, ledger).await;
+                if let Some((201, new)) = answer {
+                    let new_id = new["id"].as_str().unwrap_or_default().to_owned();
+                    let mut ledger = ledger.lock().unwrap();
+                    ledger.booked.insert(k, new_id.clone());
+                    ledger
+                        .cancelled
+                        .insert(std::mem::replace(&mut current, new_id));
+                    ledger.rescheduled += 1;
+                    break;
+                }
             }
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1_000))).await;
+        let path = format!("/v1/appointments/{current}/cancel");
+        let answer = settle(app, &path, &token, &json!({}), &key(), give_up, ledger).await;
+        if let Some((200, _)) = answer {
+            ledger.lock().unwrap().cancelled.insert(current);
         }
     }
 }
@@ -186,8 +212,9 @@ async fn twenty_bookers_five_slots_two_replicas_and_a_stormy_canvas() {
     tokio::time::sleep(Duration::from_secs(7)).await;
     let ledger = ledger.into_inner().unwrap();
     eprintln!(
-        "chaos: {} bookings, {} cancelled, answers {:?}",
+        "chaos: {} bookings ({} by rescheduling), {} cancelled or replaced, answers {:?}",
         ledger.booked.len(),
+        ledger.rescheduled,
         ledger.cancelled.len(),
         ledger.answers
     );

@@ -255,3 +255,89 @@ async fn a_patient_holds_at_most_two_slots_at_once_staff_holds_for_them_included
     // Staff's own holds without a patient count for the staff token, not for Sofia.
     assert_eq!(hold(&slots[3], &staff, None).await.status(), 201);
 }
+
+#[tokio::test]
+async fn a_failed_cancel_half_is_finished_by_the_other_replica_or_this_one() {
+    let c = Clinic::start(true, SLOW).await;
+    let me = c.a().patient_token(SOFIA);
+    let old = book(c.a(), &me, SOFIA, 0).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    let target = a_slot(c.a(), &me, OKAFOR, 3).await;
+    c.sandbox.control().set_faults(Faults {
+        fail_next_puts: 1,
+        ..Faults::default()
+    });
+    let body = json!({"slot_id": target["slot_id"], "patient_state": "CA"});
+    let r = c
+        .a()
+        .post_json(
+            &format!("/v1/appointments/{old_id}/reschedule"),
+            &me,
+            &body,
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let new_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("the old appointment is cancelled", || async {
+        status_of(&c, &old_id) == Some(AppointmentStatus::Cancelled)
+    })
+    .await;
+    assert_eq!(status_of(&c, &new_id), Some(AppointmentStatus::Booked));
+}
+
+async fn a_reschedule_retried_while_unconfirmed_waits_then_finishes(shared: bool) {
+    let c = Clinic::start(shared, SLOW).await;
+    let me = c.a().patient_token(SOFIA);
+    let old = book(c.a(), &me, SOFIA, 0).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    let target = a_slot(c.a(), &me, OKAFOR, 5).await;
+    let creates = crate::replicas::creates(&c.sandbox);
+    c.sandbox.control().set_faults(Faults {
+        commit_late_ms: 3_000,
+        ..Faults::default()
+    });
+    let (path, k) = (format!("/v1/appointments/{old_id}/reschedule"), key());
+    let body = json!({"slot_id": target["slot_id"], "patient_state": "CA"});
+    let first = c.a().post_json(&path, &me, &body, Some(&k)).await;
+    assert_problem(first, 504, "upstream_timeout").await;
+    c.sandbox.control().set_faults(Faults::default());
+    // The retry waits for Canvas rather than booking again or giving up on the move.
+    let retry = c.b().post_json(&path, &me, &body, Some(&k)).await;
+    assert_problem(retry, 504, "upstream_timeout").await;
+    assert_eq!(status_of(&c, &old_id), Some(AppointmentStatus::Booked));
+    let mut done = None;
+    for _ in 0..60 {
+        let r = c.b().post_json(&path, &me, &body, Some(&k)).await;
+        if r.status() == 201 {
+            done = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let new = done.expect("the key's answer is the new appointment once Canvas shows it");
+    let new_id = new["id"].as_str().unwrap();
+    eventually("the old appointment is cancelled", || async {
+        status_of(&c, &old_id) == Some(AppointmentStatus::Cancelled)
+    })
+    .await;
+    assert_eq!(status_of(&c, new_id), Some(AppointmentStatus::Booked));
+    assert_eq!(
+        crate::replicas::creates(&c.sandbox),
+        creates + 1,
+        "one create"
+    );
+}
+
+#[tokio::test]
+async fn a_reschedule_retried_while_unconfirmed_waits_then_finishes_in_one_process() {
+    a_reschedule_retried_while_unconfirmed_waits_then_finishes(false).await;
+}
+
+#[tokio::test]
+async fn a_reschedule_retried_while_unconfirmed_waits_then_finishes_across_replicas() {
+    a_reschedule_retried_while_unconfirmed_waits_then_finishes(true).await;
+}

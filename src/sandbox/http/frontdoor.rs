@@ -110,7 +110,14 @@ async fn answer(
     let create = method == actix_web::http::Method::POST && req.path() == "/Appointment";
     let lost = (!token_route && faults.drop_rate > 0.0 && fastrand::f64() < faults.drop_rate)
         || (create && shared.take_dropped_create());
+    let failed = create && shared.take_failed_create();
     let res = next.call(req).await?.map_into_boxed_body();
+    if failed && res.status().is_success() {
+        // Carried out, then a failure on the way back.
+        let (req, _) = res.into_parts();
+        let broken = actix_web::ResponseError::error_response(&FhirError::internal());
+        return Ok(ServiceResponse::new(req, broken));
+    }
     if lost {
         // Carried out, but the answer breaks off after its head: the connection is closed
         // before the body is complete, as when a proxy or the network fails mid-answer.

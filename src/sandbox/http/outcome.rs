@@ -75,6 +75,15 @@ impl FhirError {
     }
 
     /// What a Canvas outage or an injected fault looks like.
+    /// 500 `exception`: Canvas failing inside.
+    pub fn internal() -> FhirError {
+        FhirError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            "Internal server error",
+        )
+    }
+
     pub fn unavailable() -> FhirError {
         FhirError::new(
             StatusCode::SERVICE_UNAVAILABLE,
