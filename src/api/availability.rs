@@ -1,5 +1,6 @@
 //! `GET /v1/availability`.
 
+use actix_web::http::header::{self, AcceptEncoding, Encoding, Header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use bytes::Bytes;
 use jiff::civil::Date;
@@ -17,6 +18,7 @@ use crate::error::ApiError;
 use crate::rules::model::{Modality, Reason};
 use crate::rules::policy;
 use crate::rules::window::{self, RangeError};
+use crate::scheduling::answer_cache::Encoded;
 use crate::scheduling::availability::{self, Query};
 use crate::scheduling::browse;
 use crate::scheduling::directory::Snapshot;
@@ -146,13 +148,27 @@ pub async fn search(
             .map_err(|e| ApiError::internal(&e))
     })
     .await?;
-    Ok(json(body))
+    Ok(respond(&request, &body))
 }
 
-fn json(body: Bytes) -> HttpResponse {
-    HttpResponse::Ok()
+/// The answer in gzip when the client takes it (encoded once per cached answer; the
+/// compression middleware leaves an encoded body alone), as it is otherwise.
+fn respond(request: &HttpRequest, body: &Encoded) -> HttpResponse {
+    let gzip = <AcceptEncoding as Header>::parse(request)
+        .ok()
+        .and_then(|accept| accept.negotiate([Encoding::gzip(), Encoding::identity()].iter()))
+        == Some(Encoding::gzip());
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("application/json")
-        .body(body)
+        .insert_header((header::VARY, "Accept-Encoding"));
+    if gzip {
+        response
+            .insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(body.gzip())
+    } else {
+        response.body(body.identity())
+    }
 }
 
 /// The question as asked, each parameter checked on its own.

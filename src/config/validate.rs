@@ -84,7 +84,8 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             "rate_limit.browse_per_minute",
             raw.rate_limit.browse_per_minute,
             1,
-            1_000_000,
+            // Up to "none to speak of": the gateway in front may do this job alone.
+            1_000_000_000,
         ),
         book_per_minute: found.range(
             "rate_limit.book_per_minute",

@@ -4,7 +4,8 @@
 //! slot falls inside the caller's minimum notice, and never across an invalidation (every
 //! booking, hold or notification bumps the slot cache's epoch, which is part of the key).
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,9 +24,43 @@ pub struct AnswerKey {
 }
 
 pub struct Answer {
-    pub body: Bytes,
+    pub body: Arc<Encoded>,
     /// The first instant at which a fresh computation could differ.
     pub valid_until: Timestamp,
+}
+
+/// A rendered answer, and its gzip encoding made at most once: the many clients that ask for
+/// compression (browsers, gateways, load tools) then cost a lookup, not a compression each.
+pub struct Encoded {
+    identity: Bytes,
+    gzip: OnceLock<Bytes>,
+}
+
+impl Encoded {
+    pub fn new(identity: Bytes) -> Encoded {
+        Encoded {
+            identity,
+            gzip: OnceLock::new(),
+        }
+    }
+
+    pub fn identity(&self) -> Bytes {
+        self.identity.clone()
+    }
+
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.identity.len() / 4),
+                    flate2::Compression::default(),
+                );
+                // Writing to a Vec cannot fail.
+                let _ = encoder.write_all(&self.identity);
+                Bytes::from(encoder.finish().unwrap_or_default())
+            })
+            .clone()
+    }
 }
 
 /// The first instant at which a fresh computation could differ from this answer: when its
@@ -59,15 +94,17 @@ impl AnswerCache {
         Self {
             answers: Cache::builder()
                 .max_capacity(max_bytes)
+                // The body, and room for its gzip encoding once someone asks for it.
                 .weigher(|k: &AnswerKey, a: &Arc<Answer>| {
-                    u32::try_from(k.question.len() + a.body.len()).unwrap_or(u32::MAX)
+                    let body = a.body.identity.len();
+                    u32::try_from(k.question.len() + body + body / 2).unwrap_or(u32::MAX)
                 })
                 .time_to_live(ttl)
                 .build(),
         }
     }
 
-    pub async fn get(&self, key: &AnswerKey, now: Timestamp) -> Option<Bytes> {
+    pub async fn get(&self, key: &AnswerKey, now: Timestamp) -> Option<Arc<Encoded>> {
         let answer = self.answers.get(key).await?;
         (now < answer.valid_until).then(|| answer.body.clone())
     }
@@ -80,6 +117,24 @@ impl AnswerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gzip_encoding_is_made_once_and_decodes_to_the_answer() {
+        let body = Bytes::from(serde_json::to_vec(&vec!["a slot"; 500]).unwrap());
+        let encoded = Encoded::new(body.clone());
+        let gzip = encoded.gzip();
+        assert!(
+            gzip.len() < body.len() / 10,
+            "{} of {}",
+            gzip.len(),
+            body.len()
+        );
+        assert_eq!(encoded.gzip().as_ptr(), gzip.as_ptr(), "made once");
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut decoded)
+            .unwrap();
+        assert_eq!(decoded, body);
+    }
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -133,7 +188,7 @@ mod tests {
             .put(
                 key.clone(),
                 Answer {
-                    body: Bytes::from_static(b"{}"),
+                    body: Arc::new(Encoded::new(Bytes::from_static(b"{}"))),
                     valid_until: ts("2026-12-01T10:00:30Z"),
                 },
             )

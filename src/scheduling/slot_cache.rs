@@ -257,6 +257,8 @@ impl SlotCache {
         // Availability merges lists in start order; Canvas's order is not a contract.
         free.sort_by_key(|s| (s.start, s.end));
         free.dedup();
+        // Kept for a while, tens of thousands of them: no room for growth.
+        free.shrink_to_fit();
         let list = Arc::new(SlotList {
             slots: free,
             fetched_at: Timestamp::now(),
