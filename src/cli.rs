@@ -75,6 +75,9 @@ pub struct SandboxArgs {
     /// sandbox's clinic, and exit.
     #[arg(long)]
     pub print_rules: bool,
+    /// Print the clinic's demo patients (Canvas id, name, state), and exit.
+    #[arg(long)]
+    pub list_patients: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,11 +153,47 @@ fn print_banner(app: &Application) {
             println!("\nA development token for this process (staff, all scopes, 12 hours);");
             println!("paste it into Swagger UI's \"Authorize\" dialog:\n\n{token}\n");
         }
+        let demo = app.sandbox().map(|s| s.control().clinic());
+        let patient = demo.as_ref().and_then(|c| c.first_visit_patient());
+        if let Some(p) = patient {
+            let scope = "scheduling.read scheduling.book";
+            if let Ok(token) = minter.mint("dev-patient", Some(&p.id), scope, 12 * 3600) {
+                println!(
+                    "A demo patient, {} {} (in {}), Canvas id {}, and a token that speaks for",
+                    p.given, p.family, p.state, p.id
+                );
+                println!("them (read and book, 12 hours): the patient app's view of the same API.");
+                println!(
+                    "Swagger UI's example bodies book them; `slotgate sandbox --list-patients` lists the others.\n\n{token}\n"
+                );
+                println!("For the README's walk-through in a shell:\n");
+                println!(
+                    "export BASE=http://{address} PATIENT={} TOKEN={token}\n",
+                    p.id
+                );
+            }
+        }
     }
 }
 
 pub async fn sandbox(args: SandboxArgs) -> ExitCode {
     let today = jiff::ZonedDateTime::now().date();
+    if args.list_patients {
+        let clinic = match args.clinicians {
+            0 => crate::sandbox::Clinic::demo(today),
+            n => crate::sandbox::Clinic::generated(n, today),
+        };
+        println!("{:<34} {:<24} state", "Canvas patient id", "name");
+        for p in clinic.patients.iter().filter(|p| p.active) {
+            println!(
+                "{:<34} {:<24} {}",
+                p.id.as_str(),
+                format!("{} {}", p.given, p.family),
+                p.state
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
     if args.print_rules {
         let clinic = match args.clinicians {
             0 => crate::sandbox::Clinic::demo(today),

@@ -243,6 +243,21 @@ impl Application {
         let openapi = ApiDoc::openapi();
         let cors_origins = settings.server.cors_origins.clone();
         let routes = web::Data::new(context::KnownRoutes::from_openapi(&openapi));
+        // On the demo (the embedded sandbox, with a token printed for it), the document's
+        // examples book the demo patient into a slot that exists.
+        let demo = sandbox
+            .as_ref()
+            .filter(|_| settings.auth.hs256_generated)
+            .and_then(|s| {
+                let clinic = s.control().clinic();
+                clinic
+                    .first_visit_patient()
+                    .map(|p| api::spec::DemoPatient {
+                        id: p.id.clone(),
+                        state: p.state,
+                    })
+            });
+        let spec = web::Data::new(api::spec::Spec::new(demo));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())
@@ -266,10 +281,12 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(routes.clone())
                 .configure(api::configure)
+                .app_data(spec.clone())
+                .service(api::spec::serve)
                 .service(web::redirect("/swagger-ui", "/swagger-ui/"))
                 .service(
                     SwaggerUi::new("/swagger-ui/{_:.*}")
-                        .url("/api-docs/openapi.json", openapi.clone()),
+                        .config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json")),
                 )
                 .default_service(web::to(context::fallback))
         })

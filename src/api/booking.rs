@@ -22,7 +22,7 @@ use crate::types::{PatientId, UsState};
 /// A booking.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "reason_code": "INIV", "patient_id": "ee1c7803325b47b492008f3e7c9d7a3d", "patient_state": "CA", "comment": "Follow-up on blood pressure", "hold_id": "0d6f5e4c-5b1a-4c53-9a5e-3c1f2b7d9e10"}))]
+#[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "reason_code": "FLUP", "patient_id": "97491556534444838b94dbb0909b6b3d", "patient_state": "CA", "comment": "Follow-up on blood pressure", "hold_id": "0d6f5e4c-5b1a-4c53-9a5e-3c1f2b7d9e10"}))]
 pub struct BookBody {
     /// From `/v1/availability`, unchanged.
     #[schema(min_length = 1, max_length = 1024)]

@@ -14,7 +14,7 @@ use crate::types::PatientId;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "patient_id": "ee1c7803325b47b492008f3e7c9d7a3d"}))]
+#[schema(example = json!({"slot_id": "s1.eyJwIjoiNDE1MGNkMjAifQ.c2lnbmF0dXJl", "patient_id": "97491556534444838b94dbb0909b6b3d"}))]
 pub struct HoldBody {
     /// From `/v1/availability`, unchanged.
     #[schema(min_length = 1, max_length = 1024)]

@@ -18,6 +18,7 @@ pub mod params;
 pub mod practitioners;
 pub mod reasons;
 pub mod refs;
+pub mod spec;
 pub mod webhooks;
 
 use std::sync::Arc;

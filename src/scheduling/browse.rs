@@ -2,11 +2,13 @@
 //! exactly right, else computed from the slot cache with the booking window and the time that
 //! holds and unconfirmed bookings take, then kept for as long as it stays right.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use jiff::Timestamp;
 
 use super::Services;
-use super::answer_cache::{self, Answer as Rendered, AnswerKey};
+use super::answer_cache::{self, Answer as Rendered, AnswerKey, Encoded};
 use super::availability::{self, Answer, Busy, Query};
 use crate::error::ApiError;
 use crate::rules::window;
@@ -18,7 +20,7 @@ pub async fn answer(
     query: &Query,
     staff: bool,
     render: impl FnOnce(&Answer) -> Result<Bytes, ApiError>,
-) -> Result<Bytes, ApiError> {
+) -> Result<Arc<Encoded>, ApiError> {
     let snapshot = s.directory.snapshot().await?;
     let now = Timestamp::now();
     let key = AnswerKey {
@@ -48,10 +50,10 @@ pub async fn answer(
         query,
         window,
         &busy,
-        s.settings.canvas.max_concurrency,
+        fan_out(s),
     )
     .await?;
-    let body = render(&answer)?;
+    let body = Arc::new(Encoded::new(render(&answer)?));
     if complete && !answer.stale && !query.clipped_by_horizon(&window) {
         let first = answer.offers.first().map(|o| o.start);
         let valid_until = answer_cache::valid_until(
@@ -97,4 +99,80 @@ pub async fn busy_slots(s: &Services) -> Result<(Vec<Busy>, Option<Timestamp>), 
         }))
         .collect();
     Ok((busy, expiry))
+}
+
+/// Slot reads one question may have in flight: all of them at once (a cold question costs one
+/// Canvas round trip, not several), up to what slotgate may spend on Canvas in a second and
+/// what it may have in flight at all.
+fn fan_out(s: &Services) -> usize {
+    let canvas = &s.settings.canvas;
+    canvas
+        .max_concurrency
+        .min(canvas.requests_per_second as usize)
+}
+
+/// The next `count` slots a patient in `state` could book by video (else in person) for
+/// `reason`, starting after the patients' change cut-off so that they can also be moved and
+/// cancelled: the live examples of the demo's API document.
+pub async fn upcoming(
+    s: &Services,
+    reason: &str,
+    state: crate::types::UsState,
+    count: usize,
+) -> Result<Vec<super::slot_id::SlotClaim>, ApiError> {
+    use crate::rules::model::Modality;
+    let reason = crate::rules::policy::bookable_reason(&s.settings.rules, reason, false)?;
+    let modality = [Modality::Telehealth, Modality::InPerson]
+        .into_iter()
+        .find(|m| reason.modalities.contains_key(m))
+        .ok_or_else(|| ApiError::internal(&"a reason without a modality"))?;
+    let duration = reason.durations.first().copied().unwrap_or(30);
+    let policy = &s.settings.booking;
+    let now = Timestamp::now();
+    let first = now
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+        .saturating_add(
+            jiff::Span::new().days(i64::from(policy.patient_cancel_cutoff_hours / 24 + 1)),
+        );
+    let days = i64::from(policy.max_range_days.min(7)) - 1;
+    let query = Query {
+        reason: reason.clone(),
+        duration_minutes: duration,
+        patient_state: Some(state),
+        modalities: vec![modality],
+        start: first,
+        end: first.saturating_add(jiff::Span::new().days(days)),
+        tz: jiff::tz::TimeZone::UTC,
+        practitioner: None,
+        location: None,
+        specialty: None,
+        language: None,
+        limit: count,
+    };
+    let snapshot = s.directory.snapshot().await?;
+    let window = window::window(policy, now, false);
+    let (busy, _) = busy_slots(s).await.map_err(super::booking_store_error)?;
+    let answer = availability::find(
+        snapshot,
+        false,
+        &s.slot_cache,
+        &query,
+        window,
+        &busy,
+        fan_out(s),
+    )
+    .await?;
+    Ok(answer
+        .offers
+        .iter()
+        .map(|o| super::slot_id::SlotClaim {
+            practitioner: o.practitioner.clone(),
+            location_key: o.place.info.schedule_key.clone(),
+            start: o.start.as_second(),
+            duration_minutes: duration,
+            modality: o.modality,
+            reason: reason.code.clone(),
+        })
+        .collect())
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-fn slotgate() -> Command {
+pub fn slotgate() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_slotgate"));
     // The tests' own environment must not leak settings into the child.
     for (k, _) in std::env::vars_os() {
@@ -198,4 +198,28 @@ async fn probe_succeeds_only_on_a_2xx_answer() {
     .await
     .unwrap();
     assert!(!closed.status.success());
+}
+
+#[test]
+fn the_sandbox_lists_its_demo_patients_with_ids_and_states() {
+    let out = slotgate()
+        .args(["sandbox", "--list-patients"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        20,
+        "a heading and the nineteen active demo patients (one is inactive):\n{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("97491556534444838b94dbb0909b6b3d")
+                && l.contains("Sofia Patel")
+                && l.trim_end().ends_with("CA")),
+        "{text}"
+    );
 }

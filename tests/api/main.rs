@@ -8,6 +8,7 @@ mod canvas_client;
 mod chaos;
 mod cli;
 mod events;
+mod first_booking;
 mod guarantees;
 mod health;
 mod helpers;

@@ -229,6 +229,16 @@ impl Clinic {
         demo::clinic(today)
     }
 
+    /// The patient a newcomer tries booking as: Sofia Patel, who lives in California (where
+    /// most clinicians hold a licence) and has nothing booked; else the first active patient.
+    pub fn first_visit_patient(&self) -> Option<&ClinicPatient> {
+        const SOFIA: &str = "97491556534444838b94dbb0909b6b3d";
+        self.patients
+            .iter()
+            .find(|p| p.id.as_str() == SOFIA && p.active)
+            .or_else(|| self.patients.iter().find(|p| p.active))
+    }
+
     pub fn generated(clinicians: usize, today: Date) -> Clinic {
         generated::clinic(clinicians, today)
     }

@@ -1,0 +1,132 @@
+//! A newcomer's first booking, as the README tells it: `cargo run` with no configuration, the
+//! banner's patient and token, Swagger UI's example body from the served document, and the
+//! README's walk-through pasted into a shell.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cli::slotgate;
+
+/// The binary as `cargo run` starts it (on a free port), and what its banner says.
+struct FirstRun {
+    child: Child,
+    base: String,
+    patient: String,
+    token: String,
+}
+
+impl Drop for FirstRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn first_run() -> FirstRun {
+    let mut child = slotgate()
+        .env("SLOTGATE_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SLOTGATE_TELEMETRY__LOG_FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut demo = None;
+    for line in lines.map_while(Result::ok) {
+        if let Some(exports) = line.strip_prefix("export ") {
+            demo = Some(exports.to_owned());
+            break;
+        }
+    }
+    let exports = demo.expect("the banner prints the shell exports");
+    let value = |name: &str| {
+        exports
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {exports}"))
+            .to_owned()
+    };
+    FirstRun {
+        base: value("BASE"),
+        patient: value("PATIENT"),
+        token: value("TOKEN"),
+        child,
+    }
+}
+
+#[tokio::test]
+async fn the_banners_patient_books_with_swagger_uis_example_body_as_served() {
+    let run = first_run();
+    let http = reqwest::Client::new();
+    // The served document's examples name an upcoming slot once the clinic is loaded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let example = loop {
+        let spec: Value = http
+            .get(format!("{}/api-docs/openapi.json", run.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let example = spec["components"]["schemas"]["BookBody"]["example"].clone();
+        if example["patient_id"] == run.patient.as_str() {
+            break example;
+        }
+        assert!(Instant::now() < deadline, "no live example: {example}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let r = http
+        .post(format!("{}/v1/appointments", run.base))
+        .bearer_auth(&run.token)
+        .header("Idempotency-Key", "swagger-ui-try-it-out")
+        .json(&example)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["patient_id"], run.patient.as_str());
+    assert_eq!(body["status"], "booked");
+}
+
+#[tokio::test]
+async fn the_readmes_walk_through_runs_as_pasted() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- first-booking -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- /first-booking -->").next())
+        .and_then(|b| b.split("```sh").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the README's walk-through")
+        .to_owned();
+    let run = first_run();
+    let out = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -euo pipefail\n{block}"))
+            .env("BASE", &run.base)
+            .env("PATIENT", &run.patient)
+            .env("TOKEN", &run.token)
+            .output()
+            .expect("bash runs");
+        drop(run);
+        out
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.contains("\"status\":\"cancelled\""), "{stdout}");
+    assert!(stdout.contains("FLUP"), "the reasons were listed: {stdout}");
+}
