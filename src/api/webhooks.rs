@@ -94,7 +94,7 @@ pub async fn canvas(
     let id = appointment_id(&payload).ok_or_else(|| {
         ApiError::invalid("appointment_external_id", "names no Canvas appointment")
     })?;
-    state.sync.enqueue(std::slice::from_ref(&id)).await;
+    state.sync.notified(id.clone()).await;
     Ok(HttpResponse::Accepted().json(Accepted { accepted: id }))
 }
 

@@ -186,8 +186,9 @@ async fn reschedule_now(
             new
         }
     };
-    // Only a replacement that is active takes the old one's place.
-    if old.status != AppointmentStatus::Cancelled && new.status.blocks_time() {
+    // Once the replacement exists the move has happened: whatever became of the replacement
+    // since (a patient may cancel it right away), the old one goes.
+    if old.status != AppointmentStatus::Cancelled {
         let new_id = new.id.clone().unwrap_or_default();
         let cancelled = match attempt.guard.check() {
             Ok(()) => put_cancelled(s, &old, Some(&new_id)).await.map(drop),
@@ -264,7 +265,7 @@ async fn forget_move(s: &Services, old_id: &str, identifier: &str) {
 pub enum MoveOutcome {
     /// The new appointment is active and the old one cancelled (now or before).
     Finished,
-    /// No replacement was made (or it is no longer active): the old one stays.
+    /// No replacement was made: the old one stays.
     Moot,
     /// Canvas has not yet shown whether the replacement was made, or the cancel failed again.
     Pending,
@@ -273,7 +274,7 @@ pub enum MoveOutcome {
 /// Finishes a reschedule its request did not: once Canvas shows the replacement active, the old
 /// appointment is cancelled; once it is certain no replacement was made, the record is dropped.
 /// Runs under the old appointment's lock, so never beside a live request for the same move. A
-/// cancel Canvas keeps refusing is tried again less and less often (at most every 10 minutes).
+/// cancel Canvas keeps refusing is tried again less and less often (at least once a minute).
 pub async fn finish_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOutcome, ApiError> {
     let now = Timestamp::now();
     if m.next_try.is_some_and(|t| t > now) {
@@ -303,12 +304,12 @@ pub async fn finish_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOu
     }
 }
 
-/// Tries again later: the interval doubles per failure, up to ten minutes.
+/// Tries again later: the interval doubles per failure, up to a minute.
 async fn back_off(s: &Services, m: &Move, now: Timestamp) {
     let base = s.settings.leases.recovery_interval;
     let wait = base
         .saturating_mul(1 << m.attempts.min(16))
-        .min(std::time::Duration::from_secs(600));
+        .min(std::time::Duration::from_secs(60));
     let later = Move {
         attempts: m.attempts.saturating_add(1),
         next_try: now
@@ -349,9 +350,7 @@ async fn settle_move(s: &Services, guard: &Guard, m: &Move) -> Result<MoveOutcom
         });
     };
     booking::confirm_found(s, &m.identifier, &new).await;
-    if !new.status.blocks_time() {
-        return Ok(MoveOutcome::Moot);
-    }
+    // The replacement exists: the move happened (even if the replacement was cancelled since).
     let Some(old) = s.canvas.appointment(&m.old).await? else {
         return Ok(MoveOutcome::Finished);
     };

@@ -81,6 +81,35 @@ impl SyncEngine {
         self.planned.notify_one();
     }
 
+    /// A Canvas notification: the clinician's cached availability goes at once, before the
+    /// planner (which may be busy) reads the appointment; then it is planned like any change.
+    /// The clinician is known when this replica planned the appointment before, else one read
+    /// of it finds them (in the background: the notification is answered meanwhile).
+    pub async fn notified(&self, id: String) {
+        let known = {
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.get(&id)
+                .and_then(|f| f.rsplit('|').next())
+                .and_then(|p| p.parse::<crate::types::PractitionerId>().ok())
+        };
+        match known {
+            Some(p) => self.services.slot_cache.invalidate_practitioner(&p),
+            None => {
+                let (services, id) = (self.services.clone(), id.clone());
+                tokio::spawn(async move {
+                    if let Ok(Some(a)) = services.canvas.appointment(&id).await
+                        && let Some(p) = a
+                            .participant_id("Practitioner")
+                            .and_then(|p| p.parse::<crate::types::PractitionerId>().ok())
+                    {
+                        services.slot_cache.invalidate_practitioner(&p);
+                    }
+                });
+            }
+        }
+        self.enqueue(&[id]).await;
+    }
+
     /// Keeps this replica's sync gauges (pending, dead, lag per sink) on the shared queue's
     /// numbers, leader or not: every replica then exports the same values, and one that stops
     /// leading does not keep reporting what it last saw.

@@ -208,8 +208,35 @@ async fn twenty_bookers_five_slots_two_replicas_and_a_stormy_canvas() {
     let bookers = futures::future::join_all((0..20).map(|n| booker(&c, n, &slots, until, &ledger)));
     futures::join!(storm, bookers);
     c.sandbox.control().set_faults(Faults::default());
-    // Whatever was left unconfirmed settles: found by the recovery, or lapsed.
+    // Whatever was left unconfirmed settles: found by the recovery, or lapsed; and every
+    // reschedule whose old appointment Canvas refused to cancel in the storm is finished (its
+    // retries back off to at most a minute apart).
     tokio::time::sleep(Duration::from_secs(7)).await;
+    let redis = redis::Client::open(c._redis.as_ref().unwrap().url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let moves: Vec<String> = redis::cmd("KEYS")
+        .arg("*moves")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let drained = Instant::now() + Duration::from_secs(90);
+    for m in moves {
+        loop {
+            let left: i64 = redis::cmd("HLEN")
+                .arg(&m)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < drained,
+                "{left} reschedules never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     let ledger = ledger.into_inner().unwrap();
     eprintln!(
         "chaos: {} bookings ({} by rescheduling), {} cancelled or replaced, answers {:?}",
@@ -286,8 +313,6 @@ async fn twenty_bookers_five_slots_two_replicas_and_a_stormy_canvas() {
         );
     }
     // Nothing left behind in Redis.
-    let redis = redis::Client::open(c._redis.as_ref().unwrap().url()).unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let leases: Vec<String> = redis::cmd("KEYS")
         .arg("*lock:*")
         .query_async(&mut conn)

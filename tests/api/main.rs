@@ -5,6 +5,7 @@ mod availability;
 mod booking;
 mod browse;
 mod canvas_client;
+mod canvas_plugin;
 mod chaos;
 mod cli;
 mod events;
