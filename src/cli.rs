@@ -35,6 +35,9 @@ pub enum Command {
     CheckConfig { file: PathBuf },
     /// Mint a development token signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Print a starter [[locations]] / [[practitioners]] configuration read from Canvas (with
+    /// the [canvas] settings; the embedded sandbox when none).
+    Discover,
     /// Exit 0 when the URL answers 2xx within two seconds (container health checks; the
     /// image has no shell or curl).
     Probe {
@@ -344,6 +347,67 @@ pub fn token(args: TokenArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("could not sign the token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn discover() -> ExitCode {
+    let settings = match load_or_report() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (endpoint, _sandbox) = match &settings.canvas.target {
+        CanvasTarget::Remote(endpoint) => (endpoint.clone(), None),
+        CanvasTarget::Embedded(options) => {
+            match crate::startup::start_sandbox(options, None).await {
+                Ok((endpoint, sandbox)) => (endpoint, Some(sandbox)),
+                Err(e) => {
+                    eprintln!("slotgate discover: the embedded sandbox did not start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let source = endpoint.fhir_url.to_string();
+    let canvas = match crate::startup::canvas_client(&settings, endpoint, None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("slotgate discover: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Read-only: three searches, each followed through its pages.
+    let read = tokio::try_join!(
+        async { canvas.schedules().await.map_err(|e| ("Schedules", e)) },
+        async {
+            canvas
+                .practitioners()
+                .await
+                .map_err(|e| ("Practitioners", e))
+        },
+        async { canvas.locations().await.map_err(|e| ("Locations", e)) },
+    );
+    match read {
+        Ok((schedules, practitioners, locations)) => {
+            let today = jiff::ZonedDateTime::now().date();
+            print!(
+                "{}",
+                crate::config::discover::starter(
+                    &source,
+                    &schedules,
+                    &practitioners,
+                    &locations,
+                    today
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        Err((what, e)) => {
+            eprintln!(
+                "slotgate discover: could not read {what} from Canvas at {source}: {e}\n\
+                 check [canvas] instance (or fhir_url), client_id and client_secret, and that this machine reaches Canvas"
+            );
             ExitCode::FAILURE
         }
     }

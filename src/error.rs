@@ -239,6 +239,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The methods a path supports, for 405.
     pub allow: Option<String>,
+    /// A status other than the code's own, where the contract says so (a configuration that a
+    /// reload refuses is 422 `validation_failed`: the request was fine, the file is not).
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -249,6 +252,7 @@ impl ApiError {
             errors: Vec::new(),
             retry_after: None,
             allow: None,
+            status: None,
         }
     }
 
@@ -273,7 +277,13 @@ impl ApiError {
             errors,
             retry_after: None,
             allow: None,
+            status: None,
         }
+    }
+
+    /// The status sent: the code's own unless overridden.
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -295,7 +305,7 @@ impl ApiError {
         Problem {
             problem_type: format!("urn:slotgate:problem:{}", self.code.as_str()),
             title: self.code.title().to_owned(),
-            status: self.code.status().as_u16(),
+            status: self.status().as_u16(),
             detail: self.detail.clone(),
             code: self.code.as_str().to_owned(),
             request_id: request_id.map(str::to_owned),
@@ -305,7 +315,7 @@ impl ApiError {
 
     /// The full response; the request-context middleware calls it again with the request id.
     pub fn response(&self, request_id: Option<&str>) -> HttpResponse {
-        let mut builder = HttpResponse::build(self.code.status());
+        let mut builder = HttpResponse::build(self.status());
         builder.content_type(PROBLEM_JSON);
         if let Some(seconds) = self.retry_after {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
@@ -330,7 +340,7 @@ impl std::error::Error for ApiError {}
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
         Command::Openapi => cli::openapi(),
         Command::CheckConfig { file } => cli::check_config(&file),
         Command::Token(args) => cli::token(args),
+        Command::Discover => cli::discover().await,
         Command::Probe { url } => cli::probe(&url).await,
     }
 }

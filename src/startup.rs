@@ -104,23 +104,7 @@ impl Application {
             }
         };
         let metrics = Metrics::new();
-        let canvas = CanvasClient::new(
-            ClientOptions {
-                fhir_url: endpoint.fhir_url,
-                token_url: endpoint.token_url,
-                client_id: endpoint.client_id,
-                client_secret: endpoint.client_secret,
-                timeout: settings.canvas.timeout,
-                connect_timeout: settings.canvas.connect_timeout,
-                max_concurrency: settings.canvas.max_concurrency,
-                max_retries: settings.canvas.max_retries,
-                retry_base: settings.canvas.retry_base,
-                requests_per_second: settings.canvas.requests_per_second,
-                circuit_threshold: settings.canvas.circuit_failures,
-                circuit_cooldown: settings.canvas.circuit_open,
-            },
-            Some(metrics.clone()),
-        )?;
+        let canvas = canvas_client(&settings, endpoint, Some(metrics.clone()))?;
         let verifier = web::Data::new(Verifier::new(&settings.auth)?);
         let limits = web::Data::new(Limits::new(
             settings.rate_limit.browse_per_minute,
@@ -130,7 +114,10 @@ impl Application {
         let settings = Arc::new(settings);
         let directory = Arc::new(Directory::new(
             canvas.clone(),
-            Arc::new(settings.rules.clone()),
+            crate::rules::model::Policy {
+                rules: settings.rules.clone(),
+                booking: settings.booking.clone(),
+            },
             settings.cache.directory_ttl,
         ));
         let warm = verifier.clone();
@@ -210,6 +197,8 @@ impl Application {
             Some(metrics.clone()),
         );
         let inbound = Inbound::new(services.clone(), sync_store.clone(), sync.clone());
+        // Rules reloads: announced by other replicas, SIGHUP, or a changed configuration file.
+        background.push(crate::scheduling::reload::spawn(services.clone()));
         // Unconfirmed bookings and unfinished reschedules are finished on every replica.
         let told = sync.clone();
         background.push(crate::scheduling::recovery::spawn(
@@ -398,7 +387,32 @@ fn security_headers() -> actix_web::middleware::DefaultHeaders {
         .add(("Cache-Control", "no-store"))
 }
 
-async fn start_sandbox(
+/// The Canvas client for these settings, at `endpoint`.
+pub fn canvas_client(
+    settings: &Settings,
+    endpoint: CanvasEndpoint,
+    metrics: Option<Metrics>,
+) -> Result<CanvasClient, crate::canvas::Error> {
+    CanvasClient::new(
+        ClientOptions {
+            fhir_url: endpoint.fhir_url,
+            token_url: endpoint.token_url,
+            client_id: endpoint.client_id,
+            client_secret: endpoint.client_secret,
+            timeout: settings.canvas.timeout,
+            connect_timeout: settings.canvas.connect_timeout,
+            max_concurrency: settings.canvas.max_concurrency,
+            max_retries: settings.canvas.max_retries,
+            retry_base: settings.canvas.retry_base,
+            requests_per_second: settings.canvas.requests_per_second,
+            circuit_threshold: settings.canvas.circuit_failures,
+            circuit_cooldown: settings.canvas.circuit_open,
+        },
+        metrics,
+    )
+}
+
+pub async fn start_sandbox(
     options: &crate::config::SandboxSettings,
     notify: Option<NotifyTarget>,
 ) -> Result<(CanvasEndpoint, Sandbox), StartError> {

@@ -48,7 +48,8 @@ pub struct AppointmentList {
 
 /// Maps a Canvas Appointment (as read or as written) to what clients see.
 pub fn dto(s: &Services, snapshot: &Snapshot, a: &fhir::Appointment) -> AppointmentDto {
-    let rules = &s.settings.rules;
+    let clinic = s.policy();
+    let rules = &clinic.rules;
     let coding = a.reason_code.first().and_then(|r| r.coding.first());
     let reason = coding
         .and_then(|c| c.code.as_deref())

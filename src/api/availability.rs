@@ -13,9 +13,8 @@ use super::AppState;
 use super::params::{Params, date, integer, parsed, time_zone};
 use super::refs::{LocationRef, PractitionerRef, ReasonRef};
 use crate::auth::ReadAccess;
-use crate::config::Settings;
 use crate::error::ApiError;
-use crate::rules::model::{Modality, Reason};
+use crate::rules::model::{Modality, Policy, Reason};
 use crate::rules::policy;
 use crate::rules::window::{self, RangeError};
 use crate::scheduling::answer_cache::Encoded;
@@ -138,10 +137,10 @@ pub async fn search(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let staff = caller.0.scopes.staff;
-    let settings = &state.settings;
-    let asked = parse(request.query_string(), settings, staff)?;
+    let clinic = state.policy();
+    let asked = parse(request.query_string(), &clinic, staff)?;
     let snapshot = state.directory.snapshot().await?;
-    let query = resolve(asked, &snapshot, settings)?;
+    let query = resolve(asked, &snapshot, &clinic)?;
     let body = browse::answer(&state, &query, staff, |answer| {
         serde_json::to_vec(&render(&state, &query, answer))
             .map(Bytes::from)
@@ -187,7 +186,7 @@ struct Asked {
     limit: usize,
 }
 
-fn parse(query: &str, settings: &Settings, staff: bool) -> Result<Asked, ApiError> {
+fn parse(query: &str, clinic: &Policy, staff: bool) -> Result<Asked, ApiError> {
     let mut p = Params::parse(query, &PARAMS);
     let reason_code = p.require("reason", |s| {
         if s.len() > 128 {
@@ -224,7 +223,7 @@ fn parse(query: &str, settings: &Settings, staff: bool) -> Result<Asked, ApiErro
     let (Some(code), Some(duration)) = (reason_code, duration) else {
         return Err(ApiError::invalid("reason", "is required"));
     };
-    let reason = policy::bookable_reason(&settings.rules, &code, staff)?;
+    let reason = policy::bookable_reason(&clinic.rules, &code, staff)?;
     policy::check_duration(reason, duration)?;
     let modalities = policy::modalities_asked(reason, modality, patient_state.is_some())?;
     if modalities.is_empty() {
@@ -250,7 +249,7 @@ fn parse(query: &str, settings: &Settings, staff: bool) -> Result<Asked, ApiErro
 }
 
 /// Fills in the defaults that depend on the clinic (the location's zone, today) and checks the range.
-fn resolve(asked: Asked, snapshot: &Snapshot, settings: &Settings) -> Result<Query, ApiError> {
+fn resolve(asked: Asked, snapshot: &Snapshot, clinic: &Policy) -> Result<Query, ApiError> {
     let place = match &asked.location {
         Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| {
             ApiError::invalid("location", "is not a location from /v1/locations")
@@ -264,7 +263,7 @@ fn resolve(asked: Asked, snapshot: &Snapshot, settings: &Settings) -> Result<Que
     let today = Timestamp::now().to_zoned_datetime(tz.clone()).date();
     let start = asked.start.unwrap_or(today);
     let end = asked.end.unwrap_or_else(|| start.saturating_add(6.days()));
-    match window::check_range(&settings.booking, start, end) {
+    match window::check_range(&clinic.booking, start, end) {
         Ok(_) => {}
         Err(RangeError::EndBeforeStart) => {
             return Err(ApiError::invalid("end", "must not be before start"));

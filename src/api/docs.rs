@@ -34,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         super::admin::status,
         super::admin::dead_letters,
         super::admin::retry,
+        super::operators::reload_rules,
+        super::operators::purge_cache,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(

@@ -174,8 +174,8 @@ where
                 body: created.body.to_vec(),
                 location: created.location.clone(),
             }),
-            Err(e) if e.code.status().is_client_error() => Some(StoredResponse {
-                status: e.code.status().as_u16(),
+            Err(e) if e.status().is_client_error() => Some(StoredResponse {
+                status: e.status().as_u16(),
                 body: stored_error(e),
                 location: None,
             }),

@@ -14,6 +14,7 @@ pub mod holds;
 pub mod idempotency;
 pub mod limits;
 pub mod locations;
+pub mod operators;
 pub mod params;
 pub mod practitioners;
 pub mod reasons;
@@ -72,6 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(webhooks::graph)
                 .service(admin::status)
                 .service(admin::dead_letters)
-                .service(admin::retry),
+                .service(admin::retry)
+                .service(operators::reload_rules)
+                .service(operators::purge_cache),
         );
 }

@@ -103,7 +103,8 @@ pub async fn list(
     let specialty = p.text("specialty");
     let language = p.text("language");
     p.finish()?;
-    let rules = &state.settings.rules;
+    let clinic = state.policy();
+    let rules = &clinic.rules;
     // A reason the caller may not book is a filter nobody passes.
     let reason = reason_code.map(|code| {
         crate::rules::policy::bookable_reason(rules, &code, caller.0.scopes.staff).ok()
@@ -118,7 +119,7 @@ pub async fn list(
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
-    let horizon = today.saturating_add(i64::from(state.settings.booking.max_horizon_days).days());
+    let horizon = today.saturating_add(i64::from(clinic.booking.max_horizon_days).days());
     let filters = Filters {
         state: us_state,
         reason: reason.cloned(),

@@ -47,7 +47,7 @@ pub struct ReasonList {
 pub async fn list(caller: ReadAccess, state: web::Data<AppState>) -> web::Json<ReasonList> {
     let staff = caller.0.scopes.staff;
     web::Json(ReasonList {
-        reasons: crate::rules::policy::bookable_reasons(&state.settings.rules, staff)
+        reasons: crate::rules::policy::bookable_reasons(&state.policy().rules, staff)
             .map(|r| ReasonDto {
                 code: r.code.clone(),
                 system: r.system.clone(),

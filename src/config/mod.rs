@@ -2,6 +2,7 @@
 //! `SLOTGATE_CONFIG`, then `SLOTGATE_<SECTION>__<KEY>` variables; a bad setting stops start-up
 //! with a message naming its key, and `slotgate check-config` lists every one.
 
+pub mod discover;
 mod raw;
 pub mod sync;
 mod validate;
@@ -60,6 +61,39 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub sync: SyncSettings,
     pub rules: Rules,
+    /// Where these settings were read from: a reload reads the same places again.
+    pub origin: Origin,
+}
+
+/// The sources a configuration was loaded from, kept to load it again.
+#[derive(Clone, Default)]
+pub struct Origin {
+    pub file: Option<std::path::PathBuf>,
+    pub environment: bool,
+    pub overrides: Vec<String>,
+}
+
+/// Overrides are whole TOML documents, secrets and all: only their number is shown.
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin")
+            .field("file", &self.file)
+            .field("environment", &self.environment)
+            .field("overrides", &self.overrides.len())
+            .finish()
+    }
+}
+
+impl Origin {
+    /// Loads the configuration again from the same sources.
+    pub fn reload(&self) -> Result<Settings, Problems> {
+        let overrides: Vec<&str> = self.overrides.iter().map(String::as_str).collect();
+        Settings::load(&Sources {
+            file: self.file.as_deref(),
+            environment: self.environment,
+            overrides: &overrides,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +121,8 @@ pub struct SyncSettings {
 
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// How often the configuration file is re-read for a rules reload (none: only on demand).
+    pub config_watch: Option<Duration>,
     pub listen: SocketAddr,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
@@ -258,7 +294,7 @@ impl Settings {
             }]));
         }
         let raw = extract(&figment(sources, None))?;
-        if validate::is_embedded(&raw.canvas) {
+        let mut settings = if validate::is_embedded(&raw.canvas) {
             // The embedded sandbox comes with the rules of the clinic it seeds; the clinic's
             // own file and environment still win over them.
             let demo = embedded_rules(raw.sandbox.clinicians);
@@ -266,7 +302,13 @@ impl Settings {
             validate::validate(raw)
         } else {
             validate::validate(raw)
-        }
+        }?;
+        settings.origin = Origin {
+            file: sources.file.map(Path::to_path_buf),
+            environment: sources.environment,
+            overrides: sources.overrides.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        Ok(settings)
     }
 }
 

@@ -38,6 +38,7 @@ pub struct RawServer {
     pub max_body_bytes: u64,
     pub workers: u64,
     pub shutdown_timeout_seconds: u64,
+    pub config_watch_seconds: u64,
 }
 
 #[derive(Deserialize)]

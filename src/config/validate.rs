@@ -150,6 +150,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             telemetry,
             sync,
             rules,
+            origin: Origin::default(),
         })
     } else {
         Err(Problems(found.0))
@@ -201,6 +202,15 @@ fn server(found: &mut Found, raw: &RawServer) -> ServerSettings {
             0,
             300,
         )),
+        config_watch: match found.range(
+            "server.config_watch_seconds",
+            raw.config_watch_seconds,
+            0,
+            86_400,
+        ) {
+            0 => None,
+            n => Some(secs(n)),
+        },
     }
 }
 

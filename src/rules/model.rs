@@ -87,6 +87,14 @@ pub struct LocationInfo {
     pub state: UsState,
 }
 
+/// Everything an operator may change while slotgate runs (a rules reload): the clinic's rules
+/// and its booking policy, replaced together.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub rules: Rules,
+    pub booking: BookingPolicy,
+}
+
 /// Patient-facing booking policy (`[booking]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookingPolicy {

@@ -142,7 +142,8 @@ async fn check_rules(
 ) -> Result<Checked, ApiError> {
     let staff = caller.scopes.staff;
     let slot = &req.slot;
-    let reason = policy::bookable_reason(&s.settings.rules, &req.reason_code, staff)?;
+    let clinic = s.policy();
+    let reason = policy::bookable_reason(&clinic.rules, &req.reason_code, staff)?;
     let snapshot = s.directory.snapshot().await?;
     let (Some(clinician), Some(place)) = (
         snapshot.clinicians.get(&slot.practitioner),
@@ -174,7 +175,7 @@ async fn check_rules(
     ) {
         return Err(Refusal::PractitionerNotLicensed.into());
     }
-    policy::check_window(&s.settings.booking, now, staff, start)?;
+    policy::check_window(&clinic.booking, now, staff, start)?;
     Ok(Checked {
         reason: reason.clone(),
         appointment_type: appointment_type.clone(),
@@ -214,7 +215,7 @@ async fn check_limit(
         .filter(|p| p.patient == patient.as_str() && p.identifier != attempt.identifier)
         .filter(|p| !active.iter().any(|a| carries(a, &p.identifier)))
         .count();
-    policy::check_booking_limit(&s.settings.booking, active.len() + in_flight, false)?;
+    policy::check_booking_limit(&s.policy().booking, active.len() + in_flight, false)?;
     Ok(())
 }
 

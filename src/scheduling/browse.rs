@@ -31,7 +31,7 @@ pub async fn answer(
     if let Some(body) = s.answers.get(&key, now).await {
         return Ok(body);
     }
-    let window = window::window(&s.settings.booking, now, staff);
+    let window = window::window(&s.policy().booking, now, staff);
     // Holds and bookings Canvas does not show yet hide their slots from everyone.
     // Without the shared state (Redis down) browsing goes on from Canvas alone: nobody can
     // hold or book meanwhile (those fail closed), and such an answer is not kept.
@@ -121,13 +121,14 @@ pub async fn upcoming(
     count: usize,
 ) -> Result<Vec<super::slot_id::SlotClaim>, ApiError> {
     use crate::rules::model::Modality;
-    let reason = crate::rules::policy::bookable_reason(&s.settings.rules, reason, false)?;
+    let clinic = s.policy();
+    let reason = crate::rules::policy::bookable_reason(&clinic.rules, reason, false)?;
     let modality = [Modality::Telehealth, Modality::InPerson]
         .into_iter()
         .find(|m| reason.modalities.contains_key(m))
         .ok_or_else(|| ApiError::internal(&"a reason without a modality"))?;
     let duration = reason.durations.first().copied().unwrap_or(30);
-    let policy = &s.settings.booking;
+    let policy = &clinic.booking;
     let now = Timestamp::now();
     let first = now
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, RwLock};
 use crate::canvas::fhir::{EXT_MEETING_ROOM_LINK, extension};
 use crate::canvas::{self, CanvasClient, licenses};
 use crate::rules::eligibility::Licensure;
-use crate::rules::model::{LocationInfo, PractitionerProfile, Rules};
+use crate::rules::model::{LocationInfo, Policy, PractitionerProfile, Rules};
 use crate::types::{PractitionerId, ScheduleId};
 
 /// A practice location a patient can be seen at.
@@ -132,21 +132,41 @@ impl Snapshot {
 
 pub struct Directory {
     canvas: CanvasClient,
-    rules: Arc<Rules>,
+    /// The policy the next snapshot is built with, and the one in force with the current
+    /// snapshot: a reload replaces both in one step, so nobody pairs new rules with clinicians
+    /// built from old ones.
+    policy: std::sync::RwLock<(Arc<Policy>, Arc<Policy>)>,
     ttl: Duration,
     current: RwLock<Option<(Arc<Snapshot>, Instant)>>,
     loading: Mutex<()>,
 }
 
 impl Directory {
-    pub fn new(canvas: CanvasClient, rules: Arc<Rules>, ttl: Duration) -> Self {
+    pub fn new(canvas: CanvasClient, policy: Policy, ttl: Duration) -> Self {
+        let policy = Arc::new(policy);
         Self {
             canvas,
-            rules,
+            policy: std::sync::RwLock::new((policy.clone(), policy)),
             ttl,
             current: RwLock::new(None),
             loading: Mutex::new(()),
         }
+    }
+
+    /// The rules and booking policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// Builds a snapshot with `policy` from Canvas now and puts both in force together; if
+    /// Canvas cannot be read, nothing changes.
+    pub async fn replace_policy(&self, policy: Policy) -> Result<(), canvas::Error> {
+        let _gate = self.loading.lock().await;
+        self.load_with(Arc::new(policy)).await.map(drop)
     }
 
     /// The current snapshot, whatever its age: only the first use waits for Canvas (one load
@@ -174,19 +194,32 @@ impl Directory {
 
     /// Fetches schedules, practitioners and locations at once and replaces the snapshot.
     pub async fn load(&self) -> Result<Arc<Snapshot>, canvas::Error> {
+        let policy = self
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone();
+        self.load_with(policy).await
+    }
+
+    async fn load_with(&self, policy: Arc<Policy>) -> Result<Arc<Snapshot>, canvas::Error> {
         let (schedules, practitioners, locations) = tokio::try_join!(
             self.canvas.schedules(),
             self.canvas.practitioners(),
             self.canvas.locations()
         )?;
         let snapshot = Arc::new(Snapshot::build(
-            &self.rules,
+            &policy.rules,
             schedules,
             practitioners,
             locations,
             Timestamp::now(),
         ));
-        *self.current.write().await = Some((snapshot.clone(), Instant::now()));
+        let mut current = self.current.write().await;
+        *current = Some((snapshot.clone(), Instant::now()));
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (policy.clone(), policy);
+        drop(current);
         Ok(snapshot)
     }
 

@@ -45,7 +45,7 @@ pub async fn create(
     let location = match &req.location_id {
         Some(id) => snapshot.place_by_id(id).map(|p| p.info.id.clone()),
         // The contract's default: the first [[locations]] entry.
-        None => s.settings.rules.locations.first().map(|l| l.id.clone()),
+        None => s.policy().rules.locations.first().map(|l| l.id.clone()),
     };
     if location.is_none() {
         problems.push(crate::error::FieldError {

@@ -36,7 +36,8 @@ pub async fn place(
             "is not a slot from /v1/availability",
         ));
     };
-    policy::check_window(&s.settings.booking, now, caller.scopes.staff, start)?;
+    let clinic = s.policy();
+    policy::check_window(&clinic.booking, now, caller.scopes.staff, start)?;
     // A slot Canvas no longer offers cannot be held.
     let snapshot = s.directory.snapshot().await?;
     let place = snapshot.place_by_key(&slot.location_key).ok_or_else(|| {
@@ -63,7 +64,7 @@ pub async fn place(
             "This time is no longer free.",
         ));
     }
-    let minutes = i64::from(s.settings.booking.hold_minutes);
+    let minutes = i64::from(clinic.booking.hold_minutes);
     let hold = Hold {
         id: uuid::Uuid::new_v4().to_string(),
         owner: caller.subject.clone(),
@@ -78,7 +79,7 @@ pub async fn place(
             .saturating_add(SignedDuration::from_mins(minutes))
             .unwrap_or(now),
     };
-    let max = s.settings.booking.max_holds_per_patient;
+    let max = clinic.booking.max_holds_per_patient;
     match s
         .store
         .put_hold(hold.clone(), max, now)

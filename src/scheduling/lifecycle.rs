@@ -57,7 +57,7 @@ fn check_cutoff(
     now: Timestamp,
 ) -> Result<(), ApiError> {
     policy::check_change_cutoff(
-        &s.settings.booking,
+        &s.policy().booking,
         now,
         caller.scopes.staff,
         appointment.start.map(|t| t.timestamp),

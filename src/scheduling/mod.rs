@@ -19,6 +19,7 @@ pub mod guard;
 pub mod holds;
 pub mod lifecycle;
 pub mod recovery;
+pub mod reload;
 pub mod slot_cache;
 pub mod slot_id;
 
@@ -37,6 +38,11 @@ pub struct Services {
 }
 
 impl Services {
+    /// The clinic's rules and booking policy in force (replaced whole by a reload).
+    pub fn policy(&self) -> Arc<crate::rules::model::Policy> {
+        self.directory.policy()
+    }
+
     /// How telemetry names a patient: a keyed hash, the same on every replica (the key derives
     /// from the shared slot-id secret), that support can match but no log reader can reverse.
     pub fn patient_ref(&self, patient: &crate::types::PatientId) -> String {

@@ -67,6 +67,7 @@ pub struct SlotCache {
     metrics: Option<Metrics>,
     /// Where this replica's invalidations go to reach the others (several replicas only).
     broadcast: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Invalidation>>,
+    rules_changed: tokio::sync::Notify,
     /// An entry read this old is fetched again in the background, so that entries in use
     /// are renewed before they expire and nobody waits for Canvas at the TTL.
     refresh_after: Duration,
@@ -81,6 +82,8 @@ pub enum Invalidation {
     All,
     /// Holds changed: rendered answers are out of date, Canvas data is not.
     Touch,
+    /// An operator reloaded the rules: every replica re-reads its own configuration.
+    RulesChanged,
 }
 
 impl Invalidation {
@@ -89,6 +92,7 @@ impl Invalidation {
             Self::Practitioner(p) => format!("p:{}", p.as_str()),
             Self::All => "all".into(),
             Self::Touch => "touch".into(),
+            Self::RulesChanged => "rules".into(),
         }
     }
 
@@ -96,6 +100,7 @@ impl Invalidation {
         match text {
             "all" => Some(Self::All),
             "touch" => Some(Self::Touch),
+            "rules" => Some(Self::RulesChanged),
             _ => text
                 .strip_prefix("p:")
                 .and_then(|p| p.parse().ok())
@@ -150,6 +155,7 @@ impl SlotCache {
             last_good,
             metrics,
             broadcast: std::sync::OnceLock::new(),
+            rules_changed: tokio::sync::Notify::new(),
             refresh_after: refresh_after(ttl),
             refreshing: Mutex::new(std::collections::HashSet::new()),
         }
@@ -174,7 +180,19 @@ impl SlotCache {
             Invalidation::Touch => {
                 self.epoch.fetch_add(1, Ordering::SeqCst);
             }
+            // One wake-up is kept if nobody waits yet, so a reload is never missed.
+            Invalidation::RulesChanged => self.rules_changed.notify_one(),
         }
+    }
+
+    /// Tells the other replicas to reload their rules.
+    pub fn announce_rules_changed(&self) {
+        self.tell_others(Invalidation::RulesChanged);
+    }
+
+    /// Returns when another replica announced a rules reload.
+    pub async fn rules_changed(&self) {
+        self.rules_changed.notified().await;
     }
 
     /// The free slots for `key`, from the cache or one Canvas call shared by every caller

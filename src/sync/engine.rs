@@ -209,9 +209,10 @@ impl SyncEngine {
                 .and_then(|p| p.name.first().and_then(fhir::HumanName::display)),
             _ => None,
         };
+        let clinic = s.policy();
         let cx = mapping::Context {
             snapshot: &snapshot,
-            rules: &s.settings.rules,
+            rules: &clinic.rules,
             event_type: &s.settings.sync.event_type,
             patient_name: patient_name.as_deref(),
         };
@@ -459,7 +460,8 @@ impl SyncEngine {
         );
         let (ge, le) = (format!("ge{from}"), format!("le{to}"));
         let mut ids: Vec<String> = self.store.known_appointments().await.unwrap_or_default();
-        for practitioner in s.settings.rules.practitioners.keys() {
+        let clinic = s.policy();
+        for practitioner in clinic.rules.practitioners.keys() {
             if !self.sinks.iter().any(|k| k.covers(practitioner.as_str())) {
                 continue;
             }

@@ -38,11 +38,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(overrides: &[&str]) -> TestApp {
+    spawn_app_from(None, overrides).await
+}
+
+/// The app with a configuration file under the overrides (what a rules reload re-reads).
+pub async fn spawn_app_from(file: Option<&std::path::Path>, overrides: &[&str]) -> TestApp {
     slotgate::telemetry::init_for_tests();
     let mut layers = vec![TEST_BASE];
     layers.extend_from_slice(overrides);
     let settings = Settings::load(&Sources {
-        file: None,
+        file,
         environment: false,
         overrides: &layers,
     })

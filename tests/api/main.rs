@@ -18,6 +18,7 @@ mod inbound;
 mod lifecycle;
 mod locations;
 mod openapi;
+mod operators;
 mod replicas;
 mod security;
 mod seed;

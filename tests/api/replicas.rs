@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::availability::OPEN_WINDOW;
 use crate::booking::{ELIJAH, SOFIA, a_slot, booking};
-use crate::helpers::{TestApp, assert_problem, key, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, key};
 use crate::seed::*;
 use crate::sync::eventually;
 
@@ -91,6 +91,17 @@ pub async fn clinic(
     count: usize,
     extra: &str,
 ) -> (slotgate::sandbox::Sandbox, Vec<TestApp>) {
+    clinic_with_rules(redis, count, extra, None).await
+}
+
+/// `rules`: a configuration file with the clinic's rules (which a reload re-reads); without it
+/// they are the demo clinic's, layered in.
+pub async fn clinic_with_rules(
+    redis: Option<&RedisServer>,
+    count: usize,
+    extra: &str,
+    rules_file: Option<&std::path::Path>,
+) -> (slotgate::sandbox::Sandbox, Vec<TestApp>) {
     let sandbox = slotgate::sandbox::Sandbox::start(slotgate::sandbox::SandboxOptions {
         client_id: "replicas".into(),
         client_secret: "replicas-secret".into(),
@@ -120,10 +131,13 @@ pub async fn clinic(
          [booking]\nslot_id_secret = \"{SECRET}\"\n{state}",
         sandbox.base_url(),
     );
-    let layers = [rules.as_str(), shared.as_str(), OPEN_WINDOW, extra];
+    let mut layers = vec![shared.as_str(), OPEN_WINDOW, extra];
+    if rules_file.is_none() {
+        layers.insert(0, rules.as_str());
+    }
     let mut apps = Vec::new();
     for _ in 0..count {
-        apps.push(spawn_app_with(&layers).await);
+        apps.push(crate::helpers::spawn_app_from(rules_file, &layers).await);
     }
     (sandbox, apps)
 }

@@ -415,7 +415,8 @@ impl Inbound {
 
     /// The clinic location of the calendar's Other Events, and its time zone.
     fn location(&self, cal: &InboundSettings) -> Option<(String, jiff::tz::TimeZone)> {
-        let locations = &self.services.settings.rules.locations;
+        let clinic = self.services.policy();
+        let locations = &clinic.rules.locations;
         let place = match &cal.location_id {
             Some(id) => locations.iter().find(|l| &l.id == id),
             None => locations.first(),
