@@ -48,8 +48,7 @@ pub struct AppointmentList {
 
 /// Maps a Canvas Appointment (as read or as written) to what clients see.
 pub fn dto(s: &Services, snapshot: &Snapshot, a: &fhir::Appointment) -> AppointmentDto {
-    let clinic = s.policy();
-    let rules = &clinic.rules;
+    let rules = &snapshot.policy.rules;
     let coding = a.reason_code.first().and_then(|r| r.coding.first());
     let reason = coding
         .and_then(|c| c.code.as_deref())

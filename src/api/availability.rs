@@ -137,9 +137,10 @@ pub async fn search(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let staff = caller.0.scopes.staff;
-    let clinic = state.policy();
-    let asked = parse(request.query_string(), &clinic, staff)?;
+    // The rules and the clinicians from one snapshot: a reload never mixes them in one answer.
     let snapshot = state.directory.snapshot().await?;
+    let clinic = snapshot.policy.clone();
+    let asked = parse(request.query_string(), &clinic, staff)?;
     let query = resolve(asked, &snapshot, &clinic)?;
     let body = browse::answer(&state, &query, staff, |answer| {
         serde_json::to_vec(&render(&state, &query, answer))

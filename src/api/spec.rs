@@ -3,8 +3,9 @@
 //! holding, booking and rescheduling name what exists right now: an upcoming slot and the demo
 //! patient, so that Swagger UI's "Try it out" books as it is.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use actix_web::{HttpResponse, get, web};
 use bytes::Bytes;
@@ -25,12 +26,16 @@ pub struct Spec {
     committed: Bytes,
     document: Value,
     demo: Option<DemoPatient>,
-    /// The document with live examples, and when they were found (slots are taken, and pass).
+    /// The document as last served on the demo, until when it is reused (slots are taken, and
+    /// pass). Held while a new one is made, so that many loads of Swagger UI make one.
     live: Mutex<Option<(Instant, Bytes)>>,
 }
 
-/// How long live examples are reused.
+/// How long live examples are reused, and how long the committed document stands in when none
+/// could be found (Canvas slow or away: Swagger UI does not wait on it).
 const FRESH: Duration = Duration::from_secs(30);
+const RETRY: Duration = Duration::from_secs(2);
+const PATIENCE: Duration = Duration::from_secs(2);
 /// The reason the demo's examples book: a 30-minute follow-up, by video.
 const DEMO_REASON: &str = "FLUP";
 
@@ -45,18 +50,28 @@ impl Spec {
         }
     }
 
-    fn cached(&self) -> Option<Bytes> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.as_ref()
-            .filter(|(at, _)| at.elapsed() < FRESH)
-            .map(|(_, body)| body.clone())
+    /// The demo's document: with live examples when an upcoming slot is found in time, else the
+    /// committed one.
+    async fn live(&self, state: &AppState, demo: &DemoPatient) -> Bytes {
+        let mut live = self.live.lock().await;
+        if let Some((until, body)) = live.as_ref()
+            && Instant::now() < *until
+        {
+            return body.clone();
+        }
+        let made = tokio::time::timeout(PATIENCE, self.with_examples(state, demo))
+            .await
+            .ok()
+            .flatten();
+        let (body, keep) = match made {
+            Some(body) => (body, FRESH),
+            None => (self.committed.clone(), RETRY),
+        };
+        *live = Some((Instant::now() + keep, body.clone()));
+        body
     }
 
-    /// The document with the demo's examples, when an upcoming slot can be found.
-    async fn live(&self, state: &AppState, demo: &DemoPatient) -> Option<Bytes> {
-        if let Some(body) = self.cached() {
-            return Some(body);
-        }
+    async fn with_examples(&self, state: &AppState, demo: &DemoPatient) -> Option<Bytes> {
         let slots = browse::upcoming(state, DEMO_REASON, demo.state, 2)
             .await
             .ok()?;
@@ -73,9 +88,7 @@ impl Spec {
         schemas["HoldBody"]["example"] = json!({"slot_id": book, "patient_id": patient});
         schemas["RescheduleBody"]["example"] =
             json!({"slot_id": move_to, "patient_state": patient_state});
-        let body = Bytes::from(serde_json::to_vec_pretty(&document).ok()?);
-        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), body.clone()));
-        Some(body)
+        serde_json::to_vec_pretty(&document).ok().map(Bytes::from)
     }
 }
 
@@ -83,9 +96,9 @@ impl Spec {
 pub async fn serve(spec: web::Data<Spec>, state: web::Data<AppState>) -> HttpResponse {
     let body = match &spec.demo {
         Some(demo) => spec.live(&state, demo).await,
-        None => None,
+        None => spec.committed.clone(),
     };
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(body.unwrap_or_else(|| spec.committed.clone()))
+        .body(body)
 }

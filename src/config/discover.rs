@@ -88,6 +88,13 @@ fn location_named(schedule: &Schedule) -> Option<&str> {
     text.rsplit_once(" at ").map(|(_, name)| name.trim())
 }
 
+/// A name from Canvas, fit for a TOML comment: one line, no control characters.
+fn comment(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
@@ -101,13 +108,15 @@ pub fn starter(
     today: Date,
 ) -> String {
     // Location.<n> -> the location name its schedules give, and its clinicians.
-    let mut keys: BTreeMap<u64, (Option<String>, BTreeSet<PractitionerId>)> = BTreeMap::new();
+    // Keyed by (length, digits): numeric order without parsing a number that may not fit.
+    let mut keys: BTreeMap<(usize, String), (Option<String>, BTreeSet<PractitionerId>)> =
+        BTreeMap::new();
     for s in schedules {
         let Ok(id) = s.id.parse::<ScheduleId>() else {
             continue;
         };
         let entry = keys
-            .entry(id.location_key.parse().unwrap_or(u64::MAX))
+            .entry((id.location_key.len(), id.location_key.clone()))
             .or_default();
         entry.0 = entry
             .0
@@ -128,13 +137,15 @@ pub fn starter(
             .collect::<BTreeSet<_>>()
             .len(),
     );
-    for (key, (name, _)) in &keys {
+    for ((_, key), (name, _)) in &keys {
         let found = name.as_deref().and_then(|n| {
             locations
                 .iter()
                 .find(|l| l.name.as_deref() == Some(n) || l.alias.iter().any(|a| a == n))
         });
-        let label = name.as_deref().unwrap_or("a location Canvas did not name");
+        let label = name
+            .as_deref()
+            .map_or_else(|| "a location Canvas did not name".to_owned(), comment);
         let _ = writeln!(out, "[[locations]]\t# {label}\nschedule_key = \"{key}\"");
         match found {
             Some(l) => {
@@ -144,7 +155,7 @@ pub fn starter(
                 let _ = writeln!(
                     out,
                     "id = \"\"                        # TODO: the Canvas Location id of practice location {key} (no Location is named {})",
-                    quoted(label)
+                    quoted(&label)
                 );
             }
         }
@@ -183,7 +194,7 @@ pub fn starter(
                 .first()
                 .and_then(|n| n.display())
                 .unwrap_or_else(|| p.id.clone());
-            (name, p)
+            (comment(&name), p)
         })
         .collect();
     clinicians.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));

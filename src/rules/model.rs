@@ -95,6 +95,25 @@ pub struct Policy {
     pub booking: BookingPolicy,
 }
 
+impl Policy {
+    /// Rules with an everyday booking policy, for tests that build snapshots by hand.
+    #[cfg(test)]
+    pub fn for_tests(rules: Rules) -> Policy {
+        Policy {
+            rules,
+            booking: BookingPolicy {
+                min_notice_minutes: 120,
+                max_horizon_days: 90,
+                max_range_days: 14,
+                hold_minutes: 10,
+                patient_cancel_cutoff_hours: 24,
+                max_active_per_patient: 3,
+                max_holds_per_patient: 2,
+            },
+        }
+    }
+}
+
 /// Patient-facing booking policy (`[booking]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookingPolicy {

@@ -247,6 +247,7 @@ fn build(
         places,
         schedules: entries,
         fetched_at: Timestamp::UNIX_EPOCH,
+        policy: std::sync::Arc::new(crate::rules::model::Policy::for_tests(Default::default())),
     };
     let query = Query {
         reason,

@@ -66,6 +66,8 @@ pub struct Made {
 
 /// Everything the checks established.
 struct Checked {
+    /// The rules and booking policy the checks used (the rest of the booking uses them too).
+    policy: std::sync::Arc<crate::rules::model::Policy>,
     reason: Reason,
     appointment_type: TypeCoding,
     clinician: Clinician,
@@ -117,7 +119,7 @@ pub async fn book(
     let patient_lock = lock(s, guard, format!("patient:{}", req.patient)).await?;
     let result = async {
         if !caller.scopes.staff {
-            check_limit(s, &req.patient, attempt, now).await?;
+            check_limit(s, &checked.policy.booking, &req.patient, attempt, now).await?;
         }
         if s.canvas.patient(&req.patient).await?.is_none() {
             return Err(refuse(Code::PatientNotFound, "Canvas has no such patient."));
@@ -142,9 +144,10 @@ async fn check_rules(
 ) -> Result<Checked, ApiError> {
     let staff = caller.scopes.staff;
     let slot = &req.slot;
-    let clinic = s.policy();
-    let reason = policy::bookable_reason(&clinic.rules, &req.reason_code, staff)?;
+    // The rules and the clinicians from one snapshot: a reload never mixes them in one check.
     let snapshot = s.directory.snapshot().await?;
+    let clinic = snapshot.policy.clone();
+    let reason = policy::bookable_reason(&clinic.rules, &req.reason_code, staff)?;
     let (Some(clinician), Some(place)) = (
         snapshot.clinicians.get(&slot.practitioner),
         snapshot.place_by_key(&slot.location_key),
@@ -177,6 +180,7 @@ async fn check_rules(
     }
     policy::check_window(&clinic.booking, now, staff, start)?;
     Ok(Checked {
+        policy: clinic.clone(),
         reason: reason.clone(),
         appointment_type: appointment_type.clone(),
         clinician: clinician.clone(),
@@ -190,6 +194,7 @@ async fn check_rules(
 /// stay under `[booking] max_active_per_patient`; the one a reschedule replaces does not count.
 async fn check_limit(
     s: &Services,
+    booking: &crate::rules::model::BookingPolicy,
     patient: &PatientId,
     attempt: &Attempt<'_>,
     now: Timestamp,
@@ -215,7 +220,7 @@ async fn check_limit(
         .filter(|p| p.patient == patient.as_str() && p.identifier != attempt.identifier)
         .filter(|p| !active.iter().any(|a| carries(a, &p.identifier)))
         .count();
-    policy::check_booking_limit(&s.policy().booking, active.len() + in_flight, false)?;
+    policy::check_booking_limit(booking, active.len() + in_flight, false)?;
     Ok(())
 }
 

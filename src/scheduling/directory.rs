@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, RwLock};
 use crate::canvas::fhir::{EXT_MEETING_ROOM_LINK, extension};
 use crate::canvas::{self, CanvasClient, licenses};
 use crate::rules::eligibility::Licensure;
-use crate::rules::model::{LocationInfo, Policy, PractitionerProfile, Rules};
+use crate::rules::model::{LocationInfo, Policy, PractitionerProfile};
 use crate::types::{PractitionerId, ScheduleId};
 
 /// A practice location a patient can be seen at.
@@ -47,6 +47,9 @@ pub struct Snapshot {
     pub places: Vec<Place>,
     pub schedules: Vec<ScheduleEntry>,
     pub fetched_at: Timestamp,
+    /// The rules and booking policy this snapshot was built with: one request reads both from
+    /// here, so a reload never pairs new rules with clinicians built from the old ones.
+    pub policy: Arc<Policy>,
 }
 
 impl Snapshot {
@@ -62,12 +65,13 @@ impl Snapshot {
 
     /// Builds the snapshot from Canvas's answers and the clinic's rules.
     pub fn build(
-        rules: &Rules,
+        policy: Arc<Policy>,
         schedules: Vec<canvas::fhir::Schedule>,
         practitioners: Vec<canvas::fhir::Practitioner>,
         locations: Vec<canvas::fhir::Location>,
         fetched_at: Timestamp,
     ) -> Snapshot {
+        let rules = &policy.rules;
         let mut places: Vec<Place> = locations
             .into_iter()
             .filter(|l| l.status.as_deref() != Some("inactive"))
@@ -126,16 +130,15 @@ impl Snapshot {
             places,
             schedules,
             fetched_at,
+            policy,
         }
     }
 }
 
 pub struct Directory {
     canvas: CanvasClient,
-    /// The policy the next snapshot is built with, and the one in force with the current
-    /// snapshot: a reload replaces both in one step, so nobody pairs new rules with clinicians
-    /// built from old ones.
-    policy: std::sync::RwLock<(Arc<Policy>, Arc<Policy>)>,
+    /// The policy the next snapshot is built with (each snapshot carries its own).
+    policy: std::sync::RwLock<Arc<Policy>>,
     ttl: Duration,
     current: RwLock<Option<(Arc<Snapshot>, Instant)>>,
     loading: Mutex<()>,
@@ -143,10 +146,9 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(canvas: CanvasClient, policy: Policy, ttl: Duration) -> Self {
-        let policy = Arc::new(policy);
         Self {
             canvas,
-            policy: std::sync::RwLock::new((policy.clone(), policy)),
+            policy: std::sync::RwLock::new(Arc::new(policy)),
             ttl,
             current: RwLock::new(None),
             loading: Mutex::new(()),
@@ -155,10 +157,14 @@ impl Directory {
 
     /// The rules and booking policy in force.
     pub fn policy(&self) -> Arc<Policy> {
+        if let Ok(current) = self.current.try_read()
+            && let Some((snapshot, _)) = current.as_ref()
+        {
+            return snapshot.policy.clone();
+        }
         self.policy
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .1
             .clone()
     }
 
@@ -198,7 +204,6 @@ impl Directory {
             .policy
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .0
             .clone();
         self.load_with(policy).await
     }
@@ -210,7 +215,7 @@ impl Directory {
             self.canvas.locations()
         )?;
         let snapshot = Arc::new(Snapshot::build(
-            &policy.rules,
+            policy.clone(),
             schedules,
             practitioners,
             locations,
@@ -218,7 +223,7 @@ impl Directory {
         ));
         let mut current = self.current.write().await;
         *current = Some((snapshot.clone(), Instant::now()));
-        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (policy.clone(), policy);
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
         drop(current);
         Ok(snapshot)
     }

@@ -28,8 +28,13 @@ pub enum ReloadError {
     Canvas(crate::canvas::Error),
 }
 
+/// One reload at a time (the admin route, SIGHUP, a watched file and another replica's
+/// announcement may coincide): the file read last is the one applied last.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Re-reads the configuration and applies its rules and `[booking]` if they are valid.
 pub async fn reload(s: &Arc<Services>) -> Result<Reloaded, ReloadError> {
+    let _one = ONE_AT_A_TIME.lock().await;
     let origin = s.settings.origin.clone();
     // Reading a file is blocking work: off the async threads.
     let fresh = tokio::task::spawn_blocking(move || origin.reload())
@@ -67,55 +72,58 @@ pub async fn reload(s: &Arc<Services>) -> Result<Reloaded, ReloadError> {
     Ok(reloaded)
 }
 
-/// The sections, other than the rules and `[booking]`, whose values differ (secrets compare as
-/// redacted, so a secret made up per process never counts as a change).
+/// A secret as compared: a digest, never the value.
+fn digest(secret: Option<&crate::config::Secret>) -> String {
+    secret.map_or_else(String::new, |s| {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.expose().as_bytes());
+        d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// The clinic's own secrets of a section (one made up per process never counts as a change).
+fn secrets(s: &Settings, section: &str) -> String {
+    match section {
+        "canvas" => match &s.canvas.target {
+            crate::config::CanvasTarget::Remote(e) => digest(Some(&e.client_secret)),
+            crate::config::CanvasTarget::Embedded(_) => String::new(),
+        },
+        "auth" if !s.auth.hs256_generated => digest(s.auth.hs256_secret.as_ref()),
+        "sync" => digest(s.sync.canvas_webhook_secret.as_ref()),
+        _ => String::new(),
+    }
+}
+
+/// One section as compared: its settings (secrets print redacted) and its secrets' digests.
+fn section(s: &Settings, name: &str) -> String {
+    let shown = match name {
+        "server" => format!("{:?}", s.server),
+        "canvas" => format!("{:?}", s.canvas),
+        "auth" => format!("{:?}", s.auth),
+        "cache" => format!("{:?}", s.cache),
+        "rate_limit" => format!("{:?}", s.rate_limit),
+        "state" => format!("{:?}{:?}", s.state, s.leases),
+        "telemetry" => format!("{:?}", s.telemetry),
+        _ => format!("{:?}", s.sync),
+    };
+    shown + &secrets(s, name)
+}
+
+/// The sections, other than the rules and `[booking]`, whose values differ. (`[booking]
+/// slot_id_secret` is not compared: without one configured, each load makes one up.)
 pub fn needs_restart(running: &Settings, file: &Settings) -> Vec<&'static str> {
-    let sections: [(&'static str, String, String); 8] = [
-        (
-            "server",
-            format!("{:?}", running.server),
-            format!("{:?}", file.server),
-        ),
-        (
-            "canvas",
-            format!("{:?}", running.canvas),
-            format!("{:?}", file.canvas),
-        ),
-        (
-            "auth",
-            format!("{:?}", running.auth),
-            format!("{:?}", file.auth),
-        ),
-        (
-            "cache",
-            format!("{:?}", running.cache),
-            format!("{:?}", file.cache),
-        ),
-        (
-            "rate_limit",
-            format!("{:?}", running.rate_limit),
-            format!("{:?}", file.rate_limit),
-        ),
-        (
-            "state",
-            format!("{:?}{:?}", running.state, running.leases),
-            format!("{:?}{:?}", file.state, file.leases),
-        ),
-        (
-            "telemetry",
-            format!("{:?}", running.telemetry),
-            format!("{:?}", file.telemetry),
-        ),
-        (
-            "sync",
-            format!("{:?}", running.sync),
-            format!("{:?}", file.sync),
-        ),
+    const SECTIONS: [&str; 8] = [
+        "server",
+        "canvas",
+        "auth",
+        "cache",
+        "rate_limit",
+        "state",
+        "telemetry",
+        "sync",
     ];
-    sections
+    SECTIONS
         .into_iter()
-        .filter(|(_, a, b)| a != b)
-        .map(|(name, _, _)| name)
+        .filter(|name| section(running, name) != section(file, name))
         .collect()
 }
 
@@ -153,29 +161,39 @@ pub fn spawn(s: Arc<Services>) -> tokio::task::JoinHandle<()> {
                     if now == seen {
                         continue;
                     }
-                    seen = now;
-                    false
+                    // Counted as seen once read and judged (applied, or invalid); a reload that
+                    // Canvas kept from applying is tried again on the next tick.
+                    let outcome = reload(&s).await;
+                    if !matches!(outcome, Err(ReloadError::Canvas(_))) {
+                        seen = now;
+                    }
+                    report(outcome, false, &s);
+                    continue;
                 }
             };
-            match reload(&s).await {
-                Ok(done) => {
-                    if announce {
-                        s.slot_cache.announce_rules_changed();
-                    }
-                    if !done.needs_restart.is_empty() {
-                        tracing::warn!(sections = ?done.needs_restart, "changed settings wait for a restart");
-                    }
-                }
-                Err(ReloadError::Invalid(problems)) => {
-                    tracing::error!(
-                        problems = problems.0.len(),
-                        "rules not reloaded: the configuration is invalid\n{problems}"
-                    );
-                }
-                Err(ReloadError::Canvas(e)) => {
-                    tracing::error!(error = %e, "rules not reloaded: Canvas could not be read");
-                }
-            }
+            report(reload(&s).await, announce, &s);
         }
     })
+}
+
+fn report(outcome: Result<Reloaded, ReloadError>, announce: bool, s: &Services) {
+    match outcome {
+        Ok(done) => {
+            if announce {
+                s.slot_cache.announce_rules_changed();
+            }
+            if !done.needs_restart.is_empty() {
+                tracing::warn!(sections = ?done.needs_restart, "changed settings wait for a restart");
+            }
+        }
+        Err(ReloadError::Invalid(problems)) => {
+            tracing::error!(
+                problems = problems.0.len(),
+                "rules not reloaded: the configuration is invalid\n{problems}"
+            );
+        }
+        Err(ReloadError::Canvas(e)) => {
+            tracing::error!(error = %e, "rules not reloaded: Canvas could not be read");
+        }
+    }
 }

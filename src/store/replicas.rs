@@ -61,12 +61,17 @@ async fn subscribe_forever(
     me: String,
     slot_cache: Arc<SlotCache>,
 ) {
+    let mut first = true;
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {
                 if pubsub.subscribe(&channel).await.is_ok() {
-                    // Whatever was said while we were not listening is lost: start clean.
+                    // Whatever was said while we were not listening is lost: start clean, and
+                    // re-read the rules in case a reload was announced meanwhile.
                     slot_cache.drop_all();
+                    if !std::mem::take(&mut first) {
+                        slot_cache.apply(&Invalidation::RulesChanged);
+                    }
                     tracing::info!("listening for other replicas' invalidations");
                     let mut messages = pubsub.on_message();
                     while let Some(m) = messages.next().await {

@@ -39,6 +39,8 @@ pub struct SyncEngine {
     queued: Notify,
     /// What each appointment looked like when last planned, to invalidate availability on change.
     seen: Mutex<HashMap<String, String>>,
+    /// Appointments being read to find their clinician after a notification (one read each).
+    reading: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl SyncEngine {
@@ -58,6 +60,7 @@ impl SyncEngine {
             planned: Notify::new(),
             queued: Notify::new(),
             seen: Mutex::new(HashMap::new()),
+            reading: Arc::default(),
         })
     }
 
@@ -83,8 +86,9 @@ impl SyncEngine {
 
     /// A Canvas notification: the clinician's cached availability goes at once, before the
     /// planner (which may be busy) reads the appointment; then it is planned like any change.
-    /// The clinician is known when this replica planned the appointment before, else one read
-    /// of it finds them (in the background: the notification is answered meanwhile).
+    /// The clinician is known when this replica planned the appointment before (the sync leader
+    /// plans every one); otherwise one read of it finds them, in the background (the notification
+    /// is answered meanwhile), shared by repeated notifications of the same appointment.
     pub async fn notified(&self, id: String) {
         let known = {
             let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,16 +99,28 @@ impl SyncEngine {
         match known {
             Some(p) => self.services.slot_cache.invalidate_practitioner(&p),
             None => {
-                let (services, id) = (self.services.clone(), id.clone());
-                tokio::spawn(async move {
-                    if let Ok(Some(a)) = services.canvas.appointment(&id).await
-                        && let Some(p) = a
-                            .participant_id("Practitioner")
-                            .and_then(|p| p.parse::<crate::types::PractitionerId>().ok())
-                    {
-                        services.slot_cache.invalidate_practitioner(&p);
-                    }
-                });
+                let first = {
+                    let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+                    reading.insert(id.clone())
+                };
+                // Repeated notifications of one appointment share one read.
+                if first {
+                    let (services, reading, id) =
+                        (self.services.clone(), self.reading.clone(), id.clone());
+                    tokio::spawn(async move {
+                        if let Ok(Some(a)) = services.canvas.appointment(&id).await
+                            && let Some(p) = a
+                                .participant_id("Practitioner")
+                                .and_then(|p| p.parse::<crate::types::PractitionerId>().ok())
+                        {
+                            services.slot_cache.invalidate_practitioner(&p);
+                        }
+                        reading
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id);
+                    });
+                }
             }
         }
         self.enqueue(&[id]).await;

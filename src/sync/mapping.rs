@@ -216,6 +216,7 @@ mod tests {
             places: Vec::new(),
             schedules: Vec::new(),
             fetched_at: jiff::Timestamp::UNIX_EPOCH,
+            policy: std::sync::Arc::new(crate::rules::model::Policy::for_tests(Rules::default())),
         }
     }
 

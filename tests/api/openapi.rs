@@ -106,13 +106,17 @@ async fn the_demo_serves_the_committed_spec_with_live_booking_examples() {
     let mut committed = committed();
     for body in ["BookBody", "HoldBody", "RescheduleBody"] {
         let live = served["components"]["schemas"][body]["example"].take();
+        let static_one = committed["components"]["schemas"][body]["example"].take();
         assert!(
             live["slot_id"]
                 .as_str()
                 .is_some_and(|s| s.starts_with("s1.")),
             "{body}: {live}"
         );
-        committed["components"]["schemas"][body]["example"].take();
+        assert_ne!(
+            live["slot_id"], static_one["slot_id"],
+            "{body}: a live slot, not the committed example"
+        );
     }
     assert_eq!(served, committed, "nothing else differs");
 }

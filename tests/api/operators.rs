@@ -348,15 +348,25 @@ fn discover_says_what_failed_when_canvas_cannot_be_read() {
 fn sighup_reloads_the_rules_of_a_running_slotgate() {
     use std::io::{BufRead, BufReader};
     let (file, full) = rules_without_follow_ups();
-    let mut child = slotgate()
-        .env("SLOTGATE_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SLOTGATE_TELEMETRY__LOG_FILTER", "warn")
-        .env("SLOTGATE_CONFIG", &file.0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap())
+    /// Killed however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Running(
+        slotgate()
+            .env("SLOTGATE_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SLOTGATE_TELEMETRY__LOG_FILTER", "warn")
+            .env("SLOTGATE_CONFIG", &file.0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok);
     let base = lines
@@ -388,7 +398,7 @@ fn sighup_reloads_the_rules_of_a_running_slotgate() {
     };
     assert!(!codes().contains(&"FLUP".to_owned()) && !codes().is_empty());
     file.write(&full);
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-HUP", &pid])
@@ -404,6 +414,4 @@ fn sighup_reloads_the_rules_of_a_running_slotgate() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }

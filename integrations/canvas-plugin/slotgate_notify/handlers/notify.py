@@ -37,7 +37,7 @@ PATH = "/v1/webhooks/canvas"
 
 
 def message_id(event_name: str, appointment: str, timestamp: int) -> str:
-    """Stable for one event of one appointment at one moment, unique across them."""
+    """A new id per notification (a platform retry resends the same headers, so the same id)."""
     seed = f"{event_name}:{appointment}:{timestamp}:{time.perf_counter_ns()}".encode()
     return "msg_" + hashlib.sha256(seed).hexdigest()[:32]
 
