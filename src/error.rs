@@ -23,6 +23,7 @@ pub enum Code {
     SlotHeld,
     RequestInProgress,
     AppointmentNotActive,
+    OfferExpired,
     PayloadTooLarge,
     ReasonNotAllowed,
     DurationNotAllowed,
@@ -31,6 +32,7 @@ pub enum Code {
     OutsideBookingWindow,
     BookingLimitReached,
     HoldLimitReached,
+    WaitlistLimitReached,
     CancellationWindowPassed,
     IdempotencyKeyReused,
     RateLimited,
@@ -41,7 +43,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 27] = [
         Code::ValidationFailed,
         Code::Unauthorized,
         Code::Forbidden,
@@ -52,6 +54,7 @@ impl Code {
         Code::SlotHeld,
         Code::RequestInProgress,
         Code::AppointmentNotActive,
+        Code::OfferExpired,
         Code::PayloadTooLarge,
         Code::ReasonNotAllowed,
         Code::DurationNotAllowed,
@@ -60,6 +63,7 @@ impl Code {
         Code::OutsideBookingWindow,
         Code::BookingLimitReached,
         Code::HoldLimitReached,
+        Code::WaitlistLimitReached,
         Code::CancellationWindowPassed,
         Code::IdempotencyKeyReused,
         Code::RateLimited,
@@ -107,6 +111,11 @@ impl Code {
                 "appointment_not_active",
                 "The appointment is cancelled or over",
             ),
+            Code::OfferExpired => (
+                S::CONFLICT,
+                "offer_expired",
+                "The waitlist offer lapsed or was taken",
+            ),
             Code::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -146,6 +155,11 @@ impl Code {
                 S::UNPROCESSABLE_ENTITY,
                 "hold_limit_reached",
                 "Too many slots held",
+            ),
+            Code::WaitlistLimitReached => (
+                S::UNPROCESSABLE_ENTITY,
+                "waitlist_limit_reached",
+                "Too many waitlist entries",
             ),
             Code::CancellationWindowPassed => (
                 S::UNPROCESSABLE_ENTITY,
@@ -279,6 +293,14 @@ impl ApiError {
             allow: None,
             status: None,
         }
+    }
+
+    /// A 422 `validation_failed`: every field well formed, but one names nothing it may (an id
+    /// of no clinician, location or visit of the patient's; dates out of order).
+    pub fn unprocessable_fields(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::invalid_fields(errors);
+        e.status = Some(StatusCode::UNPROCESSABLE_ENTITY);
+        e
     }
 
     /// The status sent: the code's own unless overridden.

@@ -26,6 +26,12 @@ pub struct Metrics {
     pub sync_dead: prometheus::IntGaugeVec,
     /// Age of the oldest undelivered change, per sink.
     pub sync_lag: prometheus::GaugeVec,
+    /// Waitlist entries waiting (or offered), as the sync leader last counted them.
+    pub waitlist_entries: IntGauge,
+    /// Waitlist offers by outcome: made, accepted, declined, expired.
+    pub waitlist_offers: IntCounterVec,
+    /// From an offer being made (the time opening) to its booking.
+    pub waitlist_to_booked: prometheus::Histogram,
 }
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -119,8 +125,31 @@ impl Metrics {
             &["sink"],
         )
         .expect("static metric definition");
+        let waitlist_entries = IntGauge::new(
+            "waitlist_entries",
+            "Waitlist entries waiting or offered (counted by the sync leader)",
+        )
+        .expect("static metric definition");
+        let waitlist_offers = IntCounterVec::new(
+            Opts::new("waitlist_offers_total", "Waitlist offers by outcome"),
+            &["outcome"],
+        )
+        .expect("static metric definition");
+        let waitlist_to_booked = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "waitlist_offer_to_booked_seconds",
+                "From a waitlist offer being made to its booking",
+            )
+            .buckets(vec![
+                10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+            ]),
+        )
+        .expect("static metric definition");
         for c in [
-            Box::new(sync_deliveries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(waitlist_entries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(waitlist_offers.clone()),
+            Box::new(waitlist_to_booked.clone()),
+            Box::new(sync_deliveries.clone()),
             Box::new(sync_pending.clone()),
             Box::new(sync_dead.clone()),
             Box::new(sync_lag.clone()),
@@ -151,6 +180,9 @@ impl Metrics {
             sync_pending,
             sync_dead,
             sync_lag,
+            waitlist_entries,
+            waitlist_offers,
+            waitlist_to_booked,
         }
     }
 

@@ -211,13 +211,29 @@ impl Application {
         // The sync work runs on one replica at a time; every replica enqueues and accepts pushes.
         let leading = Arc::new(AtomicBool::new(false));
         let (engine, calendars) = (sync.clone(), inbound.clone());
+        // The waitlist's offers are made by the leader too: one replica at a time.
+        let (matching, announcer, waitlist_metrics) =
+            (services.clone(), sync.clone(), metrics.clone());
         background.push(sync.spawn_reporting());
+        background.push(crate::scheduling::waitlist::matcher::spawn_reporting(
+            services.clone(),
+            metrics.clone(),
+        ));
         background.push(crate::sync::leader::spawn(
             leadership,
             leading.clone(),
             move || {
                 let mut tasks = engine.spawn();
                 tasks.extend(calendars.spawn());
+                let announcer = announcer.clone();
+                tasks.push(crate::scheduling::waitlist::matcher::spawn(
+                    matching.clone(),
+                    Some(waitlist_metrics.clone()),
+                    Arc::new(move |notice| {
+                        let sync = announcer.clone();
+                        Box::pin(async move { sync.announce_offer(notice).await })
+                    }),
+                ));
                 tasks
             },
         ));

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::appointments::{AppointmentDto, appointment_id, dto};
-use super::body::{text, typed};
+use super::body::{patient_key, patient_state, text, typed};
 use super::idempotency::{self, Created};
 use crate::auth::BookAccess;
 use crate::canvas::fhir;
@@ -17,7 +17,7 @@ use crate::error::{ApiError, FieldError};
 use crate::scheduling::booking::{self, Attempt, BookRequest, CREATE_SENT, KeyRecord};
 use crate::scheduling::lifecycle::{self, NEW_APPOINTMENT, Reschedule};
 use crate::scheduling::slot_id::SlotClaim;
-use crate::types::{PatientId, UsState};
+use crate::types::UsState;
 
 /// A booking.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,17 +90,6 @@ fn hold_id(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> 
             None
         }
     }
-}
-
-fn state_of(raw: &str, errors: &mut Vec<FieldError>) -> Option<UsState> {
-    raw.parse()
-        .map_err(|_| {
-            errors.push(FieldError {
-                field: "patient_state".into(),
-                message: "is not a two-letter US state code".into(),
-            })
-        })
-        .ok()
 }
 
 async fn created(
@@ -177,17 +166,8 @@ async fn book_once(
     let raw: BookBody = typed(&body)?;
     let mut errors = Vec::new();
     let claim = slot(&state, &raw.slot_id).map_err(|e| errors.push(e)).ok();
-    let patient: Option<PatientId> = raw
-        .patient_id
-        .parse()
-        .map_err(|_| {
-            errors.push(FieldError {
-                field: "patient_id".into(),
-                message: "is not a Canvas patient key".into(),
-            })
-        })
-        .ok();
-    let patient_state = state_of(&raw.patient_state, &mut errors);
+    let patient = patient_key(&raw.patient_id, &mut errors);
+    let patient_state = patient_state(&raw.patient_state, &mut errors);
     let comment = text("comment", raw.comment, 1000, &mut errors);
     let hold = hold_id(raw.hold_id, &mut errors);
     if raw.reason_code.trim().is_empty() || raw.reason_code.len() > 128 {
@@ -208,6 +188,7 @@ async fn book_once(
         patient_state,
         comment,
         hold_id: hold,
+        hold_owner: None,
     };
     let (caller, work) = (caller.0, state.clone());
     let who = caller.clone();
@@ -287,7 +268,7 @@ pub async fn reschedule(
     let raw: RescheduleBody = typed(&body)?;
     let mut errors = Vec::new();
     let claim = slot(&state, &raw.slot_id).map_err(|e| errors.push(e)).ok();
-    let patient_state = state_of(&raw.patient_state, &mut errors);
+    let patient_state = patient_state(&raw.patient_state, &mut errors);
     let hold = hold_id(raw.hold_id, &mut errors);
     let (Some(claim), Some(patient_state), true) = (claim, patient_state, errors.is_empty()) else {
         return Err(ApiError::invalid_fields(errors));
@@ -296,6 +277,7 @@ pub async fn reschedule(
         slot: claim,
         patient_state,
         hold_id: hold,
+        hold_owner: None,
     };
     let (caller, work) = (caller.0, state.clone());
     let who = caller.clone();

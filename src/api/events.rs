@@ -10,13 +10,12 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::appointments::{AppointmentDto, dto};
-use super::body::{text, typed};
+use super::body::{patient_key, practitioner_keys, text, typed, uuid};
 use super::idempotency::{self, Created};
 use crate::auth::StaffAccess;
 use crate::error::{ApiError, FieldError};
 use crate::rules::model::TypeCoding;
 use crate::scheduling::events::{self, EventRequest};
-use crate::types::{PatientId, PractitionerId};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,21 +79,7 @@ fn parse(raw: EventBody) -> Result<EventRequest, ApiError> {
             message: "must list 1 to 20 practitioners".into(),
         });
     }
-    let practitioners: Vec<PractitionerId> = raw
-        .practitioner_ids
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| {
-            p.parse()
-                .map_err(|_| {
-                    errors.push(FieldError {
-                        field: format!("practitioner_ids[{i}]"),
-                        message: "is not a Canvas practitioner id".into(),
-                    })
-                })
-                .ok()
-        })
-        .collect();
+    let practitioners = practitioner_keys(&raw.practitioner_ids, &mut errors);
     let start = instant("start", &raw.start, &mut errors);
     let end = instant("end", &raw.end, &mut errors);
     if let (Some(s), Some(e)) = (start, end)
@@ -112,27 +97,14 @@ fn parse(raw: EventBody) -> Result<EventRequest, ApiError> {
             message: "must not be empty".into(),
         });
     }
-    let patient = raw.patient_id.as_deref().and_then(|p| {
-        p.parse::<PatientId>()
-            .map_err(|_| {
-                errors.push(FieldError {
-                    field: "patient_id".into(),
-                    message: "is not a Canvas patient key".into(),
-                })
-            })
-            .ok()
-    });
-    let location_id = raw.location_id.as_deref().and_then(|l| {
-        uuid::Uuid::parse_str(l)
-            .map(|u| u.to_string())
-            .map_err(|_| {
-                errors.push(FieldError {
-                    field: "location_id".into(),
-                    message: "is not a Canvas Location id".into(),
-                })
-            })
-            .ok()
-    });
+    let patient = raw
+        .patient_id
+        .as_deref()
+        .and_then(|p| patient_key(p, &mut errors));
+    let location_id = raw
+        .location_id
+        .as_deref()
+        .and_then(|l| uuid("location_id", l, "a Canvas Location id", &mut errors));
     let event_type = raw.event_type.map(|t| TypeCoding {
         system: t.system,
         code: t.code,

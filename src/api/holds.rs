@@ -6,11 +6,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::body::typed;
+use super::body::{patient_key, typed};
 use crate::auth::BookAccess;
 use crate::error::{ApiError, FieldError};
 use crate::scheduling::holds;
-use crate::types::PatientId;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -72,17 +71,10 @@ pub async fn place(
             })
         })
         .ok();
-    let patient = match raw.patient_id.as_deref().map(str::parse::<PatientId>) {
-        Some(Ok(p)) => Some(p),
-        Some(Err(_)) => {
-            errors.push(FieldError {
-                field: "patient_id".into(),
-                message: "is not a Canvas patient key".into(),
-            });
-            None
-        }
-        None => None,
-    };
+    let patient = raw
+        .patient_id
+        .as_deref()
+        .and_then(|p| patient_key(p, &mut errors));
     let (Some(claim), true) = (claim, errors.is_empty()) else {
         return Err(ApiError::invalid_fields(errors));
     };

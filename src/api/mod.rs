@@ -20,6 +20,7 @@ pub mod practitioners;
 pub mod reasons;
 pub mod refs;
 pub mod spec;
+pub mod waitlist;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -68,6 +69,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(booking::reschedule)
                 .service(booking::cancel)
                 .service(events::create)
+                .service(waitlist::join)
+                .service(waitlist::list)
+                .service(waitlist::leave)
+                .service(waitlist::accept)
+                .service(waitlist::decline)
                 .service(webhooks::canvas)
                 .service(webhooks::google)
                 .service(webhooks::graph)

@@ -88,6 +88,15 @@ impl Spec {
         schemas["HoldBody"]["example"] = json!({"slot_id": book, "patient_id": patient});
         schemas["RescheduleBody"]["example"] =
             json!({"slot_id": move_to, "patient_state": patient_state});
+        // Two weeks of waiting: the sandbox's cancellations (or one made from Swagger UI) offer
+        // the demo patient an opening within seconds.
+        let fortnight = jiff::Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date()
+            .saturating_add(jiff::Span::new().days(14));
+        schemas["WaitlistBody"]["example"] = json!({"patient_id": patient,
+            "reason_code": DEMO_REASON, "duration": 30, "patient_state": patient_state,
+            "modality": "telehealth", "latest_date": fortnight.to_string()});
         serde_json::to_vec_pretty(&document).ok().map(Bytes::from)
     }
 }

@@ -58,6 +58,7 @@ pub struct Settings {
     pub slot_id_secret: Secret,
     pub state: StateSettings,
     pub leases: LeaseSettings,
+    pub waitlist: WaitlistSettings,
     pub telemetry: TelemetrySettings,
     pub sync: SyncSettings,
     pub rules: Rules,
@@ -200,6 +201,15 @@ pub struct CacheSettings {
 pub struct RateLimitSettings {
     pub browse_per_minute: u32,
     pub book_per_minute: u32,
+}
+
+/// The waitlist (`[waitlist]`).
+#[derive(Debug, Clone, Copy)]
+pub struct WaitlistSettings {
+    pub offer: Duration,
+    pub stop_before: Duration,
+    pub max_entries_per_patient: u32,
+    pub scan_interval: Duration,
 }
 
 /// How long the shared state's locks live without renewal, and how often unfinished booking

@@ -17,6 +17,7 @@ pub struct RawSettings {
     pub cache: RawCache,
     pub rate_limit: RawRateLimit,
     pub booking: RawBooking,
+    pub waitlist: RawWaitlist,
     pub sync: RawSync,
     pub state: RawState,
     pub sandbox: RawSandbox,
@@ -113,6 +114,15 @@ pub struct RawBooking {
     pub max_holds_per_patient: u64,
     #[serde(default, deserialize_with = "opt_string")]
     pub slot_id_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaitlist {
+    pub offer_minutes: u64,
+    pub stop_hours_before: u64,
+    pub max_entries_per_patient: u64,
+    pub scan_interval_ms: u64,
 }
 
 #[derive(Deserialize)]

@@ -97,6 +97,36 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
     let booking = booking(&mut found, &raw.booking);
     let sync = super::sync::sync(&mut found, &raw.sync, embedded);
     let state = state(&mut found, &raw.state);
+    let waitlist = WaitlistSettings {
+        offer: secs(
+            60 * found.range::<u64>(
+                "waitlist.offer_minutes",
+                raw.waitlist.offer_minutes,
+                1,
+                1440,
+            ),
+        ),
+        stop_before: secs(
+            3600 * found.range::<u64>(
+                "waitlist.stop_hours_before",
+                raw.waitlist.stop_hours_before,
+                0,
+                720,
+            ),
+        ),
+        max_entries_per_patient: found.range(
+            "waitlist.max_entries_per_patient",
+            raw.waitlist.max_entries_per_patient,
+            1,
+            100,
+        ),
+        scan_interval: Duration::from_millis(found.range(
+            "waitlist.scan_interval_ms",
+            raw.waitlist.scan_interval_ms,
+            100,
+            600_000,
+        )),
+    };
     let leases = LeaseSettings {
         lock: Duration::from_millis(found.range(
             "state.lock_lease_ms",
@@ -147,6 +177,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             slot_id_secret,
             state,
             leases,
+            waitlist,
             telemetry,
             sync,
             rules,

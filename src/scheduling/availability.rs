@@ -376,14 +376,21 @@ pub async fn find(
         });
     };
     let candidates = plan(query, &snapshot, span);
-    let lookups: Vec<_> = futures::stream::iter(candidates.iter().map(|c| {
-        let key = SlotKey {
-            schedule: c.schedule.id.clone(),
-            from: c.from,
-            to: c.to,
-            duration_minutes: query.duration_minutes,
-        };
-        let tz = c.place.info.timezone.clone();
+    // Owned keys, so the lookups can run on any task (the waitlist's, a request's).
+    let keys: Vec<(SlotKey, jiff::tz::TimeZone)> = candidates
+        .iter()
+        .map(|c| {
+            let key = SlotKey {
+                schedule: c.schedule.id.clone(),
+                from: c.from,
+                to: c.to,
+                duration_minutes: query.duration_minutes,
+            };
+            (key, c.place.info.timezone.clone())
+        })
+        .collect();
+    let lookups: Vec<_> = futures::stream::iter(keys.into_iter().map(|(key, tz)| {
+        let cache = cache.clone();
         async move { cache.get(&key, &tz).await }
     }))
     .buffered(fan_out.max(1))

@@ -31,6 +31,8 @@ pub struct BookRequest {
     /// Free text for the clinician; sent to Canvas, never logged.
     pub comment: Option<String>,
     pub hold_id: Option<String>,
+    /// Whose hold the booking spends, when not the caller's own (a waitlist offer's).
+    pub hold_owner: Option<String>,
 }
 
 /// Where an attempt records its progress: under its idempotency key, as its owner.
@@ -242,6 +244,10 @@ async fn book_locked(
 ) -> Result<Made, ApiError> {
     let guard = attempt.guard;
     let identifier = attempt.identifier;
+    let owner = req
+        .hold_owner
+        .clone()
+        .unwrap_or_else(|| caller.subject.clone());
     let entry = Booked {
         appointment_id: Pending::entry_id(identifier),
         practitioner: c.clinician.id.clone(),
@@ -252,13 +258,13 @@ async fn book_locked(
             identifier: identifier.to_owned(),
             patient: req.patient.to_string(),
             since: now,
-            hold_owner: caller.subject.clone(),
+            hold_owner: owner.clone(),
             hold_id: req.hold_id.clone(),
         }),
     };
     let claim = Claim {
         booked: entry.clone(),
-        hold_owner: caller.subject.clone(),
+        hold_owner: owner.clone(),
         hold_id: req.hold_id.clone(),
     };
     match s
@@ -282,7 +288,7 @@ async fn book_locked(
     s.slot_cache.invalidate_practitioner(&c.clinician.id);
     match send(s, req, attempt, c).await {
         Ok(made) => {
-            confirm(s, guard, &entry, &made, caller, req.hold_id.as_deref()).await;
+            confirm(s, guard, &entry, &made, &owner, req.hold_id.as_deref()).await;
             Ok(made)
         }
         // Canvas may yet apply it: the claim keeps the time until Canvas shows what it did.
@@ -373,7 +379,7 @@ async fn confirm(
     guard: &Guard,
     pending: &Booked,
     made: &Made,
-    caller: &Principal,
+    owner: &str,
     hold_id: Option<&str>,
 ) {
     guard.drop_pending(&pending.appointment_id);
@@ -392,7 +398,7 @@ async fn confirm(
     match s.store.holds(now).await {
         Ok(holds) => {
             for h in holds.into_iter().filter(|h| {
-                h.owner == caller.subject
+                h.owner == owner
                     && hold_id.is_none_or(|id| id == h.id)
                     && h.practitioner == pending.practitioner
                     && h.start < pending.end

@@ -139,6 +139,8 @@ pub struct Reschedule {
     pub slot: super::slot_id::SlotClaim,
     pub patient_state: crate::types::UsState,
     pub hold_id: Option<String>,
+    /// Whose hold the new booking spends, when not the caller's own (a waitlist offer's).
+    pub hold_owner: Option<String>,
 }
 
 /// How far a reschedule got, kept with the idempotency key so a retry finishes it.
@@ -236,6 +238,7 @@ async fn book_replacement(
         patient_state: req.patient_state,
         comment: old.reason_code.first().and_then(|r| r.text.clone()),
         hold_id: req.hold_id.clone(),
+        hold_owner: req.hold_owner.clone(),
     };
     // The booking records the move just before it sends the create: from then on, whatever
     // fails, the recovery loop settles it from Canvas (and drops it if nothing was made).

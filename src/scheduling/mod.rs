@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod reload;
 pub mod slot_cache;
 pub mod slot_id;
+pub mod waitlist;
 
 /// Everything the scheduling services work with, built once at start-up.
 pub struct Services {

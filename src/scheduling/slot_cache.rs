@@ -68,6 +68,8 @@ pub struct SlotCache {
     /// Where this replica's invalidations go to reach the others (several replicas only).
     broadcast: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Invalidation>>,
     rules_changed: tokio::sync::Notify,
+    /// Told whenever cached availability may have changed (the waitlist looks for openings).
+    changed: tokio::sync::Notify,
     /// An entry read this old is fetched again in the background, so that entries in use
     /// are renewed before they expire and nobody waits for Canvas at the TTL.
     refresh_after: Duration,
@@ -156,6 +158,7 @@ impl SlotCache {
             metrics,
             broadcast: std::sync::OnceLock::new(),
             rules_changed: tokio::sync::Notify::new(),
+            changed: tokio::sync::Notify::new(),
             refresh_after: refresh_after(ttl),
             refreshing: Mutex::new(std::collections::HashSet::new()),
         }
@@ -179,6 +182,7 @@ impl SlotCache {
             Invalidation::All => self.drop_all(),
             Invalidation::Touch => {
                 self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.changed.notify_one();
             }
             // One wake-up is kept if nobody waits yet, so a reload is never missed.
             Invalidation::RulesChanged => self.rules_changed.notify_one(),
@@ -188,6 +192,11 @@ impl SlotCache {
     /// Tells the other replicas to reload their rules.
     pub fn announce_rules_changed(&self) {
         self.tell_others(Invalidation::RulesChanged);
+    }
+
+    /// Returns when cached availability may have changed (here or, told, on another replica).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Returns when another replica announced a rules reload.
@@ -336,6 +345,7 @@ impl SlotCache {
             *generations.entry(practitioner.clone()).or_default() += 1;
         }
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_one();
         let practitioner = practitioner.clone();
         if let Err(e) = self
             .fresh
@@ -355,12 +365,14 @@ impl SlotCache {
     pub fn drop_all(&self) {
         self.global_generation.fetch_add(1, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_one();
         self.fresh.invalidate_all();
     }
 
     /// Marks every rendered answer out of date without dropping Canvas data (a hold changed).
     pub fn touch(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_one();
         self.tell_others(Invalidation::Touch);
     }
 

@@ -54,6 +54,7 @@ pub async fn run(s: &dyn Store) {
     overlay(s, &run).await;
     idempotency(s, &run).await;
     moves(s, &run).await;
+    waitlist(s, &run).await;
 }
 
 async fn locks(s: &dyn Store, run: &str) {
@@ -469,4 +470,100 @@ async fn moves(s: &dyn Store, run: &str) {
     let all = s.moves().await.unwrap();
     assert!(!all.contains(&retried) && all.contains(&other));
     s.remove_move(other).await.unwrap();
+}
+
+async fn waitlist(s: &dyn Store, run: &str) {
+    use super::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+    let now = Timestamp::now();
+    let entry = |n: &str| Entry {
+        id: format!("{run}-{n}"),
+        owner: "user-1".into(),
+        patient: format!("{run}-patient"),
+        reason_code: "FLUP".into(),
+        duration: 30,
+        patient_state: "CA".into(),
+        modality: None,
+        practitioner_ids: vec![],
+        location_id: None,
+        earliest_date: None,
+        latest_date: jiff::civil::date(2030, 1, 1),
+        before_appointment_id: None,
+        before_start: None,
+        created_at: now,
+        status: EntryStatus::Waiting,
+        passed: vec![],
+    };
+    assert!(s.add_entry(entry("a"), 2).await.unwrap());
+    assert!(s.add_entry(entry("b"), 2).await.unwrap());
+    assert!(
+        !s.add_entry(entry("c"), 2).await.unwrap(),
+        "two per patient"
+    );
+    let mut a = entry("a");
+    a.status = EntryStatus::Offered;
+    a.passed = vec!["dr@1".into()];
+    assert!(s.update_entry(a.clone()).await.unwrap());
+    let mine = |all: Vec<Entry>| all.into_iter().filter(|e| e.patient == a.patient).count();
+    assert_eq!(mine(s.entries().await.unwrap()), 2);
+    assert!(
+        s.entries().await.unwrap().contains(&a),
+        "updated, lists kept"
+    );
+    assert!(s.remove_entry(a.id.clone()).await.unwrap());
+    assert!(
+        !s.update_entry(a.clone()).await.unwrap(),
+        "never brought back"
+    );
+    assert!(s.add_entry(entry("c"), 2).await.unwrap(), "room again");
+    let offer = Offer {
+        id: format!("{run}-offer"),
+        entry_id: a.id.clone(),
+        patient: a.patient.clone(),
+        slot_id: "s1.x.y".into(),
+        hold_id: "h".into(),
+        practitioner: DR.into(),
+        location_id: "l".into(),
+        start: at(now, 60),
+        end: at(now, 90),
+        modality: crate::rules::model::Modality::Telehealth,
+        made_at: now,
+        expires_at: at(now, 15),
+        status: OfferStatus::Open,
+        notified: false,
+    };
+    s.put_offer(offer.clone()).await.unwrap();
+    s.offer_notified(offer.id.clone()).await.unwrap();
+    let accepted = s
+        .settle_offer(offer.id.clone(), OfferStatus::Open, OfferStatus::Accepted)
+        .await
+        .unwrap()
+        .expect("open, so accepted");
+    assert_eq!(accepted.status, OfferStatus::Accepted);
+    assert!(accepted.notified);
+    assert_eq!(
+        s.settle_offer(offer.id.clone(), OfferStatus::Open, OfferStatus::Declined)
+            .await
+            .unwrap(),
+        None,
+        "one settlement wins"
+    );
+    s.prune_offers(at(now, 10)).await.unwrap();
+    assert!(
+        s.offers().await.unwrap().iter().any(|o| o.id == offer.id),
+        "not ended yet"
+    );
+    s.prune_offers(at(now, 20)).await.unwrap();
+    assert!(
+        !s.offers().await.unwrap().iter().any(|o| o.id == offer.id),
+        "pruned"
+    );
+    for e in s
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.patient == a.patient)
+    {
+        s.remove_entry(e.id).await.unwrap();
+    }
 }

@@ -27,6 +27,8 @@ struct State {
     booked: Vec<Booked>,
     records: HashMap<String, Record>,
     moves: HashMap<String, Move>,
+    entries: HashMap<String, waitlist::Entry>,
+    offers: HashMap<String, waitlist::Offer>,
 }
 
 struct Held {
@@ -415,6 +417,82 @@ impl Store for MemoryStore {
 
     fn remove_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>> {
         self.state().moves.remove(&m.field());
+        Self::ready(())
+    }
+
+    fn add_entry(
+        &self,
+        entry: waitlist::Entry,
+        max_per_patient: u32,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        let mut state = self.state();
+        let held = state
+            .entries
+            .values()
+            .filter(|e| e.patient == entry.patient)
+            .count();
+        let added = held < max_per_patient as usize;
+        if added {
+            state.entries.insert(entry.id.clone(), entry);
+        }
+        Self::ready(added)
+    }
+
+    fn entries(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Entry>>> {
+        let entries = self.state().entries.values().cloned().collect();
+        Self::ready(entries)
+    }
+
+    fn update_entry(&self, entry: waitlist::Entry) -> BoxFuture<'_, StoreResult<bool>> {
+        let mut state = self.state();
+        let found = state.entries.get_mut(&entry.id).map(|e| *e = entry);
+        Self::ready(found.is_some())
+    }
+
+    fn remove_entry(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        let removed = self.state().entries.remove(&id).is_some();
+        Self::ready(removed)
+    }
+
+    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<()>> {
+        self.state().offers.insert(offer.id.clone(), offer);
+        Self::ready(())
+    }
+
+    fn offers(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Offer>>> {
+        let offers = self.state().offers.values().cloned().collect();
+        Self::ready(offers)
+    }
+
+    fn settle_offer(
+        &self,
+        id: String,
+        from: waitlist::OfferStatus,
+        to: waitlist::OfferStatus,
+    ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>> {
+        let mut state = self.state();
+        let settled = state
+            .offers
+            .get_mut(&id)
+            .filter(|o| o.status == from)
+            .map(|o| {
+                o.status = to;
+                o.clone()
+            });
+        Self::ready(settled)
+    }
+
+    fn offer_notified(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        if let Some(o) = self.state().offers.get_mut(&id) {
+            o.notified = true;
+        }
+        Self::ready(())
+    }
+
+    fn prune_offers(&self, before: Timestamp) -> BoxFuture<'_, StoreResult<()>> {
+        self.state()
+            .offers
+            .retain(|_, o| o.status == waitlist::OfferStatus::Open || o.expires_at >= before);
         Self::ready(())
     }
 }

@@ -7,10 +7,12 @@ pub mod conformance;
 pub mod memory;
 pub mod redis;
 pub mod redis_sync;
+mod redis_waitlist;
 pub mod replicas;
 pub mod sync;
 #[doc(hidden)]
 pub mod sync_conformance;
+pub mod waitlist;
 
 use std::time::Duration;
 
@@ -274,4 +276,30 @@ pub trait Store: Send + Sync {
     fn put_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>>;
     fn moves(&self) -> BoxFuture<'_, StoreResult<Vec<Move>>>;
     fn remove_move(&self, m: Move) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Adds a waitlist entry unless its patient already has `max_per_patient` (waiting or
+    /// offered); `false` then.
+    fn add_entry(
+        &self,
+        entry: waitlist::Entry,
+        max_per_patient: u32,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
+    fn entries(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Entry>>>;
+    /// Replaces an entry that is still there; `false` (nothing written) when it is gone.
+    fn update_entry(&self, entry: waitlist::Entry) -> BoxFuture<'_, StoreResult<bool>>;
+    fn remove_entry(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
+    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<()>>;
+    fn offers(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Offer>>>;
+    /// Moves an offer from `from` to `to` atomically (one accept wins); the offer as it is now,
+    /// or `None` when it was not in `from`.
+    fn settle_offer(
+        &self,
+        id: String,
+        from: waitlist::OfferStatus,
+        to: waitlist::OfferStatus,
+    ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>>;
+    /// Marks an offer as announced to the sinks.
+    fn offer_notified(&self, id: String) -> BoxFuture<'_, StoreResult<()>>;
+    /// Forgets offers that ended before `before`.
+    fn prune_offers(&self, before: Timestamp) -> BoxFuture<'_, StoreResult<()>>;
 }

@@ -148,6 +148,7 @@ pub struct RedisStore {
     unlock: Script,
     begin: Script,
     owned_set: Script,
+    pub(super) waitlist: super::redis_waitlist::Scripts,
 }
 
 /// How long one Redis command may take before the caller is told Redis is unavailable.
@@ -202,14 +203,15 @@ impl RedisStore {
             unlock: Script::new(UNLOCK),
             begin: Script::new(BEGIN),
             owned_set: Script::new(OWNED_SET),
+            waitlist: Default::default(),
         }
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(super) fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 
-    fn conn(&self) -> ConnectionManager {
+    pub(super) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
@@ -629,5 +631,50 @@ impl Store for RedisStore {
                 .map_err(unavailable)?;
             Ok(())
         })
+    }
+
+    fn add_entry(
+        &self,
+        entry: waitlist::Entry,
+        max_per_patient: u32,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.wl_add_entry(entry, max_per_patient))
+    }
+
+    fn entries(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Entry>>> {
+        Box::pin(self.wl_entries())
+    }
+
+    fn update_entry(&self, entry: waitlist::Entry) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.wl_update_entry(entry))
+    }
+
+    fn remove_entry(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.wl_remove("wl:entries", id))
+    }
+
+    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.wl_put_offer(offer))
+    }
+
+    fn offers(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Offer>>> {
+        Box::pin(self.wl_offers())
+    }
+
+    fn settle_offer(
+        &self,
+        id: String,
+        from: waitlist::OfferStatus,
+        to: waitlist::OfferStatus,
+    ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>> {
+        Box::pin(self.wl_settle(id, from, to))
+    }
+
+    fn offer_notified(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.wl_notified(id))
+    }
+
+    fn prune_offers(&self, before: Timestamp) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.wl_prune(before))
     }
 }

@@ -4,6 +4,7 @@ pub mod engine;
 pub mod inbound;
 pub mod leader;
 pub mod mapping;
+pub mod offers;
 pub mod signature;
 pub mod sinks;
 

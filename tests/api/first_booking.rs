@@ -134,3 +134,72 @@ async fn the_readmes_walk_through_runs_as_pasted() {
     assert!(last.contains("\"status\":\"cancelled\""), "{stdout}");
     assert!(stdout.contains("FLUP"), "the reasons were listed: {stdout}");
 }
+
+#[tokio::test]
+async fn the_demo_patient_joins_the_waitlist_from_swagger_ui_and_is_offered_a_time_at_once() {
+    let run = first_run();
+    let http = reqwest::Client::new();
+    let committed: Value = serde_json::from_str(&slotgate::api::docs::openapi_json()).unwrap();
+    let placeholder = &committed["components"]["schemas"]["BookBody"]["example"]["slot_id"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let example = loop {
+        let spec: Value = http
+            .get(format!("{}/api-docs/openapi.json", run.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let schemas = &spec["components"]["schemas"];
+        // Live examples are made together: a live booking example means a live waitlist one.
+        if &schemas["BookBody"]["example"]["slot_id"] != placeholder {
+            break schemas["WaitlistBody"]["example"].clone();
+        }
+        assert!(Instant::now() < deadline, "no live examples");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(example["patient_id"], run.patient.as_str());
+    let r = http
+        .post(format!("{}/v1/waitlist", run.base))
+        .bearer_auth(&run.token)
+        .json(&example)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // The demo clinic has open times: one is offered within seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let offer = loop {
+        let list: Value = http
+            .get(format!("{}/v1/waitlist", run.base))
+            .bearer_auth(&run.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(offer) = list["entries"][0].get("offer") {
+            break offer.clone();
+        }
+        assert!(Instant::now() < deadline, "no offer: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let r = http
+        .post(format!(
+            "{}/v1/waitlist/offers/{}/accept",
+            run.base,
+            offer["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&run.token)
+        .header("Idempotency-Key", "swagger-ui-accept")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["start"], offer["slot"]["start"]);
+    assert_eq!(body["patient_id"], run.patient.as_str());
+}

@@ -211,6 +211,45 @@ impl TestApp {
     }
 }
 
+/// Books in Canvas itself, as front-desk staff do in its UI (slotgate is not asked): an
+/// Appointment for the patient and practitioner at the slot's time and location. Its id.
+pub async fn book_in_canvas(
+    canvas: &SandboxControl,
+    canvas_url: &str,
+    slot: &serde_json::Value,
+    patient: &str,
+    practitioner: &str,
+) -> String {
+    let location = slot["location"]["id"]
+        .as_str()
+        .expect("the slot's location");
+    let r = reqwest::Client::new()
+        .post(format!("{canvas_url}/Appointment"))
+        .bearer_auth(canvas.issue_token())
+        .json(&serde_json::json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "appointmentType": {"coding": [{"system": "http://snomed.info/sct", "code": "448337001"}]},
+            "supportingInformation": [{"reference": format!("Location/{location}")}],
+            "start": slot["start"], "end": slot["end"],
+            "participant": [
+                {"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"},
+                {"actor": {"reference": format!("Practitioner/{practitioner}")}, "status": "accepted"}
+            ]
+        }))
+        .send()
+        .await
+        .expect("the sandbox answers");
+    assert_eq!(r.status(), 201);
+    r.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.split("/Appointment/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .expect("Canvas's Location header")
+        .to_owned()
+}
+
 /// A fresh idempotency key.
 pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()

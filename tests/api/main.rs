@@ -25,4 +25,5 @@ mod seed;
 mod slot_cache;
 mod slow_canvas;
 mod sync;
+mod waitlist;
 mod wire;

@@ -118,5 +118,14 @@ async fn the_demo_serves_the_committed_spec_with_live_booking_examples() {
             "{body}: a live slot, not the committed example"
         );
     }
+    // The waitlist's example: the demo patient, waiting two weeks from today.
+    let live = served["components"]["schemas"]["WaitlistBody"]["example"].take();
+    committed["components"]["schemas"]["WaitlistBody"]["example"].take();
+    let fortnight = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+        .saturating_add(jiff::Span::new().days(14));
+    assert_eq!(live["latest_date"], fortnight.to_string(), "{live}");
+    assert_eq!(live["reason_code"], "FLUP");
     assert_eq!(served, committed, "nothing else differs");
 }

@@ -440,7 +440,7 @@ async fn the_sync_store_keeps_every_promise_on_redis() {
     .await;
 }
 
-async fn leads(app: &TestApp) -> bool {
+pub async fn leads(app: &TestApp) -> bool {
     let admin = app.token(None, "scheduling.admin");
     let status: Value = app
         .get("/v1/admin/sync", Some(&admin))

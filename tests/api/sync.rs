@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::availability::OPEN_WINDOW;
 use crate::booking::{SOFIA, a_slot, booking};
-use crate::helpers::{TestApp, assert_problem, key, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, book_in_canvas, key, spawn_app_with};
 use crate::seed::*;
 
 pub const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -1288,34 +1288,14 @@ async fn a_booking_made_in_canvas_itself_reaches_every_sink_once() {
     // Front-desk staff book in Canvas's own UI: slotgate only hears the notification.
     let me = app.patient_token(SOFIA);
     let slot = a_slot(&app, &me, OKAFOR, 5).await;
-    let sandbox = app.sandbox.as_ref().unwrap();
-    let r = app
-        .http
-        .post(format!("{}/Appointment", app.sandbox_url.as_ref().unwrap()))
-        .bearer_auth(sandbox.issue_token())
-        .json(&json!({
-            "resourceType": "Appointment",
-            "status": "booked",
-            "appointmentType": {"coding": [{"system": "http://snomed.info/sct", "code": "448337001"}]},
-            "supportingInformation": [{"reference": format!("Location/{OAKLAND}")}],
-            "start": slot["start"], "end": slot["end"],
-            "participant": [
-                {"actor": {"reference": format!("Patient/{SOFIA}")}, "status": "accepted"},
-                {"actor": {"reference": format!("Practitioner/{OKAFOR}")}, "status": "accepted"}
-            ]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let id = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .and_then(|l| l.split("/Appointment/").nth(1))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_owned();
+    let id = book_in_canvas(
+        app.sandbox.as_ref().unwrap(),
+        app.sandbox_url.as_ref().unwrap(),
+        &slot,
+        SOFIA,
+        OKAFOR,
+    )
+    .await;
     let inserts = |requests: Vec<Request>| {
         requests
             .iter()

@@ -47,6 +47,16 @@ pub trait Sink: Send + Sync {
         record: Option<&'a SinkRecord>,
         event: Option<&'a CalendarEvent>,
     ) -> BoxFuture<'a, Outcome>;
+    /// Sends a message that is not an appointment's state (`waitlist.offer`), for sinks that
+    /// take messages; calendars do not (`None`).
+    fn announce<'a>(
+        &'a self,
+        _kind: &'a str,
+        _message_id: &'a str,
+        _data: &'a serde_json::Value,
+    ) -> Option<BoxFuture<'a, Outcome>> {
+        None
+    }
 }
 
 /// An OAuth access token kept until shortly before it expires, fetched by one caller at a time.

@@ -80,39 +80,57 @@ impl Sink for WebhookSink {
             let Some(body) = message(job, record, event) else {
                 return Outcome::Delivered { external_id: None };
             };
-            let body = body.to_string().into_bytes();
-            let timestamp = jiff::Timestamp::now().as_second();
-            let signature = signature::sign(&self.key, &job.message_id, timestamp, &body);
-            let sent = self
-                .http
-                .post(self.url.clone())
-                .header("content-type", "application/json")
-                .header("webhook-id", &job.message_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature)
-                .body(body)
-                .send()
-                .await;
-            match sent {
-                // The contract: 2xx is delivered, anything else is tried again until
-                // `max_attempts` (a receiver's 4xx is often a deploy in progress, not a verdict).
-                Ok(r) => match classify(r.status(), retry_after(&r)) {
-                    None => Outcome::Delivered { external_id: None },
-                    Some(Outcome::Failed(reason)) => Outcome::Retry {
-                        reason,
-                        after: retry_after(&r),
-                    },
-                    Some(other) => other,
-                },
-                Err(e) => Outcome::Retry {
-                    reason: if e.is_timeout() {
-                        "no answer in 10 s".into()
-                    } else {
-                        "unreachable".into()
-                    },
-                    after: None,
-                },
-            }
+            self.send(&job.message_id, &body).await
         })
+    }
+
+    fn announce<'a>(
+        &'a self,
+        kind: &'a str,
+        message_id: &'a str,
+        data: &'a serde_json::Value,
+    ) -> Option<BoxFuture<'a, Outcome>> {
+        let body =
+            json!({"type": kind, "timestamp": jiff::Timestamp::now().to_string(), "data": data});
+        Some(Box::pin(async move { self.send(message_id, &body).await }))
+    }
+}
+
+impl WebhookSink {
+    /// One signed Standard Webhooks POST.
+    async fn send(&self, message_id: &str, body: &serde_json::Value) -> Outcome {
+        let body = body.to_string().into_bytes();
+        let timestamp = jiff::Timestamp::now().as_second();
+        let signature = signature::sign(&self.key, message_id, timestamp, &body);
+        let sent = self
+            .http
+            .post(self.url.clone())
+            .header("content-type", "application/json")
+            .header("webhook-id", message_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            // The contract: 2xx is delivered, anything else is tried again until
+            // `max_attempts` (a receiver's 4xx is often a deploy in progress, not a verdict).
+            Ok(r) => match classify(r.status(), retry_after(&r)) {
+                None => Outcome::Delivered { external_id: None },
+                Some(Outcome::Failed(reason)) => Outcome::Retry {
+                    reason,
+                    after: retry_after(&r),
+                },
+                Some(other) => other,
+            },
+            Err(e) => Outcome::Retry {
+                reason: if e.is_timeout() {
+                    "no answer in 10 s".into()
+                } else {
+                    "unreachable".into()
+                },
+                after: None,
+            },
+        }
     }
 }

@@ -1,0 +1,480 @@
+//! Offers, made by the sync leader alone: whenever cached availability changes (a cancellation
+//! seen through slotgate's own writes, a Canvas notification, the reconciler, a hold let go) and
+//! every `[waitlist] scan_interval_ms`, lapsed offers pass their slot on, and each waiting entry,
+//! oldest first, is offered the first slot that satisfies it under every booking rule (the
+//! same availability computation patients' questions use: licensure on that date, reason,
+//! duration, modality, window, holds and bookings in flight), not within `stop_hours_before`,
+//! before the visit it would replace, and not one it let go. The slot is held for the offer
+//! (so never offered twice at once), and a patient has one open offer at a time.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+
+use super::{let_go, today};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::rules::model::Modality;
+use crate::scheduling::Services;
+use crate::scheduling::availability::{self, Query};
+use crate::scheduling::browse::busy_slots;
+use crate::scheduling::slot_id::SlotClaim;
+use crate::store::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+use crate::store::{Hold, HoldOutcome};
+use crate::types::{PractitionerId, UsState};
+
+/// What the webhook sinks are told of an offer.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub offer: Offer,
+    pub practitioner_name: String,
+    pub location_name: String,
+    /// The location's: the slot's times are told in it, as appointments' are.
+    pub timezone: jiff::tz::TimeZone,
+}
+
+/// Tells the webhook sinks of an offer; `true` once every one has it.
+pub type Announce = Arc<dyn Fn(Notice) -> BoxFuture<'static, bool> + Send + Sync>;
+
+pub fn spawn(
+    s: Arc<Services>,
+    metrics: Option<Metrics>,
+    announce: Announce,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(s.settings.waitlist.scan_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = s.slot_cache.changed() => {}
+            }
+            let one: BoxFuture<'_, Result<usize, ApiError>> =
+                Box::pin(pass(&s, metrics.as_ref(), &announce));
+            if let Err(e) = one.await {
+                tracing::warn!(error = %e.detail, "waitlist: a pass did not finish");
+            }
+        }
+    })
+}
+
+/// Every replica reports how many entries wait (the list is shared; whichever replica a
+/// scrape reaches tells the same).
+pub fn spawn_reporting(s: Arc<Services>, metrics: Metrics) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(entries) = s.store.entries().await {
+                let day = today();
+                let waiting = entries.iter().filter(|e| e.latest_date >= day).count();
+                metrics
+                    .waitlist_entries
+                    .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    })
+}
+
+/// One pass: lapsed offers passed on, offers made, offers announced.
+pub async fn pass(
+    s: &Services,
+    metrics: Option<&Metrics>,
+    announce: &Announce,
+) -> Result<usize, ApiError> {
+    let store_error = super::store_error;
+    let now = Timestamp::now();
+    let lapsed: Vec<Offer> = s
+        .store
+        .offers()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|o| o.status == OfferStatus::Open && o.expires_at <= now)
+        .collect();
+    for offer in lapsed {
+        if let_go(s, &offer, OfferStatus::Expired).await? {
+            count(metrics, "expired");
+        }
+    }
+    let mut entries = s.store.entries().await.map_err(store_error)?;
+    entries.sort_by_key(|e| e.created_at);
+    let day = today();
+    let gone: Vec<String> = entries
+        .iter()
+        .filter(|e| e.latest_date < day && e.status == EntryStatus::Waiting)
+        .map(|e| e.id.clone())
+        .collect();
+    for id in gone {
+        let _ = s.store.remove_entry(id).await;
+    }
+    entries.retain(|e| e.latest_date >= day);
+    if let Some(m) = metrics {
+        m.waitlist_entries
+            .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+    }
+    let offers = s.store.offers().await.map_err(store_error)?;
+    let mut busy_patients: Vec<String> = offers
+        .iter()
+        .filter(|o| o.status == OfferStatus::Open)
+        .map(|o| o.patient.clone())
+        .collect();
+    let mut made = 0;
+    let waiting: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| e.status == EntryStatus::Waiting)
+        .collect();
+    for entry in waiting {
+        if busy_patients.contains(&entry.patient) {
+            continue;
+        }
+        if offer_to(s, &entry, now).await? {
+            busy_patients.push(entry.patient.clone());
+            made += 1;
+            count(metrics, "made");
+        }
+    }
+    let unannounced: Vec<Offer> = s
+        .store
+        .offers()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|o| o.status == OfferStatus::Open && !o.notified)
+        .collect();
+    for offer in unannounced {
+        let id = offer.id.clone();
+        let notice = notice(s, offer).await;
+        if announce(notice).await {
+            let _ = s.store.offer_notified(id).await;
+        }
+    }
+    let day_ago = now
+        .checked_sub(SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let _ = s.store.prune_offers(day_ago).await;
+    Ok(made)
+}
+
+fn count(metrics: Option<&Metrics>, outcome: &str) {
+    if let Some(m) = metrics {
+        m.waitlist_offers.with_label_values(&[outcome]).inc();
+    }
+}
+
+async fn notice(s: &Services, offer: Offer) -> Notice {
+    let snapshot = s.directory.snapshot().await.ok();
+    let practitioner_name = snapshot
+        .as_ref()
+        .and_then(|snap| {
+            let id: PractitionerId = offer.practitioner.parse().ok()?;
+            snap.clinicians.get(&id).map(|c| c.name.clone())
+        })
+        .unwrap_or_default();
+    let place = snapshot
+        .as_ref()
+        .and_then(|snap| snap.place_by_id(&offer.location_id));
+    let location_name = place.map(|p| p.name.clone()).unwrap_or_default();
+    let timezone = place.map_or(jiff::tz::TimeZone::UTC, |p| p.info.timezone.clone());
+    Notice {
+        offer,
+        practitioner_name,
+        location_name,
+        timezone,
+    }
+}
+
+/// Offers the entry the first slot that satisfies it, if any; whether one was offered.
+async fn offer_to(s: &Services, entry: &Entry, now: Timestamp) -> Result<bool, ApiError> {
+    let Some(query) = query_of(s, entry).await else {
+        return Ok(false);
+    };
+    let snapshot = s.directory.snapshot().await?;
+    let clinic = snapshot.policy.clone();
+    let window = crate::rules::window::window(&clinic.booking, now, false);
+    let (busy, _) = busy_slots(s).await.map_err(super::store_error)?;
+    let answer = availability::find(
+        snapshot,
+        false,
+        &s.slot_cache,
+        &query,
+        window,
+        &busy,
+        s.settings.canvas.max_concurrency,
+    )
+    .await?;
+    let waitlist = s.settings.waitlist;
+    let not_before = now
+        .saturating_add(SignedDuration::try_from(waitlist.stop_before).unwrap_or_default())
+        .unwrap_or(now);
+    for o in answer.offers {
+        if !may_offer(entry, o.practitioner.as_str(), o.start, not_before) {
+            continue;
+        }
+        let claim = SlotClaim {
+            practitioner: o.practitioner.clone(),
+            location_key: o.place.info.schedule_key.clone(),
+            start: o.start.as_second(),
+            duration_minutes: entry.duration,
+            modality: o.modality,
+            reason: entry.reason_code.clone(),
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let expires_at = now
+            .saturating_add(SignedDuration::try_from(waitlist.offer).unwrap_or_default())
+            .unwrap_or(now);
+        let hold = Hold {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: Offer::hold_owner(&id),
+            patient: None,
+            slot_id: s.slot_ids.issue(&claim),
+            practitioner: o.practitioner.clone(),
+            start: o.start,
+            end: o.end,
+            expires_at,
+        };
+        // The hold is what keeps the slot for this offer alone; a slot someone took meanwhile
+        // is skipped.
+        if s.store
+            .put_hold(hold.clone(), 1, now)
+            .await
+            .map_err(super::store_error)?
+            != HoldOutcome::Created
+        {
+            continue;
+        }
+        let offer = Offer {
+            id,
+            entry_id: entry.id.clone(),
+            patient: entry.patient.clone(),
+            slot_id: hold.slot_id.clone(),
+            hold_id: hold.id.clone(),
+            practitioner: o.practitioner.to_string(),
+            location_id: o.place.info.id.clone(),
+            start: o.start,
+            end: o.end,
+            modality: o.modality,
+            made_at: now,
+            expires_at,
+            status: OfferStatus::Open,
+            notified: false,
+        };
+        s.store.put_offer(offer).await.map_err(super::store_error)?;
+        let mut offered = entry.clone();
+        offered.status = EntryStatus::Offered;
+        let _ = s.store.update_entry(offered).await;
+        s.slot_cache.touch();
+        tracing::info!(practitioner = %o.practitioner, "waitlist: an opening offered");
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Whether a slot every booking rule allows for an entry may be offered to it: not starting
+/// before `not_before` (`stop_hours_before` from now), with a clinician it accepts, earlier than
+/// the visit it would replace, and not one it let go.
+pub fn may_offer(
+    entry: &Entry,
+    practitioner: &str,
+    start: Timestamp,
+    not_before: Timestamp,
+) -> bool {
+    let wanted = entry.practitioner_ids.is_empty()
+        || entry.practitioner_ids.iter().any(|p| p == practitioner);
+    start >= not_before
+        && wanted
+        && entry.before_start.is_none_or(|b| start < b)
+        && !entry.passed.contains(&Offer::slot_key(practitioner, start))
+}
+
+/// The UTC days an entry's question covers today: from its earliest date (never before today)
+/// to its latest (never past the day of the visit it would replace), at most `max_range_days`
+/// of them (the rest are asked as the days go by); `None` when nothing is left.
+pub fn dates(entry: &Entry, today: Date, max_range_days: u32) -> Option<(Date, Date)> {
+    let first = entry.earliest_date.unwrap_or(today).max(today);
+    let last_allowed = entry
+        .before_start
+        .map(|b| b.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
+        .map_or(entry.latest_date, |b| b.min(entry.latest_date));
+    let span = i64::from(max_range_days.max(1)) - 1;
+    let last = first
+        .saturating_add(jiff::Span::new().days(span))
+        .min(last_allowed);
+    (first <= last).then_some((first, last))
+}
+
+/// The availability question an entry asks: its reason, duration and modality, its state,
+/// from its earliest date (or today) over at most `max_range_days`.
+async fn query_of(s: &Services, entry: &Entry) -> Option<Query> {
+    let clinic = s.policy();
+    let reason = clinic.rules.reason(&entry.reason_code)?.clone();
+    let state: UsState = entry.patient_state.parse().ok()?;
+    let modalities: Vec<Modality> = match entry.modality {
+        Some(m) => vec![m],
+        None => reason.modalities.keys().copied().collect(),
+    };
+    let (first, last) = dates(entry, today(), clinic.booking.max_range_days)?;
+    let practitioner = match entry.practitioner_ids.as_slice() {
+        [one] => one.parse().ok(),
+        _ => None,
+    };
+    Some(Query {
+        reason,
+        duration_minutes: entry.duration,
+        patient_state: Some(state),
+        modalities,
+        start: first,
+        end: last,
+        tz: jiff::tz::TimeZone::UTC,
+        practitioner,
+        location: entry.location_id.clone(),
+        specialty: None,
+        language: None,
+        limit: 50,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OKAFOR: &str = "c48de0f40beb4fee86f872da7a840cf9";
+    const REYES: &str = "f8caf3fdef4f451a8f708556591ee1c2";
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn entry() -> Entry {
+        Entry {
+            id: "e".into(),
+            owner: "patient".into(),
+            patient: "97491556534444838b94dbb0909b6b3d".into(),
+            reason_code: "FLUP".into(),
+            duration: 30,
+            patient_state: "CA".into(),
+            modality: None,
+            practitioner_ids: Vec::new(),
+            location_id: None,
+            earliest_date: None,
+            latest_date: "2026-12-31".parse().unwrap(),
+            before_appointment_id: None,
+            before_start: None,
+            created_at: at("2026-12-01T00:00:00Z"),
+            status: EntryStatus::Waiting,
+            passed: Vec::new(),
+        }
+    }
+
+    fn day(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_days_asked_start_today_at_the_earliest_and_cross_month_ends() {
+        let mut e = entry();
+        e.earliest_date = Some(day("2026-11-20"));
+        e.latest_date = day("2027-01-15");
+        assert_eq!(
+            dates(&e, day("2026-12-25"), 14),
+            Some((day("2026-12-25"), day("2027-01-07")))
+        );
+        e.earliest_date = Some(day("2027-01-10"));
+        assert_eq!(
+            dates(&e, day("2026-12-25"), 14),
+            Some((day("2027-01-10"), day("2027-01-15")))
+        );
+    }
+
+    #[test]
+    fn the_days_asked_end_with_the_visit_it_replaces_and_may_be_none() {
+        let mut e = entry();
+        e.before_start = Some(at("2026-12-08T01:30:00Z"));
+        assert_eq!(
+            dates(&e, day("2026-12-04"), 31),
+            Some((day("2026-12-04"), day("2026-12-08")))
+        );
+        e.before_start = Some(at("2026-12-03T17:00:00Z"));
+        assert_eq!(
+            dates(&e, day("2026-12-04"), 31),
+            None,
+            "the visit is in the past"
+        );
+        let mut late = entry();
+        late.latest_date = day("2026-12-03");
+        assert_eq!(
+            dates(&late, day("2026-12-04"), 31),
+            None,
+            "its last day passed"
+        );
+    }
+
+    #[test]
+    fn nothing_closer_than_the_stop_time_is_offered() {
+        let not_before = at("2026-12-04T18:00:00Z");
+        assert!(!may_offer(
+            &entry(),
+            OKAFOR,
+            at("2026-12-04T17:59:59Z"),
+            not_before
+        ));
+        assert!(may_offer(&entry(), OKAFOR, not_before, not_before));
+    }
+
+    #[test]
+    fn only_the_clinicians_the_entry_names() {
+        let mut e = entry();
+        let (start, not_before) = (at("2026-12-10T17:00:00Z"), at("2026-12-04T18:00:00Z"));
+        assert!(
+            may_offer(&e, REYES, start, not_before),
+            "any, when none named"
+        );
+        e.practitioner_ids = vec![OKAFOR.into()];
+        assert!(!may_offer(&e, REYES, start, not_before));
+        assert!(may_offer(&e, OKAFOR, start, not_before));
+    }
+
+    #[test]
+    fn only_strictly_earlier_than_the_visit_it_replaces() {
+        let mut e = entry();
+        let visit = at("2026-12-10T17:00:00Z");
+        e.before_start = Some(visit);
+        let not_before = at("2026-12-04T18:00:00Z");
+        assert!(
+            !may_offer(&e, OKAFOR, visit, not_before),
+            "the same time is no earlier"
+        );
+        assert!(!may_offer(
+            &e,
+            OKAFOR,
+            at("2026-12-11T17:00:00Z"),
+            not_before
+        ));
+        assert!(may_offer(
+            &e,
+            OKAFOR,
+            at("2026-12-10T16:45:00Z"),
+            not_before
+        ));
+    }
+
+    #[test]
+    fn a_slot_let_go_is_never_offered_again_but_the_clinicians_others_are() {
+        let mut e = entry();
+        let start = at("2026-12-10T17:00:00Z");
+        e.passed.push(Offer::slot_key(OKAFOR, start));
+        let not_before = at("2026-12-04T18:00:00Z");
+        assert!(!may_offer(&e, OKAFOR, start, not_before));
+        assert!(
+            may_offer(&e, REYES, start, not_before),
+            "another clinician at that time"
+        );
+        assert!(may_offer(
+            &e,
+            OKAFOR,
+            at("2026-12-10T17:30:00Z"),
+            not_before
+        ));
+    }
+}

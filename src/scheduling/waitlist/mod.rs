@@ -1,0 +1,361 @@
+//! The waitlist: patients waiting for an earlier time, and offers of a held slot when one opens.
+//! Entries and offers live in the shared state (any replica answers, a restart loses none); the
+//! sync leader makes the offers (`matcher`); accepting books through the normal booking path,
+//! spending the offer's hold, exactly once.
+
+pub mod matcher;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use super::Services;
+use super::booking::{self, Attempt, BookRequest, Made};
+use super::lifecycle::{self, Reschedule};
+use crate::auth::Principal;
+use crate::canvas::fhir;
+use crate::error::{ApiError, Code, FieldError};
+use crate::rules::model::Modality;
+use crate::rules::policy;
+use crate::store::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+use crate::types::{PatientId, PractitionerId, UsState};
+
+/// A patient's request to be offered an earlier time.
+pub struct NewEntry {
+    pub patient: PatientId,
+    pub reason_code: String,
+    pub duration: u32,
+    pub patient_state: UsState,
+    pub modality: Option<Modality>,
+    pub practitioner_ids: Vec<PractitionerId>,
+    pub location_id: Option<String>,
+    pub earliest_date: Option<Date>,
+    pub latest_date: Date,
+    pub before_appointment_id: Option<String>,
+}
+
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    super::booking_store_error(e)
+}
+
+fn today() -> Date {
+    Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+/// Adds the entry, checked with the booking rules that do not depend on a slot.
+pub async fn join(s: &Services, caller: &Principal, new: NewEntry) -> Result<Entry, ApiError> {
+    if !caller.may_act_for(&new.patient) {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "This token may not join the waitlist for this patient.",
+        ));
+    }
+    let snapshot = s.directory.snapshot().await?;
+    let clinic = snapshot.policy.clone();
+    let staff = caller.scopes.staff;
+    let reason = policy::bookable_reason(&clinic.rules, &new.reason_code, staff)?;
+    policy::check_duration(reason, new.duration)?;
+    if let Some(m) = new.modality {
+        policy::appointment_type(reason, m)?;
+    }
+    let mut problems = Vec::new();
+    if new.latest_date < today() {
+        problems.push(FieldError {
+            field: "latest_date".into(),
+            message: "must not be in the past".into(),
+        });
+    }
+    if new.earliest_date.is_some_and(|e| e > new.latest_date) {
+        problems.push(FieldError {
+            field: "earliest_date".into(),
+            message: "must not be after latest_date".into(),
+        });
+    }
+    for (i, p) in new.practitioner_ids.iter().enumerate() {
+        if !snapshot.clinicians.contains_key(p) {
+            problems.push(FieldError {
+                field: format!("practitioner_ids[{i}]"),
+                message: "is not a schedulable practitioner".into(),
+            });
+        }
+    }
+    if let Some(l) = &new.location_id
+        && snapshot.place_by_id(l).is_none()
+    {
+        problems.push(FieldError {
+            field: "location_id".into(),
+            message: "is not a location from /v1/locations".into(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::unprocessable_fields(problems));
+    }
+    if s.canvas.patient(&new.patient).await?.is_none() {
+        return Err(ApiError::new(
+            Code::PatientNotFound,
+            "Canvas has no such patient.",
+        ));
+    }
+    let before_start = match &new.before_appointment_id {
+        Some(id) => Some(visit_to_replace(s, caller, &new.patient, id).await?),
+        None => None,
+    };
+    let entry = Entry {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner: caller.subject.clone(),
+        patient: new.patient.to_string(),
+        reason_code: reason.code.clone(),
+        duration: new.duration,
+        patient_state: new.patient_state.to_string(),
+        modality: new.modality,
+        practitioner_ids: new
+            .practitioner_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        location_id: new.location_id,
+        earliest_date: new.earliest_date,
+        latest_date: new.latest_date,
+        before_appointment_id: new.before_appointment_id,
+        before_start,
+        created_at: Timestamp::now(),
+        status: EntryStatus::Waiting,
+        passed: Vec::new(),
+    };
+    let max = s.settings.waitlist.max_entries_per_patient;
+    if !s
+        .store
+        .add_entry(entry.clone(), max)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(
+            Code::WaitlistLimitReached,
+            format!("This patient already waits with {max} entries, the most allowed."),
+        ));
+    }
+    // The leader looks at once.
+    s.slot_cache.touch();
+    Ok(entry)
+}
+
+/// The visit an entry would replace: the patient's own, still to come; its start.
+async fn visit_to_replace(
+    s: &Services,
+    caller: &Principal,
+    patient: &PatientId,
+    id: &str,
+) -> Result<Timestamp, ApiError> {
+    let not_found = || {
+        ApiError::unprocessable_fields(vec![FieldError {
+            field: "before_appointment_id".into(),
+            message: "is not an upcoming visit of this patient".into(),
+        }])
+    };
+    let visit = lifecycle::visible(s, caller, id)
+        .await
+        .map_err(|_| not_found())?;
+    let ours = visit.participant_id("Patient") == Some(patient.as_str());
+    match visit.start {
+        Some(start) if ours && visit.status.blocks_time() && start.timestamp > Timestamp::now() => {
+            Ok(start.timestamp)
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// A patient's entries (or, for staff, everyone's), oldest first, each with its open offer.
+pub async fn list(
+    s: &Services,
+    patient: Option<&PatientId>,
+) -> Result<Vec<(Entry, Option<Offer>)>, ApiError> {
+    let entries = s.store.entries().await.map_err(store_error)?;
+    let offers = s.store.offers().await.map_err(store_error)?;
+    let mut mine: Vec<(Entry, Option<Offer>)> = entries
+        .into_iter()
+        .filter(|e| patient.is_none_or(|p| e.patient == p.as_str()))
+        .map(|e| {
+            let offer = offers
+                .iter()
+                .find(|o| o.entry_id == e.id && o.status == OfferStatus::Open)
+                .cloned();
+            (e, offer)
+        })
+        .collect();
+    mine.sort_by_key(|(e, _)| e.created_at);
+    Ok(mine)
+}
+
+fn may_see(caller: &Principal, patient: &str) -> bool {
+    caller.scopes.staff
+        || caller
+            .patient
+            .as_ref()
+            .is_some_and(|p| p.as_str() == patient)
+}
+
+/// Leaves the waitlist; an open offer is given back first.
+pub async fn withdraw(s: &Services, caller: &Principal, id: &str) -> Result<(), ApiError> {
+    let entries = s.store.entries().await.map_err(store_error)?;
+    let Some(entry) = entries
+        .into_iter()
+        .find(|e| e.id == id && may_see(caller, &e.patient))
+    else {
+        return Err(ApiError::not_found("There is no such waitlist entry."));
+    };
+    for offer in s.store.offers().await.map_err(store_error)? {
+        if offer.entry_id == entry.id && offer.status == OfferStatus::Open {
+            let _ = let_go(s, &offer, OfferStatus::Declined).await;
+        }
+    }
+    s.store.remove_entry(entry.id).await.map_err(store_error)?;
+    Ok(())
+}
+
+/// The offer, if the caller may act on it (anyone else is told it does not exist).
+async fn visible_offer(s: &Services, caller: &Principal, id: &str) -> Result<Offer, ApiError> {
+    s.store
+        .offers()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .find(|o| o.id == id && may_see(caller, &o.patient))
+        .ok_or_else(|| ApiError::not_found("There is no such offer."))
+}
+
+fn lapsed() -> ApiError {
+    ApiError::new(
+        Code::OfferExpired,
+        "This offer has lapsed or was answered; the patient stays on the waitlist.",
+    )
+}
+
+/// Ends an open offer without a booking: its hold goes, and its entry waits again, never to be
+/// offered that slot again. `false` when it was no longer open.
+pub async fn let_go(s: &Services, offer: &Offer, to: OfferStatus) -> Result<bool, ApiError> {
+    let Some(offer) = s
+        .store
+        .settle_offer(offer.id.clone(), OfferStatus::Open, to)
+        .await
+        .map_err(store_error)?
+    else {
+        return Ok(false);
+    };
+    let _ = s.store.remove_hold(offer.hold_id.clone()).await;
+    let entries = s.store.entries().await.map_err(store_error)?;
+    let entry_id = offer.entry_id.clone();
+    let found = entries.into_iter().find(|e| e.id == entry_id);
+    if let Some(mut entry) = found {
+        entry.status = EntryStatus::Waiting;
+        entry
+            .passed
+            .push(Offer::slot_key(&offer.practitioner, offer.start));
+        let _ = s.store.update_entry(entry).await;
+    }
+    s.slot_cache.touch();
+    Ok(true)
+}
+
+pub async fn decline(s: &Services, caller: &Principal, id: &str) -> Result<(), ApiError> {
+    let offer = visible_offer(s, caller, id).await?;
+    if offer.status != OfferStatus::Open || !let_go(s, &offer, OfferStatus::Declined).await? {
+        return Err(lapsed());
+    }
+    Ok(())
+}
+
+/// What an accepted offer made, and how long it took from the offer.
+pub struct Accepted {
+    pub appointment: fhir::Appointment,
+    pub offered_for: std::time::Duration,
+}
+
+/// Books the offered slot for the entry's patient through the booking path (or, for an entry
+/// that replaces a visit, reschedules it), spending the offer's hold.
+pub async fn accept(
+    s: &Services,
+    caller: &Principal,
+    id: &str,
+    attempt: &Attempt<'_>,
+) -> Result<Accepted, ApiError> {
+    let offer = visible_offer(s, caller, id).await?;
+    if attempt.maybe_created
+        && let Some(found) = booking::find(s, attempt.identifier).await?
+    {
+        // An earlier try of this very accept booked it.
+        return Ok(Accepted {
+            appointment: found,
+            offered_for: since(offer.made_at),
+        });
+    }
+    if offer.status != OfferStatus::Open || offer.expires_at <= Timestamp::now() {
+        return Err(lapsed());
+    }
+    let entry = s
+        .store
+        .entries()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .find(|e| e.id == offer.entry_id)
+        .ok_or_else(lapsed)?;
+    let slot = s
+        .slot_ids
+        .verify(&offer.slot_id)
+        .map_err(|e| ApiError::internal(&e))?;
+    let patient: PatientId = entry
+        .patient
+        .parse()
+        .map_err(|_| ApiError::internal(&"a waitlist entry without a patient"))?;
+    let patient_state: UsState = entry
+        .patient_state
+        .parse()
+        .map_err(|_| ApiError::internal(&"a waitlist entry without a state"))?;
+    let hold_owner = Some(Offer::hold_owner(&offer.id));
+    let made = match &entry.before_appointment_id {
+        Some(old) => {
+            let move_to = Reschedule {
+                slot,
+                patient_state,
+                hold_id: Some(offer.hold_id.clone()),
+                hold_owner,
+            };
+            lifecycle::reschedule(s, caller, old, &move_to, attempt, None, async |_| {}).await
+        }
+        None => {
+            let request = BookRequest {
+                slot,
+                reason_code: entry.reason_code.clone(),
+                patient,
+                patient_state,
+                comment: None,
+                hold_id: Some(offer.hold_id.clone()),
+                hold_owner,
+            };
+            booking::book(s, caller, &request, attempt)
+                .await
+                .map(|Made { appointment }| appointment)
+        }
+    };
+    match made {
+        Ok(appointment) => {
+            let _ = s
+                .store
+                .settle_offer(offer.id.clone(), OfferStatus::Open, OfferStatus::Accepted)
+                .await;
+            let _ = s.store.remove_entry(entry.id.clone()).await;
+            Ok(Accepted {
+                appointment,
+                offered_for: since(offer.made_at),
+            })
+        }
+        // Another accept of the same offer won the slot.
+        Err(e) if matches!(e.code, Code::SlotHeld | Code::SlotUnavailable) => Err(lapsed()),
+        Err(e) => Err(e),
+    }
+}
+
+fn since(t: Timestamp) -> std::time::Duration {
+    std::time::Duration::try_from(Timestamp::now().duration_since(t)).unwrap_or_default()
+}
