@@ -26,6 +26,10 @@ pub struct Metrics {
     pub sync_dead: prometheus::IntGaugeVec,
     /// Age of the oldest undelivered change, per sink.
     pub sync_lag: prometheus::GaugeVec,
+    /// Age of the oldest change not yet planned, per lane.
+    pub sync_unplanned_age: prometheus::GaugeVec,
+    pub sync_sweep_seconds: prometheus::Gauge,
+    pub sync_sweep_progress: prometheus::Gauge,
     /// Waitlist entries waiting (or offered), as the sync leader last counted them.
     pub waitlist_entries: IntGauge,
     /// Waitlist offers by outcome: made, accepted, declined, expired.
@@ -125,6 +129,24 @@ impl Metrics {
             &["sink"],
         )
         .expect("static metric definition");
+        let sync_unplanned_age = prometheus::GaugeVec::new(
+            Opts::new(
+                "sync_unplanned_age_seconds",
+                "Age of the oldest change not planned yet, per lane (fast: notifications, own writes, retries; sweep: since the running sweep began)",
+            ),
+            &["lane"],
+        )
+        .expect("static metric definition");
+        let sync_sweep_seconds = prometheus::Gauge::new(
+            "sync_sweep_duration_seconds",
+            "How long the last full reconciliation sweep took",
+        )
+        .expect("static metric definition");
+        let sync_sweep_progress = prometheus::Gauge::new(
+            "sync_sweep_progress_ratio",
+            "Share of clinicians the running sweep has compared (1 when none runs)",
+        )
+        .expect("static metric definition");
         let waitlist_entries = IntGauge::new(
             "waitlist_entries",
             "Waitlist entries waiting or offered (counted by the sync leader)",
@@ -153,6 +175,9 @@ impl Metrics {
             Box::new(sync_pending.clone()),
             Box::new(sync_dead.clone()),
             Box::new(sync_lag.clone()),
+            Box::new(sync_unplanned_age.clone()),
+            Box::new(sync_sweep_seconds.clone()),
+            Box::new(sync_sweep_progress.clone()),
             Box::new(slot_cache.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
@@ -180,6 +205,9 @@ impl Metrics {
             sync_pending,
             sync_dead,
             sync_lag,
+            sync_unplanned_age,
+            sync_sweep_seconds,
+            sync_sweep_progress,
             waitlist_entries,
             waitlist_offers,
             waitlist_to_booked,

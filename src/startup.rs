@@ -28,9 +28,9 @@ use crate::scheduling::slot_id::SlotIds;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::sync::{MemorySyncStore, SyncStore};
-use crate::sync::engine::SyncEngine;
 use crate::sync::inbound::Inbound;
 use crate::sync::leader::Leadership;
+use crate::sync::outbound::SyncEngine;
 use crate::telemetry::SlotgateRootSpan;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -167,7 +167,7 @@ impl Application {
                             conn.clone(),
                             key_prefix,
                         )),
-                        Arc::new(crate::store::redis_sync::RedisSyncStore::new(
+                        Arc::new(crate::store::sync::redis::RedisSyncStore::new(
                             conn.clone(),
                             key_prefix,
                         )),

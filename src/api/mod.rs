@@ -33,7 +33,7 @@ use crate::scheduling::Services;
 pub struct AppState {
     pub services: Arc<Services>,
     /// Calendar sync: own writes tell it what changed.
-    pub sync: Arc<crate::sync::engine::SyncEngine>,
+    pub sync: Arc<crate::sync::outbound::SyncEngine>,
     /// Calendar sync in: pushes from Google and Graph land here.
     pub inbound: Arc<crate::sync::inbound::Inbound>,
     /// Whether this replica is the sync leader.

@@ -48,9 +48,16 @@ pub struct ClientOptions {
 /// How long a call may wait for the per-second budget before it is refused instead.
 const MAX_BUDGET_WAIT: Duration = Duration::from_secs(2);
 
+/// Background work's share of the budget and of the calls in flight: a quarter of each, so
+/// a sweep of hundreds of clinicians leaves patients three quarters and never queues them.
+const BACKGROUND_SHARE: u32 = 4;
+
 #[derive(Clone)]
 pub struct CanvasClient {
     inner: Arc<Inner>,
+    /// Calls made for background work (sync sweeps, planning, inbound reads): they take
+    /// their own smaller share first and wait for it rather than fail.
+    background: bool,
 }
 
 struct Inner {
@@ -61,6 +68,8 @@ struct Inner {
     max_retries: u32,
     retry_base: Duration,
     budget: governor::DefaultDirectRateLimiter,
+    background_permits: Semaphore,
+    background_budget: governor::DefaultDirectRateLimiter,
     breaker: Breaker,
     metrics: Option<Metrics>,
 }
@@ -103,10 +112,27 @@ impl CanvasClient {
                     std::num::NonZeroU32::new(options.requests_per_second)
                         .unwrap_or(std::num::NonZeroU32::MIN),
                 )),
+                background_permits: Semaphore::new(
+                    (options.max_concurrency / BACKGROUND_SHARE as usize).max(1),
+                ),
+                background_budget: governor::RateLimiter::direct(governor::Quota::per_second(
+                    std::num::NonZeroU32::new(options.requests_per_second / BACKGROUND_SHARE)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                )),
                 breaker: Breaker::new(options.circuit_threshold, options.circuit_cooldown),
                 metrics,
             }),
+            background: false,
         })
+    }
+
+    /// The same client for background work: its calls stay within a quarter of the Canvas
+    /// budget and of the calls in flight, and wait for their share instead of failing.
+    pub fn background(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            background: true,
+        }
     }
 
     /// Acquires (or reuses) a token: the readiness probe's question "does Canvas answer?".
@@ -286,10 +312,18 @@ impl CanvasClient {
         let mut reauthenticated = false;
         loop {
             let token = inner.token.get(&inner.http).await?;
+            let background = if self.background {
+                let share = inner.background_permits.acquire().await;
+                inner.background_budget.until_ready().await;
+                Some(share)
+            } else {
+                None
+            };
             self.spend_budget(operation).await?;
             let permit = inner.permits.acquire().await;
             let sent = self.send_once(&method, &url, &token, body.as_deref()).await;
             drop(permit);
+            drop(background);
             let response = match sent {
                 Ok(r) => r,
                 Err(e) => {

@@ -6,12 +6,9 @@
 pub mod conformance;
 pub mod memory;
 pub mod redis;
-pub mod redis_sync;
 mod redis_waitlist;
 pub mod replicas;
 pub mod sync;
-#[doc(hidden)]
-pub mod sync_conformance;
 pub mod waitlist;
 
 use std::time::Duration;

@@ -191,6 +191,18 @@ pub fn describe(a: &fhir::Appointment, level: PhiLevel, cx: &Context<'_>) -> Opt
     Some(e)
 }
 
+/// The calendar an appointment came from (kind, calendar), when it mirrors a meeting: both
+/// directions need it (inbound to find its meetings, outbound not to echo them back).
+pub fn origin(a: &fhir::Appointment) -> Option<(&str, &str)> {
+    a.identifier
+        .iter()
+        .filter(|i| i.system.as_deref() == Some(crate::scheduling::canvas_write::CALENDAR_SYSTEM))
+        .find_map(|i| {
+            let mut parts = i.value.as_deref()?.splitn(3, ':');
+            Some((parts.next()?, parts.next()?))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

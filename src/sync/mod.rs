@@ -1,10 +1,10 @@
 //! Calendar sync: Canvas appointments mirrored to the clinic's calendars and webhooks.
 //! Talks to Canvas through `canvas/`, never through `api/`.
-pub mod engine;
 pub mod inbound;
 pub mod leader;
 pub mod mapping;
 pub mod offers;
+pub mod outbound;
 pub mod signature;
 pub mod sinks;
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::engine::SyncEngine;
+use super::outbound::SyncEngine;
 use super::sinks::Outcome;
 use crate::canvas::fhir;
 use crate::config::sync::PhiLevel;

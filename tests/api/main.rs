@@ -25,5 +25,6 @@ mod seed;
 mod slot_cache;
 mod slow_canvas;
 mod sync;
+mod sync_scale;
 mod waitlist;
 mod wire;

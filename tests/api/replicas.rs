@@ -109,6 +109,24 @@ pub async fn clinic_with_rules(
     })
     .await
     .unwrap();
+    let (rules, shared) = replica_settings(&sandbox, redis);
+    let mut layers = vec![shared.as_str(), OPEN_WINDOW, extra];
+    if rules_file.is_none() {
+        layers.insert(0, rules.as_str());
+    }
+    let mut apps = Vec::new();
+    for _ in 0..count {
+        apps.push(crate::helpers::spawn_app_from(rules_file, &layers).await);
+    }
+    (sandbox, apps)
+}
+
+/// The demo clinic's rules, and the settings every replica of a clinic on `sandbox` shares
+/// (Canvas, tokens, slot ids; Redis with a fresh prefix when given).
+fn replica_settings(
+    sandbox: &slotgate::sandbox::Sandbox,
+    redis: Option<&RedisServer>,
+) -> (String, String) {
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
@@ -131,15 +149,15 @@ pub async fn clinic_with_rules(
          [booking]\nslot_id_secret = \"{SECRET}\"\n{state}",
         sandbox.base_url(),
     );
-    let mut layers = vec![shared.as_str(), OPEN_WINDOW, extra];
-    if rules_file.is_none() {
-        layers.insert(0, rules.as_str());
-    }
-    let mut apps = Vec::new();
-    for _ in 0..count {
-        apps.push(crate::helpers::spawn_app_from(rules_file, &layers).await);
-    }
-    (sandbox, apps)
+    (rules, shared)
+}
+
+/// One more replica of the clinic on `sandbox`, on the memory store: a process started anew,
+/// with nothing saved.
+pub async fn fresh_replica(sandbox: &slotgate::sandbox::Sandbox, extra: &str) -> TestApp {
+    let (rules, shared) = replica_settings(sandbox, None);
+    crate::helpers::spawn_app_from(None, &[rules.as_str(), shared.as_str(), OPEN_WINDOW, extra])
+        .await
 }
 
 pub fn creates(sandbox: &slotgate::sandbox::Sandbox) -> usize {
@@ -428,11 +446,11 @@ async fn the_sync_store_keeps_every_promise_on_redis() {
     let redis = RedisServer::start();
     let client = redis::Client::open(redis.url()).unwrap();
     let conn = slotgate::store::redis::connection(&client).unwrap();
-    slotgate::store::sync_conformance::run(|| {
+    slotgate::store::sync::conformance::run(|| {
         let conn = conn.clone();
         async move {
             let prefix = format!("c{}:", uuid::Uuid::new_v4().simple());
-            Box::new(slotgate::store::redis_sync::RedisSyncStore::new(
+            Box::new(slotgate::store::sync::redis::RedisSyncStore::new(
                 conn, &prefix,
             )) as Box<dyn slotgate::store::sync::SyncStore>
         }

@@ -203,7 +203,7 @@ where
     panic!("never happened: {what}");
 }
 
-async fn ok_receiver() -> MockServer {
+pub async fn ok_receiver() -> MockServer {
     let hooks = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hooks"))
@@ -509,7 +509,22 @@ async fn a_booking_reaches_every_sink_once_at_its_phi_level() {
 /// Changes an appointment directly in Canvas (the sandbox), as its own UI would: a PUT with
 /// the fields that change, the rest re-sent as read.
 pub async fn canvas_put(app: &TestApp, id: &str, change: impl FnOnce(&mut Value)) {
-    let sandbox = app.sandbox.as_ref().unwrap();
+    canvas_put_on(
+        app.sandbox.as_ref().unwrap(),
+        app.sandbox_url.as_ref().unwrap(),
+        id,
+        change,
+    )
+    .await;
+}
+
+/// Changes an appointment in Canvas itself, as staff do in its UI.
+pub async fn canvas_put_on(
+    sandbox: &slotgate::sandbox::SandboxControl,
+    canvas_url: &str,
+    id: &str,
+    change: impl FnOnce(&mut Value),
+) {
     let current = sandbox
         .appointments()
         .into_iter()
@@ -525,12 +540,8 @@ pub async fn canvas_put(app: &TestApp, id: &str, change: impl FnOnce(&mut Value)
         "identifier": current.identifier,
     });
     change(&mut body);
-    let r = app
-        .http
-        .put(format!(
-            "{}/Appointment/{id}",
-            app.sandbox_url.as_ref().unwrap()
-        ))
+    let r = reqwest::Client::new()
+        .put(format!("{canvas_url}/Appointment/{id}"))
         .bearer_auth(sandbox.issue_token())
         .json(&body)
         .send()

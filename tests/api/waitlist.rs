@@ -17,7 +17,7 @@ use crate::replicas::{RedisServer, clinic, creates};
 use crate::seed::*;
 use crate::sync::{CANVAS_SECRET, HOOK_SECRET, canvas_put, eventually};
 
-const JAMES: &str = "dd29985f53784d5eb45ee0a157c5f866"; // CA
+pub const JAMES: &str = "dd29985f53784d5eb45ee0a157c5f866"; // CA
 const LUCAS: &str = "e43a5a99d2524f3b9905679312409024"; // TX
 
 /// The matcher looks twice a second; notifications wake it at once anyway.

@@ -10,7 +10,7 @@ use crate::config::sync::InboundSettings;
 use crate::scheduling::Services;
 use crate::scheduling::canvas_write::{self, CALENDAR_SYSTEM, NewEvent};
 use crate::store::Booked;
-use crate::sync::engine::SyncEngine;
+use crate::sync::outbound::SyncEngine;
 
 /// What slotgate made of one meeting: the Canvas Other Event and the times it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,17 +30,6 @@ impl Mirror {
 /// The identifier value of a meeting's Other Event: `<google|graph>:<calendar>:<event id>`.
 pub fn identifier(cal: &InboundSettings, event_id: &str) -> String {
     format!("{}:{}:{event_id}", cal.kind().as_str(), cal.calendar)
-}
-
-/// The calendar an appointment came from (kind, calendar), when it mirrors a meeting.
-pub fn origin(a: &Appointment) -> Option<(&str, &str)> {
-    a.identifier
-        .iter()
-        .filter(|i| i.system.as_deref() == Some(CALENDAR_SYSTEM))
-        .find_map(|i| {
-            let mut parts = i.value.as_deref()?.splitn(3, ':');
-            Some((parts.next()?, parts.next()?))
-        })
 }
 
 /// Makes Canvas hold `want` (or nothing) for the meeting. `known` is what slotgate made of it

@@ -20,7 +20,7 @@ use self::meeting::{Decision, Meeting};
 use crate::config::sync::{CalendarAccess, InboundSettings};
 use crate::scheduling::Services;
 use crate::store::sync::{ReadAsk, SyncStore};
-use crate::sync::engine::SyncEngine;
+use crate::sync::outbound::SyncEngine;
 use crate::sync::sinks::Outcome;
 use crate::sync::sinks::google::GoogleApi;
 use crate::sync::sinks::graph::GraphApi;

@@ -370,6 +370,7 @@ mod tests {
             not_before: jiff::Timestamp::UNIX_EPOCH,
             last_error: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
+            lane: crate::store::sync::Lane::Fast,
         }
     }
 

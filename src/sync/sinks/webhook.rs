@@ -37,7 +37,12 @@ pub fn message(
     record: Option<&SinkRecord>,
     event: Option<&CalendarEvent>,
 ) -> Option<serde_json::Value> {
-    let held = record.is_some_and(|r| r.delivered.is_some());
+    // Without a record, a job that must be sent says the receiver may have heard of it
+    // (slotgate's state was lost): a removal then tells of the cancellation.
+    let held = match record {
+        Some(r) => r.delivered.is_some(),
+        None => job.must_send && event.is_none(),
+    };
     let (kind, data) = match (event, held) {
         (Some(e), false) => ("appointment.created", json!(e)),
         (Some(e), true) => ("appointment.updated", json!(e)),

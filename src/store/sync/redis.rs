@@ -1,0 +1,814 @@
+//! Calendar-sync state in Redis, shared by every replica. Nothing is one document: each sink's
+//! queue is a sorted set per lane (by due time), a hash of waiting and of running jobs by
+//! appointment, a sorted set of leases (by expiry), and dead letters in a sorted set of their
+//! own; every step is one script, so its cost does not grow with the backlog and no replica
+//! sees half of it. The rules are [`super::queue::Queue`]'s, checked by the conformance suite.
+
+use std::collections::BTreeMap;
+
+use ::redis::aio::ConnectionManager;
+use ::redis::{AsyncCommands, Script};
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+
+use super::{DeadLetter, Job, Lane, ReadAsk, SinkRecord, SinkStats, SyncStore};
+use crate::store::StoreResult;
+use crate::store::redis::unavailable;
+
+/// Shared by every queue script. KEYS, for one sink: 1 records, 2 sinks, 3 last_success,
+/// 4 queued (appointment -> job), 5 running (appointment -> job), 6 fast lane, 7 sweep lane,
+/// 8 meta (job -> appointment SEP hash), 9 body (job -> JSON), 10 created fast, 11 created
+/// sweep, 12 failing (jobs retried), 13 must (jobs sent whatever the record says), 14 leases,
+/// 15 dead, 16 deadidx (appointment -> its dead letter).
+const COMMON: &str = r"
+local SEP = '\31'
+local function split(v)
+  local i = string.find(v, SEP, 1, true)
+  return string.sub(v, 1, i - 1), string.sub(v, i + 1)
+end
+local function job_of(key, appt)
+  local v = redis.call('HGET', key, appt)
+  if not v then return nil, nil end
+  return split(v)
+end
+local function drop(id)
+  redis.call('ZREM', KEYS[6], id); redis.call('ZREM', KEYS[7], id)
+  redis.call('HDEL', KEYS[8], id); redis.call('HDEL', KEYS[9], id)
+  redis.call('ZREM', KEYS[10], id); redis.call('ZREM', KEYS[11], id)
+  redis.call('SREM', KEYS[12], id); redis.call('SREM', KEYS[13], id)
+  redis.call('ZREM', KEYS[14], id)
+end
+local function unrun(id, appt)
+  local rid = job_of(KEYS[5], appt)
+  if rid == id then redis.call('HDEL', KEYS[5], appt) end
+  redis.call('ZREM', KEYS[14], id)
+end
+local function unqueue(id, appt)
+  local qid = job_of(KEYS[4], appt)
+  if qid == id then redis.call('HDEL', KEYS[4], appt) end
+  redis.call('ZREM', KEYS[6], id); redis.call('ZREM', KEYS[7], id)
+end
+-- A running job back to wait, or dropped for a newer one of its appointment (which then
+-- goes whatever the record says: this one may have landed).
+local function give_back(id, now)
+  redis.call('ZREM', KEYS[14], id)
+  local m = redis.call('HGET', KEYS[8], id)
+  if not m then return end
+  local appt, h = split(m)
+  unrun(id, appt)
+  local qid = job_of(KEYS[4], appt)
+  if qid and qid ~= id then
+    redis.call('SADD', KEYS[13], qid)
+    drop(id)
+  else
+    local lane = KEYS[6]
+    if redis.call('ZSCORE', KEYS[11], id) then lane = KEYS[7] end
+    redis.call('ZADD', lane, now, id)
+    redis.call('HSET', KEYS[4], appt, id .. SEP .. h)
+  end
+end
+";
+
+/// ARGV: record field, appointment, job id, job JSON, hash ('' none), not before, created,
+/// lane, sink, must send ('1'). 1 when added.
+const ENQUEUE: &str = r"
+local function held()
+  local r = redis.call('HGET', KEYS[1], ARGV[1])
+  if not r then return '' end
+  local ok, rec = pcall(cjson.decode, r)
+  if not ok or type(rec) ~= 'table' or type(rec.delivered) ~= 'string' then return '' end
+  return rec.delivered
+end
+redis.call('SADD', KEYS[2], ARGV[9])
+local appt, h = ARGV[2], ARGV[5]
+local qid, qh = job_of(KEYS[4], appt)
+local rid, rh = job_of(KEYS[5], appt)
+if ARGV[10] ~= '1' and h == held() then
+  if qid then unqueue(qid, appt); drop(qid); qid = nil end
+  if not (rid and rh ~= h) then return 0 end
+end
+if (qid and qh == h) or (rid and rh == h) then return 0 end
+local lane = ARGV[8]
+if qid then
+  if redis.call('ZSCORE', KEYS[10], qid) then lane = 'fast' end
+  unqueue(qid, appt); drop(qid)
+end
+local zq, zc = KEYS[6], KEYS[10]
+if lane == 'sweep' then zq, zc = KEYS[7], KEYS[11] end
+redis.call('ZADD', zq, ARGV[6], ARGV[3])
+redis.call('ZADD', zc, ARGV[7], ARGV[3])
+redis.call('HSET', KEYS[4], appt, ARGV[3] .. SEP .. h)
+redis.call('HSET', KEYS[8], ARGV[3], appt .. SEP .. h)
+redis.call('HSET', KEYS[9], ARGV[3], ARGV[4])
+if ARGV[10] == '1' then redis.call('SADD', KEYS[13], ARGV[3]) end
+return 1
+";
+
+/// ARGV: now, max, lease until. Lapsed leases are given back first (a bounded number a call).
+/// Gives [JSON, lane, must] per job.
+const LEASE: &str = r"
+local now, max = ARGV[1], tonumber(ARGV[2])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[14], '-inf', now, 'LIMIT', 0, 100)) do
+  give_back(id, now)
+end
+local out, n = {}, 0
+for lane = 6, 7 do
+  if n >= max then break end
+  -- At most one job runs per appointment, and few run at once: looking a little past `max`
+  -- finds every job that may go.
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[lane], '-inf', now, 'LIMIT', 0, max + 64)
+  for _, id in ipairs(ids) do
+    if n >= max then break end
+    local m = redis.call('HGET', KEYS[8], id)
+    if not m then
+      redis.call('ZREM', KEYS[lane], id)
+    else
+      local appt, h = split(m)
+      if not redis.call('HGET', KEYS[5], appt) then
+        unqueue(id, appt)
+        redis.call('HSET', KEYS[5], appt, id .. SEP .. h)
+        redis.call('ZADD', KEYS[14], ARGV[3], id)
+        local lname = 'fast'
+        if lane == 7 then lname = 'sweep' end
+        table.insert(out, redis.call('HGET', KEYS[9], id) or '')
+        table.insert(out, lname)
+        table.insert(out, tostring(redis.call('SISMEMBER', KEYS[13], id)))
+        n = n + 1
+      end
+    end
+  end
+end
+return out
+";
+
+/// ARGV: job id, until.
+const RENEW: &str = r"
+if not redis.call('ZSCORE', KEYS[14], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[14], ARGV[2], ARGV[1])
+return 1
+";
+
+/// ARGV: job id, appointment, record JSON, now (text), sink.
+const DELIVERED: &str = r"
+local id, appt = ARGV[1], ARGV[2]
+unrun(id, appt); unqueue(id, appt); drop(id)
+redis.call('HSET', KEYS[1], ARGV[5] .. SEP .. appt, ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[4])
+local dead = redis.call('HGET', KEYS[16], appt)
+if dead then
+  redis.call('ZREM', KEYS[15], dead); redis.call('HDEL', KEYS[9], dead); redis.call('HDEL', KEYS[8], dead)
+  redis.call('HDEL', KEYS[16], appt)
+end
+return 1
+";
+
+/// ARGV: job id, appointment, job JSON as it failed, retry at ('' to die), now, hash, bound.
+const FAILED: &str = r"
+local id, appt = ARGV[1], ARGV[2]
+unrun(id, appt)
+if ARGV[4] ~= '' then
+  local qid = job_of(KEYS[4], appt)
+  if qid and qid ~= id then
+    redis.call('SADD', KEYS[13], qid)
+    drop(id)
+  else
+    redis.call('ZREM', KEYS[7], id)
+    redis.call('ZADD', KEYS[6], ARGV[4], id)
+    local c = redis.call('ZSCORE', KEYS[11], id)
+    if c then redis.call('ZREM', KEYS[11], id); redis.call('ZADD', KEYS[10], c, id) end
+    redis.call('HSET', KEYS[4], appt, id .. SEP .. ARGV[6])
+    redis.call('HSET', KEYS[9], id, ARGV[3])
+    redis.call('SADD', KEYS[12], id)
+  end
+  return 1
+end
+unqueue(id, appt); drop(id)
+local old = redis.call('HGET', KEYS[16], appt)
+if old and old ~= id then
+  redis.call('ZREM', KEYS[15], old); redis.call('HDEL', KEYS[9], old); redis.call('HDEL', KEYS[8], old)
+end
+redis.call('HSET', KEYS[8], id, appt .. SEP .. ARGV[6])
+redis.call('HSET', KEYS[9], id, ARGV[3])
+redis.call('ZADD', KEYS[15], ARGV[5], id)
+redis.call('HSET', KEYS[16], appt, id)
+local excess = redis.call('ZCARD', KEYS[15]) - tonumber(ARGV[7])
+if excess > 0 then
+  local gone = redis.call('ZPOPMIN', KEYS[15], excess)
+  for i = 1, #gone, 2 do
+    local g = gone[i]
+    local m = redis.call('HGET', KEYS[8], g)
+    if m then
+      local a = split(m)
+      if redis.call('HGET', KEYS[16], a) == g then redis.call('HDEL', KEYS[16], a) end
+    end
+    redis.call('HDEL', KEYS[9], g); redis.call('HDEL', KEYS[8], g)
+  end
+  return 2
+end
+return 1
+";
+
+/// ARGV: job id, at, job JSON revived, created. The appointment, or nil when no such letter.
+const REVIVE: &str = r"
+local id = ARGV[1]
+if not redis.call('ZSCORE', KEYS[15], id) then return false end
+local appt, h = split(redis.call('HGET', KEYS[8], id))
+redis.call('ZREM', KEYS[15], id)
+if redis.call('HGET', KEYS[16], appt) == id then redis.call('HDEL', KEYS[16], appt) end
+if redis.call('HGET', KEYS[4], appt) or redis.call('HGET', KEYS[5], appt) then
+  redis.call('HDEL', KEYS[9], id); redis.call('HDEL', KEYS[8], id)
+  return appt
+end
+redis.call('ZADD', KEYS[6], ARGV[2], id)
+redis.call('ZADD', KEYS[10], ARGV[4], id)
+redis.call('HSET', KEYS[4], appt, id .. SEP .. h)
+redis.call('HSET', KEYS[9], id, ARGV[3])
+return appt
+";
+
+/// Every running job back to wait, due at once (it was due when it ran).
+const RECOVER: &str = r"
+for _, v in ipairs(redis.call('HVALS', KEYS[5])) do
+  local id = split(v)
+  redis.call('ZADD', KEYS[14], 0, id)
+end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[14], 0, -1)) do give_back(id, 0) end
+return 1
+";
+
+/// KEYS: unplanned, planning. ARGV: max. Moves the oldest to planning; gives them.
+const TAKE_PENDING: &str = r"
+local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local ids = {}
+for i = 1, #taken, 2 do
+  redis.call('ZADD', KEYS[2], 'NX', taken[i + 1], taken[i])
+  redis.call('ZREM', KEYS[1], taken[i])
+  table.insert(ids, taken[i])
+end
+return ids
+";
+
+/// KEYS: unplanned, planning. Whatever was taken for planning waits again, at its first time.
+const UNTAKE: &str = r"
+local taken = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #taken, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], taken[i])
+  if not s or tonumber(s) > tonumber(taken[i + 1]) then
+    redis.call('ZADD', KEYS[1], taken[i + 1], taken[i])
+  end
+end
+redis.call('DEL', KEYS[2])
+return 1
+";
+
+/// Field `<calendar>`: "1" a full read, "0" what changed; field `<calendar>SEP<event>`: one
+/// event. ARGV: calendar, "1" | "0" | "" (events only), then the events.
+const REQUEST_READ: &str = r"
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) ~= '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[1] .. '\31' .. ARGV[i], '') end
+return 1
+";
+
+const TAKE_ALL: &str = r"
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return all
+";
+
+/// Separates sink and appointment in record fields (neither contains it).
+const SEP: char = '\u{1f}';
+
+struct Scripts {
+    enqueue: Script,
+    lease: Script,
+    renew: Script,
+    delivered: Script,
+    failed: Script,
+    revive: Script,
+    recover: Script,
+    take_pending: Script,
+    untake: Script,
+    request_read: Script,
+    take_all: Script,
+}
+
+pub struct RedisSyncStore {
+    conn: ConnectionManager,
+    prefix: String,
+    scripts: Scripts,
+}
+
+fn with_common(body: &str) -> Script {
+    Script::new(&format!("{COMMON}\n{body}"))
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn from_ms(v: f64) -> Option<Timestamp> {
+    Timestamp::from_millisecond(v as i64).ok()
+}
+
+fn json_error(e: serde_json::Error) -> crate::store::StoreError {
+    crate::store::StoreError::Unavailable(format!("sync state: {e}"))
+}
+
+impl RedisSyncStore {
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            conn,
+            prefix: format!("{prefix}sync:"),
+            scripts: Scripts {
+                enqueue: with_common(ENQUEUE),
+                lease: with_common(LEASE),
+                renew: with_common(RENEW),
+                delivered: with_common(DELIVERED),
+                failed: with_common(FAILED),
+                revive: with_common(REVIVE),
+                recover: with_common(RECOVER),
+                take_pending: Script::new(TAKE_PENDING),
+                untake: Script::new(UNTAKE),
+                request_read: Script::new(REQUEST_READ),
+                take_all: Script::new(TAKE_ALL),
+            },
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A queue script's invocation with the sink's sixteen keys.
+    fn on_sink<'a>(&self, script: &'a Script, sink: &str) -> ::redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(self.key("records"))
+            .key(self.key("sinks"))
+            .key(self.key("last_success"));
+        for part in [
+            "queued",
+            "running",
+            "lane:fast",
+            "lane:sweep",
+            "meta",
+            "body",
+            "created:fast",
+            "created:sweep",
+            "failing",
+            "must",
+            "leases",
+            "dead",
+            "deadidx",
+        ] {
+            call.key(self.key(&format!("{part}:{sink}")));
+        }
+        call
+    }
+
+    async fn sinks(&self) -> StoreResult<Vec<String>> {
+        self.conn()
+            .smembers(self.key("sinks"))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+fn field(sink: &str, appointment: &str) -> String {
+    format!("{sink}{SEP}{appointment}")
+}
+
+impl SyncStore for RedisSyncStore {
+    fn mark_pending(&self, ids: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let now = ms(Timestamp::now());
+            let mut cmd = ::redis::cmd("ZADD");
+            cmd.arg(self.key("unplanned")).arg("NX");
+            for id in ids {
+                cmd.arg(now).arg(id);
+            }
+            let _: i64 = cmd
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn take_pending(&self, max: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            self.scripts
+                .take_pending
+                .key(self.key("unplanned"))
+                .key(self.key("planning"))
+                .arg(max.max(1))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn planned(&self, ids: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let _: i64 = self
+                .conn()
+                .zrem(self.key("planning"), ids)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn oldest_unplanned(&self) -> BoxFuture<'_, StoreResult<Option<Timestamp>>> {
+        Box::pin(async move {
+            type Oldest = Vec<(String, f64)>;
+            let (a, b): (Oldest, Oldest) = ::redis::pipe()
+                .zrange_withscores(self.key("unplanned"), 0, 0)
+                .zrange_withscores(self.key("planning"), 0, 0)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(a.into_iter().chain(b).filter_map(|(_, s)| from_ms(s)).min())
+        })
+    }
+
+    fn record(
+        &self,
+        sink: String,
+        appointment: String,
+    ) -> BoxFuture<'_, StoreResult<Option<SinkRecord>>> {
+        Box::pin(async move {
+            let text: Option<String> = self
+                .conn()
+                .hget(self.key("records"), field(&sink, &appointment))
+                .await
+                .map_err(unavailable)?;
+            Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+    }
+
+    fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let fields: Vec<String> = self
+                .conn()
+                .hkeys(self.key("records"))
+                .await
+                .map_err(unavailable)?;
+            let ids: std::collections::BTreeSet<String> = fields
+                .iter()
+                .filter_map(|f| f.split_once(SEP).map(|(_, a)| a.to_owned()))
+                .collect();
+            Ok(ids.into_iter().collect())
+        })
+    }
+
+    fn forget(&self, appointments: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let sinks = self.sinks().await?;
+            let fields: Vec<String> = sinks
+                .iter()
+                .flat_map(|s| appointments.iter().map(move |a| field(s, a)))
+                .collect();
+            for chunk in fields.chunks(500) {
+                let _: i64 = self
+                    .conn()
+                    .hdel(self.key("records"), chunk)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let body = serde_json::to_string(&job).map_err(json_error)?;
+            let added: i64 = self
+                .on_sink(&self.scripts.enqueue, &job.sink)
+                .arg(field(&job.sink, &job.appointment_id))
+                .arg(&job.appointment_id)
+                .arg(&job.id)
+                .arg(body)
+                .arg(job.desired_hash.as_deref().unwrap_or(""))
+                .arg(ms(job.not_before))
+                .arg(ms(job.created_at))
+                .arg(job.lane.as_str())
+                .arg(&job.sink)
+                .arg(if job.must_send { "1" } else { "0" })
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(added == 1)
+        })
+    }
+
+    fn lease(
+        &self,
+        sink: String,
+        now: Timestamp,
+        max: usize,
+        until: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
+        Box::pin(async move {
+            let out: Vec<String> = self
+                .on_sink(&self.scripts.lease, &sink)
+                .arg(ms(now))
+                .arg(max)
+                .arg(ms(until))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let mut jobs = Vec::new();
+            for triple in out.chunks(3) {
+                let [body, lane, must] = triple else { continue };
+                match serde_json::from_str::<Job>(body) {
+                    Ok(mut job) => {
+                        job.lane = if lane == "sweep" {
+                            Lane::Sweep
+                        } else {
+                            Lane::Fast
+                        };
+                        job.must_send |= must == "1";
+                        jobs.push(job);
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %sink, error = %e, "unreadable sync job skipped")
+                    }
+                }
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn renew(&self, job: Job, until: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let kept: i64 = self
+                .on_sink(&self.scripts.renew, &job.sink)
+                .arg(&job.id)
+                .arg(ms(until))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(kept == 1)
+        })
+    }
+
+    fn delivered(
+        &self,
+        job: Job,
+        record: SinkRecord,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let value = serde_json::to_string(&record).map_err(json_error)?;
+            let _: i64 = self
+                .on_sink(&self.scripts.delivered, &job.sink)
+                .arg(&job.id)
+                .arg(&job.appointment_id)
+                .arg(value)
+                .arg(now.to_string())
+                .arg(&job.sink)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn failed(
+        &self,
+        mut job: Job,
+        retry_at: Option<Timestamp>,
+        error: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            job.last_error = Some(error);
+            if let Some(at) = retry_at {
+                job.not_before = at;
+                job.lane = Lane::Fast;
+            }
+            let body = serde_json::to_string(&job).map_err(json_error)?;
+            let outcome: i64 = self
+                .on_sink(&self.scripts.failed, &job.sink)
+                .arg(&job.id)
+                .arg(&job.appointment_id)
+                .arg(body)
+                .arg(retry_at.map(|t| ms(t).to_string()).unwrap_or_default())
+                .arg(ms(now))
+                .arg(job.desired_hash.as_deref().unwrap_or(""))
+                .arg(super::queue::MAX_DEAD_PER_SINK)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            if outcome == 2 {
+                tracing::warn!(sink = %job.sink, "dead letters over their bound; the oldest dropped (the reconciler plans those appointments again)");
+            }
+            Ok(())
+        })
+    }
+
+    fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>> {
+        Box::pin(async move {
+            let mut letters = Vec::new();
+            for sink in self.sinks().await? {
+                let died: Vec<(String, f64)> = self
+                    .conn()
+                    .zrange_withscores(self.key(&format!("dead:{sink}")), 0, -1)
+                    .await
+                    .map_err(unavailable)?;
+                if died.is_empty() {
+                    continue;
+                }
+                let ids: Vec<&String> = died.iter().map(|(id, _)| id).collect();
+                let bodies: Vec<Option<String>> = ::redis::cmd("HMGET")
+                    .arg(self.key(&format!("body:{sink}")))
+                    .arg(&ids)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                for ((_, at), body) in died.iter().zip(bodies) {
+                    let job = body.and_then(|b| serde_json::from_str::<Job>(&b).ok());
+                    if let (Some(job), Some(died_at)) = (job, from_ms(*at)) {
+                        letters.push(DeadLetter { job, died_at });
+                    }
+                }
+            }
+            Ok(letters)
+        })
+    }
+
+    fn revive(&self, job_id: String, at: Timestamp) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async move {
+            for sink in self.sinks().await? {
+                let body: Option<String> = self
+                    .conn()
+                    .hget(self.key(&format!("body:{sink}")), &job_id)
+                    .await
+                    .map_err(unavailable)?;
+                let Some(mut job) = body.and_then(|b| serde_json::from_str::<Job>(&b).ok()) else {
+                    continue;
+                };
+                job.attempts = 0;
+                job.not_before = at;
+                job.lane = Lane::Fast;
+                let text = serde_json::to_string(&job).map_err(json_error)?;
+                let appointment: Option<String> = self
+                    .on_sink(&self.scripts.revive, &sink)
+                    .arg(&job_id)
+                    .arg(ms(at))
+                    .arg(text)
+                    .arg(ms(job.created_at))
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                if appointment.is_some() {
+                    return Ok(appointment);
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
+        Box::pin(async move {
+            let k = |part: &str| self.key(&format!("{part}:{sink}"));
+            #[allow(clippy::type_complexity)]
+            let (queued, running, failing, dead, last, fast, sweep): (
+                usize,
+                usize,
+                usize,
+                usize,
+                Option<String>,
+                Vec<(String, f64)>,
+                Vec<(String, f64)>,
+            ) = ::redis::pipe()
+                .hlen(k("queued"))
+                .hlen(k("running"))
+                .scard(k("failing"))
+                .zcard(k("dead"))
+                .hget(self.key("last_success"), &sink)
+                .zrange_withscores(k("created:fast"), 0, 0)
+                .zrange_withscores(k("created:sweep"), 0, 0)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let oldest = |v: Vec<(String, f64)>| v.first().and_then(|(_, s)| from_ms(*s));
+            Ok(SinkStats {
+                pending: queued + running,
+                failing,
+                dead,
+                last_success: last.and_then(|t| t.parse().ok()),
+                oldest_fast: oldest(fast),
+                oldest_sweep: oldest(sweep),
+            })
+        })
+    }
+
+    fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            for sink in self.sinks().await? {
+                let _: i64 = self
+                    .on_sink(&self.scripts.recover, &sink)
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+            }
+            let _: i64 = self
+                .scripts
+                .untake
+                .key(self.key("unplanned"))
+                .key(self.key("planning"))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, StoreResult<()>> {
+        // Every change is in Redis when it returns.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn calendar(&self, key: String) -> BoxFuture<'_, StoreResult<Option<serde_json::Value>>> {
+        Box::pin(async move {
+            let text: Option<String> = self
+                .conn()
+                .hget(self.key("calendars"), key)
+                .await
+                .map_err(unavailable)?;
+            Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+    }
+
+    fn put_calendar(
+        &self,
+        key: String,
+        state: serde_json::Value,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .conn()
+                .hset(self.key("calendars"), key, state.to_string())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn request_read(&self, calendar: String, ask: ReadAsk) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let flag = match (ask.full, ask.changes) {
+                (true, _) => "1",
+                (false, true) => "0",
+                (false, false) => "",
+            };
+            let _: i64 = self
+                .scripts
+                .request_read
+                .key(self.key("reads"))
+                .arg(calendar)
+                .arg(flag)
+                .arg(ask.events.into_iter().collect::<Vec<_>>())
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, ReadAsk)>>> {
+        Box::pin(async move {
+            let all: Vec<String> = self
+                .scripts
+                .take_all
+                .key(self.key("reads"))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let mut asks: BTreeMap<String, ReadAsk> = BTreeMap::new();
+            for pair in all.chunks(2) {
+                let [field, value] = pair else { continue };
+                let (calendar, ask) = match field.split_once(SEP) {
+                    Some((calendar, event)) => (calendar, ReadAsk::events([event.to_owned()])),
+                    None if value == "1" => (field.as_str(), ReadAsk::full()),
+                    None => (field.as_str(), ReadAsk::changes()),
+                };
+                asks.entry(calendar.to_owned()).or_default().merge(ask);
+            }
+            Ok(asks.into_iter().collect())
+        })
+    }
+}
