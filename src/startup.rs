@@ -441,6 +441,10 @@ pub async fn start_sandbox(
         client_secret: client_secret.clone(),
         clinic: match options.clinicians {
             0 => ClinicSpec::Demo,
+            n if options.visits_per_day > 0 => ClinicSpec::Booked {
+                clinicians: n,
+                visits_per_day: options.visits_per_day,
+            },
             n => ClinicSpec::Generated { clinicians: n },
         },
         faults: Faults {

@@ -169,6 +169,8 @@ pub struct SandboxSettings {
     pub listen: SocketAddr,
     /// 0: the demo clinic.
     pub clinicians: usize,
+    /// Generated clinic: visits booked per clinician and working day.
+    pub visits_per_day: usize,
     pub latency_ms: u64,
     pub error_rate: f64,
     pub reject_double_booking: bool,

@@ -215,6 +215,7 @@ pub struct RawState {
 pub struct RawSandbox {
     pub listen: SocketAddr,
     pub clinicians: u64,
+    pub visits_per_day: u64,
     pub latency_ms: u64,
     pub error_rate: f64,
     pub reject_double_booking: bool,

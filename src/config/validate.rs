@@ -276,6 +276,7 @@ fn canvas(
         CanvasTarget::Embedded(SandboxSettings {
             listen: sandbox.listen,
             clinicians: found.range("sandbox.clinicians", sandbox.clinicians, 0, 5000),
+            visits_per_day: found.range("sandbox.visits_per_day", sandbox.visits_per_day, 0, 20),
             latency_ms: found.range("sandbox.latency_ms", sandbox.latency_ms, 0, 60_000),
             error_rate: sandbox.error_rate,
             reject_double_booking: sandbox.reject_double_booking,
@@ -387,6 +388,7 @@ fn remote(found: &mut Found, raw: &RawCanvas) -> CanvasTarget {
         _ => CanvasTarget::Embedded(SandboxSettings {
             listen: ([127, 0, 0, 1], 0).into(),
             clinicians: 0,
+            visits_per_day: 0,
             latency_ms: 0,
             error_rate: 0.0,
             reject_double_booking: false,

@@ -94,7 +94,15 @@ impl Default for SandboxOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClinicSpec {
     Demo,
-    Generated { clinicians: usize },
+    Generated {
+        clinicians: usize,
+    },
+    /// A generated clinic whose clinicians each have `visits_per_day` visits booked on every
+    /// working day from yesterday to 30 days ahead.
+    Booked {
+        clinicians: usize,
+        visits_per_day: usize,
+    },
 }
 
 /// Failure modes to inject; changeable while running.
@@ -191,6 +199,10 @@ impl Sandbox {
         let clinic = match options.clinic {
             ClinicSpec::Demo => Clinic::demo(today),
             ClinicSpec::Generated { clinicians } => Clinic::generated(clinicians, today),
+            ClinicSpec::Booked {
+                clinicians,
+                visits_per_day,
+            } => Clinic::generated(clinicians, today).with_visits(visits_per_day),
         };
         let shared = Arc::new(Shared::new(&options, clinic).map_err(std::io::Error::other)?);
         let listener = TcpListener::bind(options.listen)?;

@@ -7,7 +7,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::booking::{SOFIA, a_slot, booking};
 use crate::helpers::{book_in_canvas, key};
-use crate::replicas::{clinic, fresh_replica};
+use crate::replicas::{RedisServer, clinic, fresh_replica};
 use crate::seed::*;
 use crate::sync::{canvas_put_on, eventually, google, graph, messages, ok_receiver, sinks};
 use crate::waitlist::JAMES;
@@ -134,6 +134,153 @@ async fn a_visit_cancelled_while_slotgate_was_down_leaves_the_calendars_after_a_
         g.received_requests().await.unwrap().iter().any(|r| {
             r.method.as_str() == "DELETE" && r.url.path().ends_with(&format!("/events/{event}"))
         })
+    })
+    .await;
+}
+
+/// A webhook sink only, on Redis, planning and delivery quick, no sweep soon.
+fn webhook_only(hooks: &wiremock::MockServer) -> String {
+    format!(
+        "[state]\nsync_lease_seconds = 1\n[sync]\nreconcile_interval_seconds = 3600\nretry_base_ms = 50\n\
+         canvas_webhook_secret = \"{}\"\n\
+         [[sync.sinks]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hooks\"\nsecret = \"{}\"\nphi = \"neutral\"\n",
+        crate::sync::CANVAS_SECRET,
+        hooks.uri(),
+        crate::sync::HOOK_SECRET
+    )
+}
+
+async fn pending(app: &crate::helpers::TestApp) -> Option<u64> {
+    let admin = app.token(None, "scheduling.admin");
+    let status: Value = app
+        .get("/v1/admin/sync", Some(&admin))
+        .await
+        .json()
+        .await
+        .ok()?;
+    status["sinks"][0]["pending"].as_u64()
+}
+
+#[tokio::test]
+async fn a_redis_blip_while_a_delivery_is_recorded_delays_it_and_strands_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let hooks = wiremock::MockServer::start().await;
+    let (armed, paused) = (
+        std::sync::Arc::new(AtomicBool::new(false)),
+        std::sync::Arc::new(AtomicBool::new(false)),
+    );
+    let (arm, first) = (armed.clone(), paused.clone());
+    // Once armed, the receiver takes the next message; while its 2xx is on the way back,
+    // Redis stops answering for three seconds (slotgate's Redis calls time out after one).
+    Mock::given(method("POST"))
+        .respond_with(move |_: &wiremock::Request| {
+            if arm.load(Ordering::SeqCst) && !first.swap(true, Ordering::SeqCst) {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                    let _: () = redis::cmd("CLIENT")
+                        .arg("PAUSE")
+                        .arg(3000)
+                        .arg("ALL")
+                        .query(&mut c)
+                        .unwrap();
+                });
+                ResponseTemplate::new(204).set_delay(std::time::Duration::from_millis(400))
+            } else {
+                ResponseTemplate::new(204)
+            }
+        })
+        .mount(&hooks)
+        .await;
+    let (_sandbox, apps) = clinic(Some(&redis), 1, &webhook_only(&hooks)).await;
+    let app = &apps[0];
+    let me = app.patient_token(SOFIA);
+    let slot = a_slot(app, &me, OKAFOR, 2).await;
+    // The start-up sweep's deliveries are done; the next message is the booking's.
+    within(20, "the start-up sweep delivered", || async {
+        pending(app).await == Some(0) && !hooks.received_requests().await.unwrap().is_empty()
+    })
+    .await;
+    armed.store(true, Ordering::SeqCst);
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &me,
+            &booking(&slot, SOFIA),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let made: Value = r.json().await.unwrap();
+    let id = made["id"].as_str().unwrap().to_owned();
+    within(
+        20,
+        "delivered, recorded, and nothing left running",
+        || async { !messages(&hooks, &id).await.is_empty() && pending(app).await == Some(0) },
+    )
+    .await;
+    assert!(paused.load(Ordering::SeqCst), "the blip happened");
+    // Delivered at least once, each time as the same message.
+    let ids: std::collections::BTreeSet<String> = messages(&hooks, &id)
+        .await
+        .iter()
+        .filter_map(|(r, _)| {
+            r.headers
+                .get("webhook-id")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_leader_killed_while_planning_loses_nothing() {
+    let redis = RedisServer::start();
+    let hooks = ok_receiver().await;
+    let (sandbox, apps) = clinic(Some(&redis), 2, &webhook_only(&hooks)).await;
+    let mut apps = apps.into_iter();
+    let (a, b) = (apps.next().unwrap(), apps.next().unwrap());
+    eventually("one leader", || async {
+        crate::replicas::leads(&a).await != crate::replicas::leads(&b).await
+    })
+    .await;
+    let (mut leader, follower) = if crate::replicas::leads(&a).await {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    // Staff book in Canvas; its notification reaches the follower while Canvas answers
+    // slowly, so the leader is still reading the appointment when it dies.
+    let me = follower.patient_token(SOFIA);
+    let slot = a_slot(&follower, &me, OKAFOR, 3).await;
+    let control = sandbox.control();
+    let id = book_in_canvas(&control, &sandbox.base_url(), &slot, SOFIA, OKAFOR).await;
+    control.set_faults(slotgate::sandbox::Faults {
+        latency_ms: 3000,
+        ..Default::default()
+    });
+    let note = json!({"canvas_patient_key": SOFIA, "appointment_external_id": id, "created": true})
+        .to_string();
+    let stamp = jiff::Timestamp::now().as_second();
+    let headers = crate::sync::signed(crate::sync::CANVAS_SECRET, &note, "msg_planned", stamp);
+    assert_eq!(
+        crate::sync::notify(&follower, &note, &headers)
+            .await
+            .status(),
+        202
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(messages(&hooks, &id).await.is_empty(), "still planning");
+    leader.stop().await;
+    control.set_faults(slotgate::sandbox::Faults::default());
+    // The follower leads within two lease periods and plans what the dead leader had taken.
+    within(20, "the booking reaches the receiver", || async {
+        !messages(&hooks, &id).await.is_empty()
     })
     .await;
 }

@@ -1,9 +1,10 @@
 //! A large, regular clinic for load benchmarks: cheap to build and to compute slots for.
 
-use jiff::civil::Date;
+use jiff::civil::{Date, Weekday, time};
 
 use super::build::{MON_FRI, Staff, days, person, state_licence, week};
-use super::{Clinic, ClinicLocation, Clinician, catalog, demo, patients};
+use super::{Clinic, ClinicLocation, Clinician, SeedAppointment, catalog, demo, patients};
+use crate::canvas::fhir::AppointmentStatus;
 
 const GIVEN: [&str; 10] = [
     "Alex", "Blair", "Casey", "Devon", "Emery", "Finley", "Harper", "Jesse", "Kai", "Logan",
@@ -76,4 +77,52 @@ fn clinician(i: usize, location: &ClinicLocation, today: Date) -> Clinician {
         clinician = clinician.licensed(licence);
     }
     clinician
+}
+
+/// SNOMED "Office visit", every seeded visit's note type.
+const OFFICE: &str = "308335008";
+
+/// Active patients (in the clinic's order) the seeded visits leave alone, so that a benchmark
+/// can book for them within `max_active_per_patient`.
+pub const UNBOOKED_PATIENTS: usize = 4;
+
+pub fn visits(clinic: &Clinic, per_day: usize) -> Vec<SeedAppointment> {
+    let patients: Vec<_> = clinic
+        .patients
+        .iter()
+        .filter(|p| p.active)
+        .skip(UNBOOKED_PATIENTS)
+        .collect();
+    let mut out = Vec::new();
+    if patients.is_empty() {
+        return out;
+    }
+    for (i, c) in clinic.clinicians.iter().enumerate() {
+        let location = clinic.locations[i % clinic.locations.len()].key;
+        for offset in -1..=30 {
+            let date = days(clinic.today, offset);
+            if matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
+                continue;
+            }
+            for k in 0..per_day.min(20) {
+                let n = out.len();
+                let minutes = 8 * 60 + 30 * k as i64;
+                out.push(SeedAppointment {
+                    id: format!("b00c0000-0000-4000-8000-{n:012}"),
+                    practitioner: c.id.clone(),
+                    patient: Some(patients[n % patients.len()].id.clone()),
+                    location,
+                    date,
+                    start: time((minutes / 60) as i8, (minutes % 60) as i8, 0, 0),
+                    minutes: 30,
+                    status: AppointmentStatus::Booked,
+                    note_type_code: OFFICE.into(),
+                    reason_code: Some("FLUP".into()),
+                    reason_text: None,
+                    identifier: None,
+                });
+            }
+        }
+    }
+    out
 }

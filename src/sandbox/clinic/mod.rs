@@ -15,7 +15,7 @@ mod agenda;
 mod build;
 mod catalog;
 mod demo;
-mod generated;
+pub mod generated;
 mod patients;
 mod resources;
 mod rules_toml;
@@ -241,6 +241,14 @@ impl Clinic {
 
     pub fn generated(clinicians: usize, today: Date) -> Clinic {
         generated::clinic(clinicians, today)
+    }
+
+    /// Every clinician booked `per_day` times, back to back from 8:00 local, on each working
+    /// day from yesterday to 30 days ahead, patients taken in turn (all but the first
+    /// [`generated::UNBOOKED_PATIENTS`] active ones).
+    pub fn with_visits(mut self, per_day: usize) -> Clinic {
+        self.appointments = generated::visits(&self, per_day);
+        self
     }
 
     pub fn location_by_key(&self, key: u32) -> Option<&ClinicLocation> {

@@ -20,262 +20,42 @@ use crate::store::redis::unavailable;
 /// 8 meta (job -> appointment SEP hash), 9 body (job -> JSON), 10 created fast, 11 created
 /// sweep, 12 failing (jobs retried), 13 must (jobs sent whatever the record says), 14 leases,
 /// 15 dead, 16 deadidx (appointment -> its dead letter).
-const COMMON: &str = r"
-local SEP = '\31'
-local function split(v)
-  local i = string.find(v, SEP, 1, true)
-  return string.sub(v, 1, i - 1), string.sub(v, i + 1)
-end
-local function job_of(key, appt)
-  local v = redis.call('HGET', key, appt)
-  if not v then return nil, nil end
-  return split(v)
-end
-local function drop(id)
-  redis.call('ZREM', KEYS[6], id); redis.call('ZREM', KEYS[7], id)
-  redis.call('HDEL', KEYS[8], id); redis.call('HDEL', KEYS[9], id)
-  redis.call('ZREM', KEYS[10], id); redis.call('ZREM', KEYS[11], id)
-  redis.call('SREM', KEYS[12], id); redis.call('SREM', KEYS[13], id)
-  redis.call('ZREM', KEYS[14], id)
-end
-local function unrun(id, appt)
-  local rid = job_of(KEYS[5], appt)
-  if rid == id then redis.call('HDEL', KEYS[5], appt) end
-  redis.call('ZREM', KEYS[14], id)
-end
-local function unqueue(id, appt)
-  local qid = job_of(KEYS[4], appt)
-  if qid == id then redis.call('HDEL', KEYS[4], appt) end
-  redis.call('ZREM', KEYS[6], id); redis.call('ZREM', KEYS[7], id)
-end
--- A running job back to wait, or dropped for a newer one of its appointment (which then
--- goes whatever the record says: this one may have landed).
-local function give_back(id, now)
-  redis.call('ZREM', KEYS[14], id)
-  local m = redis.call('HGET', KEYS[8], id)
-  if not m then return end
-  local appt, h = split(m)
-  unrun(id, appt)
-  local qid = job_of(KEYS[4], appt)
-  if qid and qid ~= id then
-    redis.call('SADD', KEYS[13], qid)
-    drop(id)
-  else
-    local lane = KEYS[6]
-    if redis.call('ZSCORE', KEYS[11], id) then lane = KEYS[7] end
-    redis.call('ZADD', lane, now, id)
-    redis.call('HSET', KEYS[4], appt, id .. SEP .. h)
-  end
-end
-";
+const COMMON: &str = include_str!("lua/common.lua");
 
 /// ARGV: record field, appointment, job id, job JSON, hash ('' none), not before, created,
 /// lane, sink, must send ('1'). 1 when added.
-const ENQUEUE: &str = r"
-local function held()
-  local r = redis.call('HGET', KEYS[1], ARGV[1])
-  if not r then return '' end
-  local ok, rec = pcall(cjson.decode, r)
-  if not ok or type(rec) ~= 'table' or type(rec.delivered) ~= 'string' then return '' end
-  return rec.delivered
-end
-redis.call('SADD', KEYS[2], ARGV[9])
-local appt, h = ARGV[2], ARGV[5]
-local qid, qh = job_of(KEYS[4], appt)
-local rid, rh = job_of(KEYS[5], appt)
-if ARGV[10] ~= '1' and h == held() then
-  if qid then unqueue(qid, appt); drop(qid); qid = nil end
-  if not (rid and rh ~= h) then return 0 end
-end
-if (qid and qh == h) or (rid and rh == h) then return 0 end
-local lane = ARGV[8]
-if qid then
-  if redis.call('ZSCORE', KEYS[10], qid) then lane = 'fast' end
-  unqueue(qid, appt); drop(qid)
-end
-local zq, zc = KEYS[6], KEYS[10]
-if lane == 'sweep' then zq, zc = KEYS[7], KEYS[11] end
-redis.call('ZADD', zq, ARGV[6], ARGV[3])
-redis.call('ZADD', zc, ARGV[7], ARGV[3])
-redis.call('HSET', KEYS[4], appt, ARGV[3] .. SEP .. h)
-redis.call('HSET', KEYS[8], ARGV[3], appt .. SEP .. h)
-redis.call('HSET', KEYS[9], ARGV[3], ARGV[4])
-if ARGV[10] == '1' then redis.call('SADD', KEYS[13], ARGV[3]) end
-return 1
-";
+const ENQUEUE: &str = include_str!("lua/enqueue.lua");
 
 /// ARGV: now, max, lease until. Lapsed leases are given back first (a bounded number a call).
 /// Gives [JSON, lane, must] per job.
-const LEASE: &str = r"
-local now, max = ARGV[1], tonumber(ARGV[2])
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[14], '-inf', now, 'LIMIT', 0, 100)) do
-  give_back(id, now)
-end
-local out, n = {}, 0
-for lane = 6, 7 do
-  if n >= max then break end
-  -- At most one job runs per appointment, and few run at once: looking a little past `max`
-  -- finds every job that may go.
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[lane], '-inf', now, 'LIMIT', 0, max + 64)
-  for _, id in ipairs(ids) do
-    if n >= max then break end
-    local m = redis.call('HGET', KEYS[8], id)
-    if not m then
-      redis.call('ZREM', KEYS[lane], id)
-    else
-      local appt, h = split(m)
-      if not redis.call('HGET', KEYS[5], appt) then
-        unqueue(id, appt)
-        redis.call('HSET', KEYS[5], appt, id .. SEP .. h)
-        redis.call('ZADD', KEYS[14], ARGV[3], id)
-        local lname = 'fast'
-        if lane == 7 then lname = 'sweep' end
-        table.insert(out, redis.call('HGET', KEYS[9], id) or '')
-        table.insert(out, lname)
-        table.insert(out, tostring(redis.call('SISMEMBER', KEYS[13], id)))
-        n = n + 1
-      end
-    end
-  end
-end
-return out
-";
+const LEASE: &str = include_str!("lua/lease.lua");
 
 /// ARGV: job id, until.
-const RENEW: &str = r"
-if not redis.call('ZSCORE', KEYS[14], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[14], ARGV[2], ARGV[1])
-return 1
-";
+const RENEW: &str = include_str!("lua/renew.lua");
 
 /// ARGV: job id, appointment, record JSON, now (text), sink.
-const DELIVERED: &str = r"
-local id, appt = ARGV[1], ARGV[2]
-unrun(id, appt); unqueue(id, appt); drop(id)
-redis.call('HSET', KEYS[1], ARGV[5] .. SEP .. appt, ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[5], ARGV[4])
-local dead = redis.call('HGET', KEYS[16], appt)
-if dead then
-  redis.call('ZREM', KEYS[15], dead); redis.call('HDEL', KEYS[9], dead); redis.call('HDEL', KEYS[8], dead)
-  redis.call('HDEL', KEYS[16], appt)
-end
-return 1
-";
+const DELIVERED: &str = include_str!("lua/delivered.lua");
 
 /// ARGV: job id, appointment, job JSON as it failed, retry at ('' to die), now, hash, bound.
-const FAILED: &str = r"
-local id, appt = ARGV[1], ARGV[2]
-unrun(id, appt)
-if ARGV[4] ~= '' then
-  local qid = job_of(KEYS[4], appt)
-  if qid and qid ~= id then
-    redis.call('SADD', KEYS[13], qid)
-    drop(id)
-  else
-    redis.call('ZREM', KEYS[7], id)
-    redis.call('ZADD', KEYS[6], ARGV[4], id)
-    local c = redis.call('ZSCORE', KEYS[11], id)
-    if c then redis.call('ZREM', KEYS[11], id); redis.call('ZADD', KEYS[10], c, id) end
-    redis.call('HSET', KEYS[4], appt, id .. SEP .. ARGV[6])
-    redis.call('HSET', KEYS[9], id, ARGV[3])
-    redis.call('SADD', KEYS[12], id)
-  end
-  return 1
-end
-unqueue(id, appt); drop(id)
-local old = redis.call('HGET', KEYS[16], appt)
-if old and old ~= id then
-  redis.call('ZREM', KEYS[15], old); redis.call('HDEL', KEYS[9], old); redis.call('HDEL', KEYS[8], old)
-end
-redis.call('HSET', KEYS[8], id, appt .. SEP .. ARGV[6])
-redis.call('HSET', KEYS[9], id, ARGV[3])
-redis.call('ZADD', KEYS[15], ARGV[5], id)
-redis.call('HSET', KEYS[16], appt, id)
-local excess = redis.call('ZCARD', KEYS[15]) - tonumber(ARGV[7])
-if excess > 0 then
-  local gone = redis.call('ZPOPMIN', KEYS[15], excess)
-  for i = 1, #gone, 2 do
-    local g = gone[i]
-    local m = redis.call('HGET', KEYS[8], g)
-    if m then
-      local a = split(m)
-      if redis.call('HGET', KEYS[16], a) == g then redis.call('HDEL', KEYS[16], a) end
-    end
-    redis.call('HDEL', KEYS[9], g); redis.call('HDEL', KEYS[8], g)
-  end
-  return 2
-end
-return 1
-";
+const FAILED: &str = include_str!("lua/failed.lua");
 
 /// ARGV: job id, at, job JSON revived, created. The appointment, or nil when no such letter.
-const REVIVE: &str = r"
-local id = ARGV[1]
-if not redis.call('ZSCORE', KEYS[15], id) then return false end
-local appt, h = split(redis.call('HGET', KEYS[8], id))
-redis.call('ZREM', KEYS[15], id)
-if redis.call('HGET', KEYS[16], appt) == id then redis.call('HDEL', KEYS[16], appt) end
-if redis.call('HGET', KEYS[4], appt) or redis.call('HGET', KEYS[5], appt) then
-  redis.call('HDEL', KEYS[9], id); redis.call('HDEL', KEYS[8], id)
-  return appt
-end
-redis.call('ZADD', KEYS[6], ARGV[2], id)
-redis.call('ZADD', KEYS[10], ARGV[4], id)
-redis.call('HSET', KEYS[4], appt, id .. SEP .. h)
-redis.call('HSET', KEYS[9], id, ARGV[3])
-return appt
-";
+const REVIVE: &str = include_str!("lua/revive.lua");
 
 /// Every running job back to wait, due at once (it was due when it ran).
-const RECOVER: &str = r"
-for _, v in ipairs(redis.call('HVALS', KEYS[5])) do
-  local id = split(v)
-  redis.call('ZADD', KEYS[14], 0, id)
-end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[14], 0, -1)) do give_back(id, 0) end
-return 1
-";
+const RECOVER: &str = include_str!("lua/recover.lua");
 
 /// KEYS: unplanned, planning. ARGV: max. Moves the oldest to planning; gives them.
-const TAKE_PENDING: &str = r"
-local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
-local ids = {}
-for i = 1, #taken, 2 do
-  redis.call('ZADD', KEYS[2], 'NX', taken[i + 1], taken[i])
-  redis.call('ZREM', KEYS[1], taken[i])
-  table.insert(ids, taken[i])
-end
-return ids
-";
+const TAKE_PENDING: &str = include_str!("lua/take_pending.lua");
 
 /// KEYS: unplanned, planning. Whatever was taken for planning waits again, at its first time.
-const UNTAKE: &str = r"
-local taken = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-for i = 1, #taken, 2 do
-  local s = redis.call('ZSCORE', KEYS[1], taken[i])
-  if not s or tonumber(s) > tonumber(taken[i + 1]) then
-    redis.call('ZADD', KEYS[1], taken[i + 1], taken[i])
-  end
-end
-redis.call('DEL', KEYS[2])
-return 1
-";
+const UNTAKE: &str = include_str!("lua/untake.lua");
 
 /// Field `<calendar>`: "1" a full read, "0" what changed; field `<calendar>SEP<event>`: one
 /// event. ARGV: calendar, "1" | "0" | "" (events only), then the events.
-const REQUEST_READ: &str = r"
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) ~= '1' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-end
-for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[1] .. '\31' .. ARGV[i], '') end
-return 1
-";
+const REQUEST_READ: &str = include_str!("lua/request_read.lua");
 
-const TAKE_ALL: &str = r"
-local all = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return all
-";
+const TAKE_ALL: &str = include_str!("lua/take_all.lua");
 
 /// Separates sink and appointment in record fields (neither contains it).
 const SEP: char = '\u{1f}';

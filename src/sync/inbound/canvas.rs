@@ -46,12 +46,13 @@ pub async fn apply(
     known: Option<&Mirror>,
     search: bool,
 ) -> Result<Option<Mirror>, crate::canvas::Error> {
+    // Background work: within the background share of the Canvas budget.
+    let canvas = outbound.canvas();
     let value = identifier(cal, event_id);
     let token = format!("{CALENDAR_SYSTEM}|{value}");
     let current = match known {
-        Some(m) => s.canvas.appointment(&m.canvas_id).await?,
-        None if want.is_some() || search => s
-            .canvas
+        Some(m) => canvas.appointment(&m.canvas_id).await?,
+        None if want.is_some() || search => canvas
             .search_appointments(&[("identifier", &token)])
             .await?
             .into_iter()
@@ -63,7 +64,7 @@ pub async fn apply(
         (None, Some(current)) => {
             if current.status.blocks_time() {
                 let id = current.id.clone().unwrap_or_default();
-                s.canvas
+                canvas
                     .update_appointment(&id, &canvas_write::cancellation(&current, None))
                     .await?;
                 changed(s, outbound, cal, &id, None).await;
@@ -81,11 +82,10 @@ pub async fn apply(
                 title: &b.title,
                 identifier: (CALENDAR_SYSTEM, &value),
             });
-            let id = match s.canvas.create_appointment(&body).await {
+            let id = match canvas.create_appointment(&body).await {
                 Ok(id) => id,
                 // It may exist: look before creating again.
-                Err(e) if e.is_ambiguous() => s
-                    .canvas
+                Err(e) if e.is_ambiguous() => canvas
                     .search_appointments(&[("identifier", &token)])
                     .await?
                     .into_iter()
@@ -99,7 +99,7 @@ pub async fn apply(
         (Some(b), Some(current)) => {
             let id = current.id.clone().unwrap_or_default();
             if !shows(&current, b) {
-                s.canvas
+                canvas
                     .update_appointment(
                         &id,
                         &canvas_write::retimed(&current, b.start, b.end, &b.title),

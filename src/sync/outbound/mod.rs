@@ -71,6 +71,11 @@ impl SyncEngine {
         })
     }
 
+    /// Canvas within the background share of the budget, for every sync step.
+    pub fn canvas(&self) -> &CanvasClient {
+        &self.canvas
+    }
+
     pub fn store(&self) -> &Arc<dyn SyncStore> {
         &self.store
     }
@@ -195,6 +200,12 @@ impl SyncEngine {
                 .set(age(oldest));
         }
         let sweep = *self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+        self.report_sweep(sweep);
+    }
+
+    /// Where the sweep is, at once (the sweep calls it at every clinician).
+    fn report_sweep(&self, sweep: SweepProgress) {
+        let Some(m) = &self.metrics else { return };
         m.sync_unplanned_age
             .with_label_values(&[Lane::Sweep.as_str()])
             .set(age(sweep.started));

@@ -121,9 +121,15 @@ impl SyncEngine {
 
     fn set_sweep(&self, progress: SweepProgress) {
         *self.sweep.lock().unwrap_or_else(|e| e.into_inner()) = progress;
+        self.report_sweep(progress);
     }
 
     fn sweep_step(&self) {
-        self.sweep.lock().unwrap_or_else(|e| e.into_inner()).done += 1;
+        let progress = {
+            let mut sweep = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+            sweep.done += 1;
+            *sweep
+        };
+        self.report_sweep(progress);
     }
 }
