@@ -119,7 +119,7 @@ pub struct EntryDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before_appointment_id: Option<String>,
     pub created_at: String,
-    /// The open offer, if one is.
+    /// The open offer, if one is (or the one being accepted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offer: Option<OfferDto>,
 }
@@ -163,7 +163,7 @@ fn offer_dto(snapshot: &Snapshot, o: &Offer) -> OfferDto {
 fn entry_dto(snapshot: &Snapshot, e: Entry, offer: Option<&Offer>) -> EntryDto {
     EntryDto {
         id: e.id,
-        status: e.status,
+        status: EntryStatus::of(offer.is_some()),
         patient_id: e.patient,
         reason_code: e.reason_code,
         duration: e.duration,

@@ -26,4 +26,5 @@ mod slot_cache;
 mod slow_canvas;
 mod sync;
 mod waitlist;
+mod waitlist_guarantees;
 mod wire;

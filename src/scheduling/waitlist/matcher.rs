@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
-use super::{let_go, today};
+use super::{today, upkeep};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rules::model::Modality;
@@ -21,7 +21,7 @@ use crate::scheduling::Services;
 use crate::scheduling::availability::{self, Query};
 use crate::scheduling::browse::busy_slots;
 use crate::scheduling::slot_id::SlotClaim;
-use crate::store::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+use crate::store::waitlist::{Entry, Offer, OfferStatus};
 use crate::store::{Hold, HoldOutcome};
 use crate::types::{PractitionerId, UsState};
 
@@ -77,7 +77,9 @@ pub fn spawn_reporting(s: Arc<Services>, metrics: Metrics) -> tokio::task::JoinH
     })
 }
 
-/// One pass: lapsed offers passed on, offers made, offers announced.
+/// One pass: lapsed and orphaned offers passed on, finished entries ended, offers made,
+/// offers announced. One entry that cannot be matched (Canvas failing for its clinicians,
+/// say) is logged and skipped; the others are still matched and every offer made announced.
 pub async fn pass(
     s: &Services,
     metrics: Option<&Metrics>,
@@ -85,54 +87,34 @@ pub async fn pass(
 ) -> Result<usize, ApiError> {
     let store_error = super::store_error;
     let now = Timestamp::now();
-    let lapsed: Vec<Offer> = s
-        .store
-        .offers()
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .filter(|o| o.status == OfferStatus::Open && o.expires_at <= now)
-        .collect();
-    for offer in lapsed {
-        if let_go(s, &offer, OfferStatus::Expired).await? {
-            count(metrics, "expired");
-        }
-    }
+    let day = today();
+    upkeep::tidy(s, metrics, now, |_| day).await?;
     let mut entries = s.store.entries().await.map_err(store_error)?;
     entries.sort_by_key(|e| e.created_at);
-    let day = today();
-    let gone: Vec<String> = entries
-        .iter()
-        .filter(|e| e.latest_date < day && e.status == EntryStatus::Waiting)
-        .map(|e| e.id.clone())
-        .collect();
-    for id in gone {
-        let _ = s.store.remove_entry(id).await;
-    }
-    entries.retain(|e| e.latest_date >= day);
+    entries.retain(|e| !upkeep::entry_over(e, day, now));
     if let Some(m) = metrics {
         m.waitlist_entries
             .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
     }
     let offers = s.store.offers().await.map_err(store_error)?;
-    let mut busy_patients: Vec<String> = offers
-        .iter()
-        .filter(|o| o.status == OfferStatus::Open)
-        .map(|o| o.patient.clone())
-        .collect();
+    let live: Vec<&Offer> = offers.iter().filter(|o| o.status.is_live()).collect();
+    let mut busy_patients: Vec<String> = live.iter().map(|o| o.patient.clone()).collect();
     let mut made = 0;
-    let waiting: Vec<Entry> = entries
-        .into_iter()
-        .filter(|e| e.status == EntryStatus::Waiting)
-        .collect();
-    for entry in waiting {
-        if busy_patients.contains(&entry.patient) {
+    for entry in entries {
+        // "Offered" is an entry with a live offer; a patient has one at a time.
+        if live.iter().any(|o| o.entry_id == entry.id) || busy_patients.contains(&entry.patient) {
             continue;
         }
-        if offer_to(s, &entry, now).await? {
-            busy_patients.push(entry.patient.clone());
-            made += 1;
-            count(metrics, "made");
+        match offer_to(s, &entry, now).await {
+            Ok(true) => {
+                busy_patients.push(entry.patient.clone());
+                made += 1;
+                count(metrics, "made");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(code = ?e.code, error = %e.detail, "waitlist: an entry is matched on a later pass");
+            }
         }
     }
     let unannounced: Vec<Offer> = s
@@ -146,18 +128,22 @@ pub async fn pass(
     for offer in unannounced {
         let id = offer.id.clone();
         let notice = notice(s, offer).await;
-        if announce(notice).await {
-            let _ = s.store.offer_notified(id).await;
+        if announce(notice).await
+            && let Err(e) = s.store.offer_notified(id).await
+        {
+            tracing::warn!(error = %e, "waitlist: an announced offer may be announced again");
         }
     }
     let day_ago = now
         .checked_sub(SignedDuration::from_hours(24))
         .unwrap_or(now);
-    let _ = s.store.prune_offers(day_ago).await;
+    if let Err(e) = s.store.prune_offers(day_ago).await {
+        tracing::warn!(error = %e, "waitlist: old offers are pruned on a later pass");
+    }
     Ok(made)
 }
 
-fn count(metrics: Option<&Metrics>, outcome: &str) {
+pub(super) fn count(metrics: Option<&Metrics>, outcome: &str) {
     if let Some(m) = metrics {
         m.waitlist_offers.with_label_values(&[outcome]).inc();
     }
@@ -259,11 +245,18 @@ async fn offer_to(s: &Services, entry: &Entry, now: Timestamp) -> Result<bool, A
             expires_at,
             status: OfferStatus::Open,
             notified: false,
+            accepting: None,
         };
-        s.store.put_offer(offer).await.map_err(super::store_error)?;
-        let mut offered = entry.clone();
-        offered.status = EntryStatus::Offered;
-        let _ = s.store.update_entry(offered).await;
+        // Only for an entry that is still there and has no live offer (withdrawn, or offered by
+        // another leader meanwhile): else the hold goes back at once.
+        let put = s.store.put_offer(offer).await;
+        if !matches!(put, Ok(true)) {
+            if let Err(e) = s.store.remove_hold(hold.id.clone()).await {
+                tracing::warn!(error = %e, "waitlist: an unused hold lapses on its own");
+            }
+            s.slot_cache.touch();
+            return put.map(|_| false).map_err(super::store_error);
+        }
         s.slot_cache.touch();
         tracing::info!(practitioner = %o.practitioner, "waitlist: an opening offered");
         return Ok(true);
@@ -362,7 +355,6 @@ mod tests {
             before_appointment_id: None,
             before_start: None,
             created_at: at("2026-12-01T00:00:00Z"),
-            status: EntryStatus::Waiting,
             passed: Vec::new(),
         }
     }

@@ -1,0 +1,99 @@
+//! What the waitlist promises when things go wrong: an accept Canvas confirms late keeps its
+//! offer until it is settled and, once booked, ends the entry; withdrawing never leaves an
+//! offer behind; one failing clinician does not stop the others' openings being offered.
+
+use std::time::Duration;
+
+use serde_json::json;
+use slotgate::sandbox::Faults;
+
+use crate::availability::OPEN_WINDOW;
+use crate::booking::SOFIA;
+use crate::helpers::{assert_problem, key, spawn_app_with};
+use crate::slow_canvas::SLOW;
+use crate::sync::{CANVAS_SECRET, canvas_put, eventually};
+use crate::waitlist::{
+    QUICK, answer, at, entries, entry, fill_okafor, join, offer_of, okafor_day, working_days,
+};
+
+#[tokio::test]
+async fn an_accept_canvas_confirms_late_keeps_its_offer_and_its_retry_ends_the_entry() {
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        QUICK,
+        SLOW,
+        &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
+    ])
+    .await;
+    let (canvas, canvas_url) = (
+        app.sandbox.clone().unwrap(),
+        app.sandbox_url.clone().unwrap(),
+    );
+    let day = working_days(&app).await;
+    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
+    let (cancelled, opened) = filled[1].clone();
+    canvas_put(&app, &cancelled, |b| b["status"] = json!("cancelled")).await;
+    eventually("Sofia is offered it", || async {
+        offer_of(&app, SOFIA).await.is_some()
+    })
+    .await;
+    let offer = offer_of(&app, SOFIA).await.unwrap();
+    let id = offer["id"].as_str().unwrap().to_owned();
+
+    // Canvas takes 6 s to commit the create and then stalls the first lookups: the accept
+    // cannot tell whether it booked.
+    canvas.set_faults(Faults {
+        commit_late_ms: 6_000,
+        fail_next_lookups: 2,
+        retry_after_seconds: 2,
+        ..Faults::default()
+    });
+    let k = key();
+    let first = answer(&app, SOFIA, &id, "accept", Some(&k)).await;
+    assert_problem(first, 504, "upstream_timeout").await;
+    // Meanwhile the offer is still hers, being accepted: not passed on, not declinable, and
+    // she is offered nothing else.
+    let mine = &entries(&app, SOFIA).await[0];
+    assert_eq!(mine["status"], "offered");
+    assert_eq!(mine["offer"]["id"], offer["id"]);
+    assert_problem(
+        answer(&app, SOFIA, &id, "decline", None).await,
+        409,
+        "offer_expired",
+    )
+    .await;
+    let booked = || {
+        canvas
+            .appointments()
+            .into_iter()
+            .filter(|a| a.status.blocks_time() && a.start.map(|s| s.timestamp) == Some(opened))
+            .count()
+    };
+    let mut committed = false;
+    for _ in 0..200 {
+        if booked() == 1 {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(committed, "Canvas commits the first create");
+
+    // Her app retries with its key: the booking Canvas made is the answer, and she is off the
+    // waitlist (not left waiting, to be offered more times she no longer needs).
+    let retry = answer(&app, SOFIA, &id, "accept", Some(&k)).await;
+    assert_eq!(retry.status(), 201);
+    let made: serde_json::Value = retry.json().await.unwrap();
+    assert_eq!(at(&made["start"]), opened);
+    assert_eq!(made["patient_id"], SOFIA);
+    assert!(entries(&app, SOFIA).await.is_empty(), "her entry is done");
+    assert_eq!(booked(), 1, "one appointment in the opening");
+    assert!(
+        !okafor_day(&app, day)
+            .await
+            .iter()
+            .any(|s| at(&s["start"]) == opened),
+        "the time is taken"
+    );
+}
