@@ -47,11 +47,13 @@ pub struct WaitlistBody {
     #[serde(default)]
     #[schema(format = Uuid)]
     location_id: Option<String>,
-    /// First acceptable date (UTC); default today.
+    /// First acceptable date, a local date at the slot's location (as `/v1/availability`
+    /// reads dates); default today.
     #[serde(default)]
     #[schema(format = Date)]
     earliest_date: Option<String>,
-    /// Last acceptable date (UTC); the entry ends after it.
+    /// Last acceptable date, a local date at the slot's location; the entry ends once this
+    /// date has passed at its location (without one: everywhere the clinic operates).
     #[schema(format = Date)]
     latest_date: String,
     /// Only times earlier than this upcoming visit of the patient's; accepting an offer

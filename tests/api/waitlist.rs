@@ -23,7 +23,8 @@ pub const LUCAS: &str = "e43a5a99d2524f3b9905679312409024"; // TX
 /// The matcher looks twice a second; notifications wake it at once anyway.
 pub const QUICK: &str = "[waitlist]\nscan_interval_ms = 500\n";
 
-/// Okafor's 30-minute telehealth follow-ups starting on one UTC day.
+/// Okafor's 30-minute telehealth follow-ups starting on one day at Oakland, where she works:
+/// a waitlist entry's dates are the clinic's local dates.
 pub async fn okafor_day(app: &TestApp, day: jiff::civil::Date) -> Vec<Value> {
     let me = app.patient_token(JAMES);
     let day = day.to_string();
@@ -38,14 +39,14 @@ pub async fn okafor_day(app: &TestApp, day: jiff::civil::Date) -> Vec<Value> {
             ("practitioner", OKAFOR),
             ("start", &day),
             ("end", &day),
-            ("tz", "UTC"),
+            ("tz", "America/Los_Angeles"),
             ("limit", "1000"),
         ],
     )
     .await
 }
 
-/// A UTC day, at least three days out, on which Okafor works, and the day after too.
+/// A day, at least three days out, on which Okafor works, and the day after too.
 pub async fn working_days(app: &TestApp) -> jiff::civil::Date {
     for n in 3..12 {
         if okafor_day(app, days(n)).await.len() >= 8

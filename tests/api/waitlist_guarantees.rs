@@ -10,6 +10,7 @@ use slotgate::sandbox::Faults;
 use crate::availability::OPEN_WINDOW;
 use crate::booking::SOFIA;
 use crate::helpers::{assert_problem, key, spawn_app_with};
+use crate::seed::{OKAFOR, OSEI};
 use crate::slow_canvas::SLOW;
 use crate::sync::{CANVAS_SECRET, canvas_put, eventually};
 use crate::waitlist::{
@@ -96,4 +97,41 @@ async fn an_accept_canvas_confirms_late_keeps_its_offer_and_its_retry_ends_the_e
             .any(|s| at(&s["start"]) == opened),
         "the time is taken"
     );
+}
+
+#[tokio::test]
+async fn an_opening_beyond_the_first_range_of_days_reaches_an_entry_naming_two_clinicians() {
+    // One date per availability question: the entry's second date is a range of its own.
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        QUICK,
+        "[booking]\nmax_range_days = 1\n",
+        &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
+    ])
+    .await;
+    let (canvas, canvas_url) = (
+        app.sandbox.clone().unwrap(),
+        app.sandbox_url.clone().unwrap(),
+    );
+    let day = working_days(&app).await;
+    let next = day.tomorrow().unwrap();
+    fill_okafor(&app, &canvas, &canvas_url, day).await;
+    let filled = fill_okafor(&app, &canvas, &canvas_url, next).await;
+    // Either clinician will do (Osei sees no telehealth patients, so the time is Okafor's).
+    let mut either = entry(SOFIA, "FLUP", 30, "telehealth", day, next);
+    either["practitioner_ids"] = json!([OKAFOR, OSEI]);
+    join(&app, &either).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(offer_of(&app, SOFIA).await, None, "nothing is free yet");
+
+    let (cancelled, opened) = filled[filled.len() / 2].clone();
+    canvas_put(&app, &cancelled, |b| b["status"] = json!("cancelled")).await;
+    eventually(
+        "Sofia is offered the opening on her second date",
+        || async { offer_of(&app, SOFIA).await.is_some() },
+    )
+    .await;
+    let offer = offer_of(&app, SOFIA).await.unwrap();
+    assert_eq!(at(&offer["slot"]["start"]), opened);
+    assert_eq!(offer["slot"]["practitioner"]["id"], OKAFOR);
 }

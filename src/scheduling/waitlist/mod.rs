@@ -5,6 +5,7 @@
 
 mod accept;
 pub mod matcher;
+pub mod search;
 mod upkeep;
 
 pub use accept::{Accepted, accept};
@@ -39,12 +40,6 @@ fn store_error(e: crate::store::StoreError) -> ApiError {
     super::booking_store_error(e)
 }
 
-fn today() -> Date {
-    Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date()
-}
-
 /// Adds the entry, checked with the booking rules that do not depend on a slot.
 pub async fn join(s: &Services, caller: &Principal, new: NewEntry) -> Result<Entry, ApiError> {
     if !caller.may_act_for(&new.patient) {
@@ -62,7 +57,10 @@ pub async fn join(s: &Services, caller: &Principal, new: NewEntry) -> Result<Ent
         policy::appointment_type(reason, m)?;
     }
     let mut problems = Vec::new();
-    if new.latest_date < today() {
+    // Its dates are the clinic's local dates: a date that is still today where the patient may
+    // be seen (anywhere the clinic operates, without a location) is not past.
+    let today = search::today_at(new.location_id.as_deref(), &snapshot, Timestamp::now());
+    if new.latest_date < today {
         problems.push(FieldError {
             field: "latest_date".into(),
             message: "must not be in the past".into(),
