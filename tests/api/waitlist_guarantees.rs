@@ -1,14 +1,15 @@
 //! What the waitlist promises when things go wrong: an accept Canvas confirms late keeps its
-//! offer until it is settled and, once booked, ends the entry; withdrawing never leaves an
-//! offer behind; one failing clinician does not stop the others' openings being offered.
+//! offer until it is settled and, once booked, ends the entry; openings are found on every
+//! date an entry allows; an entry whose visit to replace is gone ends rather than being
+//! offered times it cannot take.
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use slotgate::sandbox::Faults;
 
 use crate::availability::OPEN_WINDOW;
-use crate::booking::SOFIA;
+use crate::booking::{OLIVIA, SOFIA, booking};
 use crate::helpers::{assert_problem, key, spawn_app_with};
 use crate::seed::{OKAFOR, OSEI};
 use crate::slow_canvas::SLOW;
@@ -134,4 +135,61 @@ async fn an_opening_beyond_the_first_range_of_days_reaches_an_entry_naming_two_c
     let offer = offer_of(&app, SOFIA).await.unwrap();
     assert_eq!(at(&offer["slot"]["start"]), opened);
     assert_eq!(offer["slot"]["practitioner"]["id"], OKAFOR);
+}
+
+#[tokio::test]
+async fn an_entry_whose_visit_was_cancelled_in_canvas_ends_and_its_opening_goes_to_the_next_in_line()
+ {
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        QUICK,
+        &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
+    ])
+    .await;
+    let (canvas, canvas_url) = (
+        app.sandbox.clone().unwrap(),
+        app.sandbox_url.clone().unwrap(),
+    );
+    let day = working_days(&app).await;
+    let next = day.tomorrow().unwrap();
+    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    // Sofia has Okafor's last visit of the next day; the rest of it is taken.
+    let last = okafor_day(&app, next).await.last().cloned().unwrap();
+    let r = app
+        .post_json(
+            "/v1/appointments",
+            &app.patient_token(SOFIA),
+            &booking(&last, SOFIA),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let sofias = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fill_okafor(&app, &canvas, &canvas_url, next).await;
+    let mut earlier = entry(SOFIA, "FLUP", 30, "telehealth", day, next);
+    earlier["before_appointment_id"] = json!(sofias);
+    join(&app, &earlier).await;
+    join(&app, &entry(OLIVIA, "FLUP", 30, "telehealth", day, day)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(offer_of(&app, SOFIA).await, None, "nothing earlier is free");
+
+    // The front desk cancels her visit in Canvas; later a visit earlier than it opens.
+    canvas_put(&app, &sofias, |b| b["status"] = json!("cancelled")).await;
+    let (cancelled, opened) = filled[filled.len() / 2].clone();
+    canvas_put(&app, &cancelled, |b| b["status"] = json!("cancelled")).await;
+    eventually("Olivia, next in line, is offered the opening", || async {
+        offer_of(&app, OLIVIA).await.is_some()
+    })
+    .await;
+    assert_eq!(
+        at(&offer_of(&app, OLIVIA).await.unwrap()["slot"]["start"]),
+        opened
+    );
+    // Sofia is not offered a time she could not accept (there is no visit left to move),
+    // and her entry is over.
+    assert_eq!(offer_of(&app, SOFIA).await, None);
+    assert!(entries(&app, SOFIA).await.is_empty());
 }

@@ -212,6 +212,8 @@ async fn offer_to(
     };
     let scope = search::narrowed(snapshot, entry).map_or_else(|| snapshot.clone(), Arc::new);
     let (busy, _) = busy_slots(s).await.map_err(super::store_error)?;
+    // The visit it would replace, read from Canvas once a slot fits (not on every pass).
+    let mut visit: Option<Option<Timestamp>> = None;
     for (from, to) in search::ranges(first, last, booking.max_range_days) {
         let (start, end) = search::utc_dates(from, to);
         let mut query = Query {
@@ -245,7 +247,25 @@ async fn offer_to(
                 let fits = search::on_its_days(entry, local)
                     && (from..=to).contains(&local)
                     && may_offer(entry, o.practitioner.as_str(), o.start, not_before);
-                if fits && make_offer(s, entry, o, now).await? {
+                if !fits {
+                    continue;
+                }
+                if let Some(id) = &entry.before_appointment_id {
+                    let current = match visit {
+                        Some(known) => known,
+                        None => *visit.insert(visit_start(s, id, now).await?),
+                    };
+                    let Some(current) = current else {
+                        // Cancelled, moved or over since the entry was made: nothing is earlier
+                        // than it any more, and accepting would fail.
+                        end_entry(s, entry).await?;
+                        return Ok(false);
+                    };
+                    if o.start >= current {
+                        return Ok(false);
+                    }
+                }
+                if make_offer(s, entry, o, now).await? {
                     return Ok(true);
                 }
             }
@@ -260,6 +280,29 @@ async fn offer_to(
         }
     }
     Ok(false)
+}
+
+/// The start of the visit an entry would replace, if it is still to come and takes time.
+async fn visit_start(
+    s: &Services,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, ApiError> {
+    let visit = s.canvas.appointment(id).await?;
+    Ok(visit
+        .filter(|v| v.status.blocks_time())
+        .and_then(|v| v.start)
+        .map(|t| t.timestamp)
+        .filter(|start| *start > now))
+}
+
+async fn end_entry(s: &Services, entry: &Entry) -> Result<(), ApiError> {
+    tracing::info!("waitlist: an entry ends, the visit it would replace is no longer active");
+    s.store
+        .remove_entry(entry.id.clone())
+        .await
+        .map(drop)
+        .map_err(super::store_error)
 }
 
 /// Holds the slot for the entry and offers it; `false` when the slot was taken meanwhile or
