@@ -9,7 +9,7 @@ use super::engine::SyncEngine;
 use super::sinks::Outcome;
 use crate::canvas::fhir;
 use crate::config::sync::PhiLevel;
-use crate::scheduling::waitlist::matcher::Notice;
+use crate::scheduling::waitlist::announce::Notice;
 
 pub fn data(notice: &Notice, level: PhiLevel) -> Value {
     let o = &notice.offer;

@@ -1,21 +1,24 @@
 //! What the waitlist promises when things go wrong: an accept Canvas confirms late keeps its
 //! offer until it is settled and, once booked, ends the entry; openings are found on every
 //! date an entry allows; an entry whose visit to replace is gone ends rather than being
-//! offered times it cannot take.
+//! offered times it cannot take; a receiver that refuses an offer is not asked on every pass.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use slotgate::sandbox::Faults;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::availability::OPEN_WINDOW;
 use crate::booking::{OLIVIA, SOFIA, booking};
 use crate::helpers::{assert_problem, key, spawn_app_with};
 use crate::seed::{OKAFOR, OSEI};
 use crate::slow_canvas::SLOW;
-use crate::sync::{CANVAS_SECRET, canvas_put, eventually};
+use crate::sync::{CANVAS_SECRET, HOOK_SECRET, canvas_put, eventually};
 use crate::waitlist::{
-    QUICK, answer, at, entries, entry, fill_okafor, join, offer_of, okafor_day, working_days,
+    QUICK, answer, at, entries, entry, fill_okafor, join, offer_of, offers_sent, okafor_day,
+    working_days,
 };
 
 #[tokio::test]
@@ -192,4 +195,59 @@ async fn an_entry_whose_visit_was_cancelled_in_canvas_ends_and_its_opening_goes_
     // and her entry is over.
     assert_eq!(offer_of(&app, SOFIA).await, None);
     assert!(entries(&app, SOFIA).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_offer_a_receiver_refuses_is_sent_again_after_growing_pauses_until_it_is_taken() {
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&hooks)
+        .await;
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        QUICK,
+        &format!(
+            "[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\nreconcile_interval_seconds = 3600\nretry_base_ms = 1000\n\
+             [[sync.sinks]]\nname = \"app\"\nkind = \"webhook\"\nurl = \"{}/app\"\nsecret = \"{HOOK_SECRET}\"\nphi = \"busy\"\n",
+            hooks.uri()
+        ),
+    ])
+    .await;
+    let (canvas, canvas_url) = (
+        app.sandbox.clone().unwrap(),
+        app.sandbox_url.clone().unwrap(),
+    );
+    let day = working_days(&app).await;
+    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
+    canvas_put(&app, &filled[2].0, |b| b["status"] = json!("cancelled")).await;
+    eventually("the app is told of the offer", || async {
+        !offers_sent(&hooks).await.is_empty()
+    })
+    .await;
+    // The matcher looks twice a second; the receiver is not asked on every look.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let tries = offers_sent(&hooks).await.len();
+    assert!(
+        (2..=4).contains(&tries),
+        "sent at about 0, 1 and 3 s, not every pass: {tries}"
+    );
+    // The receiver is back: the offer reaches it, and is not sent again.
+    hooks.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&hooks)
+        .await;
+    let mut delivered = false;
+    for _ in 0..200 {
+        if !offers_sent(&hooks).await.is_empty() {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "sent again once its pause was over");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(offers_sent(&hooks).await.len(), 1, "once delivered, done");
 }

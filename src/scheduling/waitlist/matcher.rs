@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use jiff::{SignedDuration, Timestamp};
 
+use super::announce::Resends;
 use super::{search, upkeep};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -23,20 +24,9 @@ use crate::scheduling::directory::Snapshot;
 use crate::scheduling::slot_id::SlotClaim;
 use crate::store::waitlist::{Entry, Offer, OfferStatus};
 use crate::store::{Hold, HoldOutcome};
-use crate::types::{PractitionerId, UsState};
+use crate::types::UsState;
 
-/// What the webhook sinks are told of an offer.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub offer: Offer,
-    pub practitioner_name: String,
-    pub location_name: String,
-    /// The location's: the slot's times are told in it, as appointments' are.
-    pub timezone: jiff::tz::TimeZone,
-}
-
-/// Tells the webhook sinks of an offer; `true` once every one has it.
-pub type Announce = Arc<dyn Fn(Notice) -> BoxFuture<'static, bool> + Send + Sync>;
+pub use super::announce::{Announce, Notice};
 
 pub fn spawn(
     s: Arc<Services>,
@@ -44,6 +34,7 @@ pub fn spawn(
     announce: Announce,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut resends = Resends::default();
         let mut every = tokio::time::interval(s.settings.waitlist.scan_interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -52,7 +43,7 @@ pub fn spawn(
                 () = s.slot_cache.changed() => {}
             }
             let one: BoxFuture<'_, Result<usize, ApiError>> =
-                Box::pin(pass(&s, metrics.as_ref(), &announce));
+                Box::pin(pass(&s, metrics.as_ref(), &announce, &mut resends));
             if let Err(e) = one.await {
                 tracing::warn!(error = %e.detail, "waitlist: a pass did not finish");
             }
@@ -92,6 +83,7 @@ pub async fn pass(
     s: &Services,
     metrics: Option<&Metrics>,
     announce: &Announce,
+    resends: &mut Resends,
 ) -> Result<usize, ApiError> {
     let store_error = super::store_error;
     let now = Timestamp::now();
@@ -126,23 +118,7 @@ pub async fn pass(
             }
         }
     }
-    let unannounced: Vec<Offer> = s
-        .store
-        .offers()
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .filter(|o| o.status == OfferStatus::Open && !o.notified)
-        .collect();
-    for offer in unannounced {
-        let id = offer.id.clone();
-        let notice = notice(s, offer).await;
-        if announce(notice).await
-            && let Err(e) = s.store.offer_notified(id).await
-        {
-            tracing::warn!(error = %e, "waitlist: an announced offer may be announced again");
-        }
-    }
+    super::announce::announce_open(s, announce, resends, now).await?;
     let day_ago = now
         .checked_sub(SignedDuration::from_hours(24))
         .unwrap_or(now);
@@ -155,28 +131,6 @@ pub async fn pass(
 pub(super) fn count(metrics: Option<&Metrics>, outcome: &str) {
     if let Some(m) = metrics {
         m.waitlist_offers.with_label_values(&[outcome]).inc();
-    }
-}
-
-async fn notice(s: &Services, offer: Offer) -> Notice {
-    let snapshot = s.directory.snapshot().await.ok();
-    let practitioner_name = snapshot
-        .as_ref()
-        .and_then(|snap| {
-            let id: PractitionerId = offer.practitioner.parse().ok()?;
-            snap.clinicians.get(&id).map(|c| c.name.clone())
-        })
-        .unwrap_or_default();
-    let place = snapshot
-        .as_ref()
-        .and_then(|snap| snap.place_by_id(&offer.location_id));
-    let location_name = place.map(|p| p.name.clone()).unwrap_or_default();
-    let timezone = place.map_or(jiff::tz::TimeZone::UTC, |p| p.info.timezone.clone());
-    Notice {
-        offer,
-        practitioner_name,
-        location_name,
-        timezone,
     }
 }
 

@@ -4,6 +4,7 @@
 //! spending the offer's hold, exactly once.
 
 mod accept;
+pub mod announce;
 pub mod matcher;
 pub mod search;
 mod upkeep;
@@ -152,15 +153,26 @@ async fn visit_to_replace(
             message: "is not an upcoming visit of this patient".into(),
         }])
     };
+    // Canvas failing is not the patient's mistake: only "no such visit" is a field error.
     let visit = lifecycle::visible(s, caller, id)
         .await
-        .map_err(|_| not_found())?;
+        .map_err(|e| unless_missing(e, not_found))?;
     let ours = visit.participant_id("Patient") == Some(patient.as_str());
     match visit.start {
         Some(start) if ours && visit.status.blocks_time() && start.timestamp > Timestamp::now() => {
             Ok(start.timestamp)
         }
         _ => Err(not_found()),
+    }
+}
+
+/// `not_found()` for a visit that does not exist (or is not the caller's); any other failure
+/// (Canvas unavailable or slow) as it is.
+fn unless_missing(e: ApiError, not_found: impl FnOnce() -> ApiError) -> ApiError {
+    if e.code == Code::NotFound {
+        not_found()
+    } else {
+        e
     }
 }
 
@@ -276,4 +288,28 @@ pub async fn decline(s: &Services, caller: &Principal, id: &str) -> Result<(), A
         return Err(lapsed());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_visit_canvas_could_not_be_asked_about_is_not_called_missing() {
+        let missing = || ApiError::invalid("before_appointment_id", "missing");
+        for code in [
+            Code::UpstreamUnavailable,
+            Code::UpstreamTimeout,
+            Code::UpstreamError,
+        ] {
+            assert_eq!(
+                unless_missing(ApiError::new(code, "Canvas failed"), missing).code,
+                code
+            );
+        }
+        assert_eq!(
+            unless_missing(ApiError::not_found("no such appointment"), missing).code,
+            Code::ValidationFailed
+        );
+    }
 }
