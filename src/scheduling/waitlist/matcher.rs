@@ -87,7 +87,15 @@ pub async fn pass(
 ) -> Result<usize, ApiError> {
     let store_error = super::store_error;
     let now = Timestamp::now();
-    let snapshot = s.directory.snapshot().await?;
+    let snapshot = match s.directory.snapshot().await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            // Without the clinic's zones no entry is ended early, but lapsed and orphaned
+            // offers still give their slots back.
+            upkeep::tidy(s, metrics, now, |e: &Entry| e.latest_date).await?;
+            return Err(e.into());
+        }
+    };
     let today = |e: &Entry| search::today_at(e.location_id.as_deref(), &snapshot, now);
     upkeep::tidy(s, metrics, now, today).await?;
     let mut entries = s.store.entries().await.map_err(store_error)?;
