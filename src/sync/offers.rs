@@ -47,7 +47,7 @@ impl SyncEngine {
                         tracing::warn!(
                             sink = sink.name(),
                             reason,
-                            "waitlist offer not delivered; sent again on the next pass"
+                            "waitlist offer not delivered; sent again after a pause"
                         );
                         all = false;
                     }

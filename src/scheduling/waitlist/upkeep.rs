@@ -66,10 +66,11 @@ pub async fn tidy(
     now: Timestamp,
     today: impl Fn(&Entry) -> Date,
 ) -> Result<(), ApiError> {
-    // Entries first: an offer is only ever made for an entry that exists, so an offer whose
-    // entry is missing from this (earlier) list has lost it.
-    let entries = s.store.entries().await.map_err(store_error)?;
+    // Offers first: an entry, once removed, never comes back, so an offer whose entry is
+    // missing from this (later) list has lost it, even if another leader's pass (a handover)
+    // made it a moment ago.
     let offers = s.store.offers().await.map_err(store_error)?;
+    let entries = s.store.entries().await.map_err(store_error)?;
     let ids: HashSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     for offer in &offers {
         let done = match settle(offer, ids.contains(offer.entry_id.as_str()), now) {
