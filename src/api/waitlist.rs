@@ -47,11 +47,13 @@ pub struct WaitlistBody {
     #[serde(default)]
     #[schema(format = Uuid)]
     location_id: Option<String>,
-    /// First acceptable date (UTC); default today.
+    /// First acceptable date, a local date at the slot's location (as `/v1/availability`
+    /// reads dates); default today.
     #[serde(default)]
     #[schema(format = Date)]
     earliest_date: Option<String>,
-    /// Last acceptable date (UTC); the entry ends after it.
+    /// Last acceptable date, a local date at the slot's location; the entry ends once this
+    /// date has passed at its location (without one: everywhere the clinic operates).
     #[schema(format = Date)]
     latest_date: String,
     /// Only times earlier than this upcoming visit of the patient's; accepting an offer
@@ -119,7 +121,7 @@ pub struct EntryDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before_appointment_id: Option<String>,
     pub created_at: String,
-    /// The open offer, if one is.
+    /// The open offer, if one is (or the one being accepted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offer: Option<OfferDto>,
 }
@@ -163,7 +165,7 @@ fn offer_dto(snapshot: &Snapshot, o: &Offer) -> OfferDto {
 fn entry_dto(snapshot: &Snapshot, e: Entry, offer: Option<&Offer>) -> EntryDto {
     EntryDto {
         id: e.id,
-        status: e.status,
+        status: EntryStatus::of(offer.is_some()),
         patient_id: e.patient,
         reason_code: e.reason_code,
         duration: e.duration,

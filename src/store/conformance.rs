@@ -473,7 +473,7 @@ async fn moves(s: &dyn Store, run: &str) {
 }
 
 async fn waitlist(s: &dyn Store, run: &str) {
-    use super::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+    use super::waitlist::Entry;
     let now = Timestamp::now();
     let entry = |n: &str| Entry {
         id: format!("{run}-{n}"),
@@ -483,14 +483,13 @@ async fn waitlist(s: &dyn Store, run: &str) {
         duration: 30,
         patient_state: "CA".into(),
         modality: None,
-        practitioner_ids: vec![],
+        practitioner_ids: vec![DR.into()],
         location_id: None,
         earliest_date: None,
         latest_date: jiff::civil::date(2030, 1, 1),
         before_appointment_id: None,
         before_start: None,
         created_at: now,
-        status: EntryStatus::Waiting,
         passed: vec![],
     };
     assert!(s.add_entry(entry("a"), 2).await.unwrap());
@@ -499,26 +498,68 @@ async fn waitlist(s: &dyn Store, run: &str) {
         !s.add_entry(entry("c"), 2).await.unwrap(),
         "two per patient"
     );
-    let mut a = entry("a");
-    a.status = EntryStatus::Offered;
-    a.passed = vec!["dr@1".into()];
-    assert!(s.update_entry(a.clone()).await.unwrap());
-    let mine = |all: Vec<Entry>| all.into_iter().filter(|e| e.patient == a.patient).count();
-    assert_eq!(mine(s.entries().await.unwrap()), 2);
+    let mut other = entry("x");
+    other.patient = format!("{run}-other");
     assert!(
-        s.entries().await.unwrap().contains(&a),
-        "updated, lists kept"
+        s.add_entry(other.clone(), 2).await.unwrap(),
+        "another patient's allowance is their own"
+    );
+    let a = entry("a");
+    assert!(s.pass_slot(a.id.clone(), "dr@1".into()).await.unwrap());
+    assert!(s.pass_slot(a.id.clone(), "dr@2".into()).await.unwrap());
+    assert!(
+        s.pass_slot(a.id.clone(), "dr@1".into()).await.unwrap(),
+        "listed once"
+    );
+    let stored = |all: Vec<Entry>, id: &str| all.into_iter().find(|e| e.id == id);
+    let now_a = stored(s.entries().await.unwrap(), &a.id).expect("a is there");
+    assert_eq!(now_a.passed, vec!["dr@1".to_owned(), "dr@2".to_owned()]);
+    assert_eq!(
+        now_a.practitioner_ids,
+        vec![DR.to_owned()],
+        "the rest of the entry is untouched"
     );
     assert!(s.remove_entry(a.id.clone()).await.unwrap());
+    assert!(!s.remove_entry(a.id.clone()).await.unwrap(), "once");
     assert!(
-        !s.update_entry(a.clone()).await.unwrap(),
+        !s.pass_slot(a.id.clone(), "dr@3".into()).await.unwrap(),
         "never brought back"
     );
+    assert_eq!(stored(s.entries().await.unwrap(), &a.id), None);
     assert!(s.add_entry(entry("c"), 2).await.unwrap(), "room again");
-    let offer = Offer {
-        id: format!("{run}-offer"),
-        entry_id: a.id.clone(),
-        patient: a.patient.clone(),
+    assert_eq!(
+        stored(s.entries().await.unwrap(), &format!("{run}-c"))
+            .expect("c is there")
+            .passed,
+        Vec::<String>::new(),
+        "a new entry starts with nothing passed"
+    );
+    offers(s, run, now, &entry("b"), &a).await;
+    for e in s
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.patient == a.patient || e.patient == other.patient)
+    {
+        s.remove_entry(e.id).await.unwrap();
+    }
+}
+
+/// Offers: made only for an entry that is there and has none live; accepted atomically
+/// (Open -> Accepting) so that neither a lapse nor a decline can end one being booked.
+async fn offers(
+    s: &dyn Store,
+    run: &str,
+    now: Timestamp,
+    b: &super::waitlist::Entry,
+    gone: &super::waitlist::Entry,
+) {
+    use super::waitlist::{Offer, OfferStatus};
+    let offer = |n: &str, entry: &super::waitlist::Entry| Offer {
+        id: format!("{run}-offer-{n}"),
+        entry_id: entry.id.clone(),
+        patient: entry.patient.clone(),
         slot_id: "s1.x.y".into(),
         hold_id: "h".into(),
         practitioner: DR.into(),
@@ -530,40 +571,138 @@ async fn waitlist(s: &dyn Store, run: &str) {
         expires_at: at(now, 15),
         status: OfferStatus::Open,
         notified: false,
+        accepting: None,
     };
-    s.put_offer(offer.clone()).await.unwrap();
-    s.offer_notified(offer.id.clone()).await.unwrap();
-    let accepted = s
-        .settle_offer(offer.id.clone(), OfferStatus::Open, OfferStatus::Accepted)
+    let listed = |all: Vec<Offer>, id: &str| all.into_iter().find(|o| o.id == id);
+    assert!(
+        !s.put_offer(offer("orphan", gone)).await.unwrap(),
+        "no offer for an entry that is gone"
+    );
+    assert_eq!(
+        listed(s.offers().await.unwrap(), &format!("{run}-offer-orphan")),
+        None
+    );
+    let first = offer("1", b);
+    assert!(s.put_offer(first.clone()).await.unwrap());
+    assert!(
+        !s.put_offer(offer("2", b)).await.unwrap(),
+        "one live offer per entry"
+    );
+    s.offer_notified(first.id.clone()).await.unwrap();
+
+    // Accepting: only from Open, once per booking; a lapse or a decline cannot end it.
+    let (mine, theirs) = (format!("{run}-key-1"), format!("{run}-key-2"));
+    let held = s
+        .begin_accept(first.id.clone(), mine.clone())
         .await
         .unwrap()
-        .expect("open, so accepted");
-    assert_eq!(accepted.status, OfferStatus::Accepted);
-    assert!(accepted.notified);
+        .expect("open, so now accepting");
+    assert_eq!(held.status, OfferStatus::Accepting);
+    assert_eq!(held.accepting.as_deref(), Some(mine.as_str()));
+    assert!(held.notified, "the rest of the offer is kept");
     assert_eq!(
-        s.settle_offer(offer.id.clone(), OfferStatus::Open, OfferStatus::Declined)
+        s.begin_accept(first.id.clone(), mine.clone())
+            .await
+            .unwrap()
+            .map(|o| o.status),
+        Some(OfferStatus::Accepting),
+        "the same booking again (a retry) holds it still"
+    );
+    assert_eq!(
+        s.begin_accept(first.id.clone(), theirs.clone())
+            .await
+            .unwrap(),
+        None,
+        "another booking does not"
+    );
+    for to in [OfferStatus::Expired, OfferStatus::Declined] {
+        assert_eq!(
+            s.settle_offer(first.id.clone(), OfferStatus::Open, to)
+                .await
+                .unwrap(),
+            None,
+            "not open while being accepted"
+        );
+    }
+    assert!(
+        !s.put_offer(offer("2", b)).await.unwrap(),
+        "an offer being accepted is live"
+    );
+    // Nothing booked: it is open again, and another booking may take it.
+    assert!(
+        s.settle_offer(first.id.clone(), OfferStatus::Accepting, OfferStatus::Open)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.begin_accept(first.id.clone(), theirs.clone())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let accepted = s
+        .settle_offer(
+            first.id.clone(),
+            OfferStatus::Accepting,
+            OfferStatus::Accepted,
+        )
+        .await
+        .unwrap()
+        .expect("accepting, so accepted");
+    assert_eq!(accepted.status, OfferStatus::Accepted);
+    assert_eq!(accepted.accepting.as_deref(), Some(theirs.as_str()));
+    assert_eq!(
+        s.settle_offer(first.id.clone(), OfferStatus::Open, OfferStatus::Declined)
             .await
             .unwrap(),
         None,
         "one settlement wins"
     );
+    assert_eq!(
+        s.begin_accept(first.id.clone(), theirs.clone())
+            .await
+            .unwrap(),
+        None,
+        "an accepted offer is not held again"
+    );
+    // Ended, so the entry may be offered again.
+    let second = offer("2", b);
+    assert!(s.put_offer(second.clone()).await.unwrap());
+    assert!(
+        s.settle_offer(second.id.clone(), OfferStatus::Open, OfferStatus::Expired)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.begin_accept(second.id.clone(), mine.clone())
+            .await
+            .unwrap(),
+        None,
+        "a lapsed offer cannot be accepted"
+    );
+    assert!(s.put_offer(offer("3", b)).await.unwrap());
+    s.settle_offer(
+        format!("{run}-offer-3"),
+        OfferStatus::Open,
+        OfferStatus::Declined,
+    )
+    .await
+    .unwrap();
+
     s.prune_offers(at(now, 10)).await.unwrap();
     assert!(
-        s.offers().await.unwrap().iter().any(|o| o.id == offer.id),
+        listed(s.offers().await.unwrap(), &first.id).is_some(),
         "not ended yet"
     );
     s.prune_offers(at(now, 20)).await.unwrap();
-    assert!(
-        !s.offers().await.unwrap().iter().any(|o| o.id == offer.id),
-        "pruned"
-    );
-    for e in s
-        .entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.patient == a.patient)
-    {
-        s.remove_entry(e.id).await.unwrap();
+    let left = s.offers().await.unwrap();
+    for n in ["1", "2", "3"] {
+        assert_eq!(
+            listed(left.clone(), &format!("{run}-offer-{n}")),
+            None,
+            "pruned"
+        );
     }
 }

@@ -443,9 +443,13 @@ impl Store for MemoryStore {
         Self::ready(entries)
     }
 
-    fn update_entry(&self, entry: waitlist::Entry) -> BoxFuture<'_, StoreResult<bool>> {
+    fn pass_slot(&self, entry_id: String, slot: String) -> BoxFuture<'_, StoreResult<bool>> {
         let mut state = self.state();
-        let found = state.entries.get_mut(&entry.id).map(|e| *e = entry);
+        let found = state.entries.get_mut(&entry_id).map(|e| {
+            if !e.passed.contains(&slot) {
+                e.passed.push(slot);
+            }
+        });
         Self::ready(found.is_some())
     }
 
@@ -454,9 +458,17 @@ impl Store for MemoryStore {
         Self::ready(removed)
     }
 
-    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<()>> {
-        self.state().offers.insert(offer.id.clone(), offer);
-        Self::ready(())
+    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<bool>> {
+        let mut state = self.state();
+        let busy = state
+            .offers
+            .values()
+            .any(|o| o.entry_id == offer.entry_id && o.status.is_live());
+        let stored = state.entries.contains_key(&offer.entry_id) && !busy;
+        if stored {
+            state.offers.insert(offer.id.clone(), offer);
+        }
+        Self::ready(stored)
     }
 
     fn offers(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Offer>>> {
@@ -482,6 +494,25 @@ impl Store for MemoryStore {
         Self::ready(settled)
     }
 
+    fn begin_accept(
+        &self,
+        id: String,
+        identifier: String,
+    ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>> {
+        use waitlist::OfferStatus::{Accepting, Open};
+        let mut state = self.state();
+        let held = state.offers.get_mut(&id).and_then(|o| match o.status {
+            Open => {
+                o.status = Accepting;
+                o.accepting = Some(identifier);
+                Some(o.clone())
+            }
+            Accepting if o.accepting.as_ref() == Some(&identifier) => Some(o.clone()),
+            _ => None,
+        });
+        Self::ready(held)
+    }
+
     fn offer_notified(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
         if let Some(o) = self.state().offers.get_mut(&id) {
             o.notified = true;
@@ -492,7 +523,7 @@ impl Store for MemoryStore {
     fn prune_offers(&self, before: Timestamp) -> BoxFuture<'_, StoreResult<()>> {
         self.state()
             .offers
-            .retain(|_, o| o.status == waitlist::OfferStatus::Open || o.expires_at >= before);
+            .retain(|_, o| o.status.is_live() || o.expires_at >= before);
         Self::ready(())
     }
 }

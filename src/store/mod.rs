@@ -282,10 +282,13 @@ pub trait Store: Send + Sync {
         max_per_patient: u32,
     ) -> BoxFuture<'_, StoreResult<bool>>;
     fn entries(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Entry>>>;
-    /// Replaces an entry that is still there; `false` (nothing written) when it is gone.
-    fn update_entry(&self, entry: waitlist::Entry) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Adds `slot` to an entry's `passed` list, in place (never a rewrite of the whole entry
+    /// from an older copy); `false` (nothing written) when the entry is gone.
+    fn pass_slot(&self, entry_id: String, slot: String) -> BoxFuture<'_, StoreResult<bool>>;
     fn remove_entry(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
-    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<()>>;
+    /// Stores a new offer only if, at that instant, its entry exists and has no live (Open or
+    /// Accepting) offer; `false` (nothing written) otherwise.
+    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<bool>>;
     fn offers(&self) -> BoxFuture<'_, StoreResult<Vec<waitlist::Offer>>>;
     /// Moves an offer from `from` to `to` atomically (one accept wins); the offer as it is now,
     /// or `None` when it was not in `from`.
@@ -294,6 +297,14 @@ pub trait Store: Send + Sync {
         id: String,
         from: waitlist::OfferStatus,
         to: waitlist::OfferStatus,
+    ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>>;
+    /// Open -> Accepting for the booking `identifier`, atomically: from then on neither a lapse
+    /// nor a decline can end it. An offer this very booking already holds is returned as it
+    /// is (a retry); `None` for any other.
+    fn begin_accept(
+        &self,
+        id: String,
+        identifier: String,
     ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>>;
     /// Marks an offer as announced to the sinks.
     fn offer_notified(&self, id: String) -> BoxFuture<'_, StoreResult<()>>;

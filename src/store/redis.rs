@@ -645,15 +645,15 @@ impl Store for RedisStore {
         Box::pin(self.wl_entries())
     }
 
-    fn update_entry(&self, entry: waitlist::Entry) -> BoxFuture<'_, StoreResult<bool>> {
-        Box::pin(self.wl_update_entry(entry))
+    fn pass_slot(&self, entry_id: String, slot: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.wl_pass_slot(entry_id, slot))
     }
 
     fn remove_entry(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
-        Box::pin(self.wl_remove("wl:entries", id))
+        Box::pin(self.wl_remove_entry(id))
     }
 
-    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<()>> {
+    fn put_offer(&self, offer: waitlist::Offer) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(self.wl_put_offer(offer))
     }
 
@@ -668,6 +668,14 @@ impl Store for RedisStore {
         to: waitlist::OfferStatus,
     ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>> {
         Box::pin(self.wl_settle(id, from, to))
+    }
+
+    fn begin_accept(
+        &self,
+        id: String,
+        identifier: String,
+    ) -> BoxFuture<'_, StoreResult<Option<waitlist::Offer>>> {
+        Box::pin(self.wl_begin_accept(id, identifier))
     }
 
     fn offer_notified(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {

@@ -17,6 +17,18 @@ pub enum EntryStatus {
     Offered,
 }
 
+impl EntryStatus {
+    /// What an entry is, told by its offers rather than stored beside them (a stored status
+    /// goes stale when an offer ends without the entry being rewritten).
+    pub fn of(live_offer: bool) -> Self {
+        if live_offer {
+            EntryStatus::Offered
+        } else {
+            EntryStatus::Waiting
+        }
+    }
+}
+
 /// A patient waiting for an earlier time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -37,7 +49,6 @@ pub struct Entry {
     /// That visit's start when the entry was made.
     pub before_start: Option<Timestamp>,
     pub created_at: Timestamp,
-    pub status: EntryStatus,
     /// Slots (`<practitioner>@<start>`) this entry was offered and let go: never offered again.
     #[serde(default)]
     pub passed: Vec<String>,
@@ -47,6 +58,9 @@ pub struct Entry {
 #[serde(rename_all = "snake_case")]
 pub enum OfferStatus {
     Open,
+    /// A booking of it is under way (see `Offer::accepting`): it neither lapses nor may be
+    /// declined meanwhile; it ends Accepted, or goes back to Open if nothing was booked.
+    Accepting,
     Accepted,
     Declined,
     Expired,
@@ -72,6 +86,16 @@ pub struct Offer {
     pub status: OfferStatus,
     /// The webhook sinks were told of it.
     pub notified: bool,
+    /// The booking identifier of the accept that holds it (while Accepting, and after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepting: Option<String>,
+}
+
+impl OfferStatus {
+    /// Open or Accepting: the offer still stands for its entry.
+    pub fn is_live(self) -> bool {
+        matches!(self, OfferStatus::Open | OfferStatus::Accepting)
+    }
 }
 
 impl Offer {

@@ -9,7 +9,7 @@ use super::outbound::SyncEngine;
 use super::sinks::Outcome;
 use crate::canvas::fhir;
 use crate::config::sync::PhiLevel;
-use crate::scheduling::waitlist::matcher::Notice;
+use crate::scheduling::waitlist::announce::Notice;
 
 pub fn data(notice: &Notice, level: PhiLevel) -> Value {
     let o = &notice.offer;
@@ -47,7 +47,7 @@ impl SyncEngine {
                         tracing::warn!(
                             sink = sink.name(),
                             reason,
-                            "waitlist offer not delivered; sent again on the next pass"
+                            "waitlist offer not delivered; sent again after a pause"
                         );
                         all = false;
                     }

@@ -27,4 +27,5 @@ mod slow_canvas;
 mod sync;
 mod sync_scale;
 mod waitlist;
+mod waitlist_guarantees;
 mod wire;

@@ -18,13 +18,14 @@ use crate::seed::*;
 use crate::sync::{CANVAS_SECRET, HOOK_SECRET, canvas_put, eventually};
 
 pub const JAMES: &str = "dd29985f53784d5eb45ee0a157c5f866"; // CA
-const LUCAS: &str = "e43a5a99d2524f3b9905679312409024"; // TX
+pub const LUCAS: &str = "e43a5a99d2524f3b9905679312409024"; // TX
 
 /// The matcher looks twice a second; notifications wake it at once anyway.
-const QUICK: &str = "[waitlist]\nscan_interval_ms = 500\n";
+pub const QUICK: &str = "[waitlist]\nscan_interval_ms = 500\n";
 
-/// Okafor's 30-minute telehealth follow-ups starting on one UTC day.
-async fn okafor_day(app: &TestApp, day: jiff::civil::Date) -> Vec<Value> {
+/// Okafor's 30-minute telehealth follow-ups starting on one day at Oakland, where she works:
+/// a waitlist entry's dates are the clinic's local dates.
+pub async fn okafor_day(app: &TestApp, day: jiff::civil::Date) -> Vec<Value> {
     let me = app.patient_token(JAMES);
     let day = day.to_string();
     slots_for(
@@ -38,15 +39,15 @@ async fn okafor_day(app: &TestApp, day: jiff::civil::Date) -> Vec<Value> {
             ("practitioner", OKAFOR),
             ("start", &day),
             ("end", &day),
-            ("tz", "UTC"),
+            ("tz", "America/Los_Angeles"),
             ("limit", "1000"),
         ],
     )
     .await
 }
 
-/// A UTC day, at least three days out, on which Okafor works, and the day after too.
-async fn working_days(app: &TestApp) -> jiff::civil::Date {
+/// A day, at least three days out, on which Okafor works, and the day after too.
+pub async fn working_days(app: &TestApp) -> jiff::civil::Date {
     for n in 3..12 {
         if okafor_day(app, days(n)).await.len() >= 8
             && okafor_day(app, days(n + 1)).await.len() >= 8
@@ -60,7 +61,7 @@ async fn working_days(app: &TestApp) -> jiff::civil::Date {
 /// Front-desk staff fill the day in Canvas's own UI (James, back to back); slotgate's cached
 /// availability is purged so that nothing of the day is offered any more. The appointments, in
 /// time order.
-async fn fill_okafor(
+pub async fn fill_okafor(
     app: &TestApp,
     canvas: &SandboxControl,
     canvas_url: &str,
@@ -92,7 +93,7 @@ async fn fill_okafor(
     made
 }
 
-fn entry(
+pub fn entry(
     patient: &str,
     reason: &str,
     duration: u32,
@@ -105,7 +106,7 @@ fn entry(
         "earliest_date": from.to_string(), "latest_date": to.to_string()})
 }
 
-async fn join(app: &TestApp, body: &Value) -> Value {
+pub async fn join(app: &TestApp, body: &Value) -> Value {
     let patient = body["patient_id"].as_str().unwrap();
     let r = app
         .post_json("/v1/waitlist", &app.patient_token(patient), body, None)
@@ -116,7 +117,7 @@ async fn join(app: &TestApp, body: &Value) -> Value {
     made
 }
 
-async fn entries(app: &TestApp, patient: &str) -> Vec<Value> {
+pub async fn entries(app: &TestApp, patient: &str) -> Vec<Value> {
     let r = app
         .get(
             &format!("/v1/waitlist?patient_id={patient}"),
@@ -131,14 +132,14 @@ async fn entries(app: &TestApp, patient: &str) -> Vec<Value> {
 }
 
 /// The patient's open offer, if any.
-async fn offer_of(app: &TestApp, patient: &str) -> Option<Value> {
+pub async fn offer_of(app: &TestApp, patient: &str) -> Option<Value> {
     entries(app, patient)
         .await
         .into_iter()
         .find_map(|e| e.get("offer").cloned())
 }
 
-async fn answer(
+pub async fn answer(
     app: &TestApp,
     patient: &str,
     offer: &str,
@@ -154,7 +155,7 @@ async fn answer(
     .await
 }
 
-async fn receiver() -> MockServer {
+pub async fn receiver() -> MockServer {
     let hooks = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(204))
@@ -164,7 +165,7 @@ async fn receiver() -> MockServer {
 }
 
 /// Three webhook sinks on one receiver, one per PHI level, and Canvas's notifications.
-fn sinks(hooks: &MockServer) -> String {
+pub fn sinks(hooks: &MockServer) -> String {
     let mut out = format!(
         "[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\nreconcile_interval_seconds = 3600\nretry_base_ms = 50\n"
     );
@@ -180,7 +181,7 @@ fn sinks(hooks: &MockServer) -> String {
 }
 
 /// The `waitlist.offer` messages each sink got: (path, request, body).
-async fn offers_sent(hooks: &MockServer) -> Vec<(String, wiremock::Request, Value)> {
+pub async fn offers_sent(hooks: &MockServer) -> Vec<(String, wiremock::Request, Value)> {
     hooks
         .received_requests()
         .await
@@ -193,7 +194,7 @@ async fn offers_sent(hooks: &MockServer) -> Vec<(String, wiremock::Request, Valu
         .collect()
 }
 
-fn at(v: &Value) -> jiff::Timestamp {
+pub fn at(v: &Value) -> jiff::Timestamp {
     v.as_str().unwrap().parse().unwrap()
 }
 

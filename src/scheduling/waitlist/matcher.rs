@@ -10,33 +10,23 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
-use super::{let_go, today};
+use super::announce::Resends;
+use super::{search, upkeep};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rules::model::Modality;
 use crate::scheduling::Services;
 use crate::scheduling::availability::{self, Query};
 use crate::scheduling::browse::busy_slots;
+use crate::scheduling::directory::Snapshot;
 use crate::scheduling::slot_id::SlotClaim;
-use crate::store::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+use crate::store::waitlist::{Entry, Offer, OfferStatus};
 use crate::store::{Hold, HoldOutcome};
-use crate::types::{PractitionerId, UsState};
+use crate::types::UsState;
 
-/// What the webhook sinks are told of an offer.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub offer: Offer,
-    pub practitioner_name: String,
-    pub location_name: String,
-    /// The location's: the slot's times are told in it, as appointments' are.
-    pub timezone: jiff::tz::TimeZone,
-}
-
-/// Tells the webhook sinks of an offer; `true` once every one has it.
-pub type Announce = Arc<dyn Fn(Notice) -> BoxFuture<'static, bool> + Send + Sync>;
+pub use super::announce::{Announce, Notice};
 
 pub fn spawn(
     s: Arc<Services>,
@@ -44,6 +34,7 @@ pub fn spawn(
     announce: Announce,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut resends = Resends::default();
         let mut every = tokio::time::interval(s.settings.waitlist.scan_interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -52,7 +43,7 @@ pub fn spawn(
                 () = s.slot_cache.changed() => {}
             }
             let one: BoxFuture<'_, Result<usize, ApiError>> =
-                Box::pin(pass(&s, metrics.as_ref(), &announce));
+                Box::pin(pass(&s, metrics.as_ref(), &announce, &mut resends));
             if let Err(e) = one.await {
                 tracing::warn!(error = %e.detail, "waitlist: a pass did not finish");
             }
@@ -65,9 +56,17 @@ pub fn spawn(
 pub fn spawn_reporting(s: Arc<Services>, metrics: Metrics) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Ok(entries) = s.store.entries().await {
-                let day = today();
-                let waiting = entries.iter().filter(|e| e.latest_date >= day).count();
+            if let (Ok(entries), Ok(snapshot)) =
+                (s.store.entries().await, s.directory.snapshot().await)
+            {
+                let now = Timestamp::now();
+                let waiting = entries
+                    .iter()
+                    .filter(|e| {
+                        let today = search::today_at(e.location_id.as_deref(), &snapshot, now);
+                        !upkeep::entry_over(e, today, now)
+                    })
+                    .count();
                 metrics
                     .waitlist_entries
                     .set(i64::try_from(waiting).unwrap_or(i64::MAX));
@@ -77,198 +76,267 @@ pub fn spawn_reporting(s: Arc<Services>, metrics: Metrics) -> tokio::task::JoinH
     })
 }
 
-/// One pass: lapsed offers passed on, offers made, offers announced.
+/// One pass: lapsed and orphaned offers passed on, finished entries ended, offers made,
+/// offers announced. One entry that cannot be matched (Canvas failing for its clinicians,
+/// say) is logged and skipped; the others are still matched and every offer made announced.
 pub async fn pass(
     s: &Services,
     metrics: Option<&Metrics>,
     announce: &Announce,
+    resends: &mut Resends,
 ) -> Result<usize, ApiError> {
     let store_error = super::store_error;
     let now = Timestamp::now();
-    let lapsed: Vec<Offer> = s
-        .store
-        .offers()
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .filter(|o| o.status == OfferStatus::Open && o.expires_at <= now)
-        .collect();
-    for offer in lapsed {
-        if let_go(s, &offer, OfferStatus::Expired).await? {
-            count(metrics, "expired");
+    let snapshot = match s.directory.snapshot().await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            // Without the clinic's zones no entry is ended early, but lapsed and orphaned
+            // offers still give their slots back.
+            upkeep::tidy(s, metrics, now, |e: &Entry| e.latest_date).await?;
+            return Err(e.into());
         }
-    }
+    };
+    let today = |e: &Entry| search::today_at(e.location_id.as_deref(), &snapshot, now);
+    upkeep::tidy(s, metrics, now, today).await?;
     let mut entries = s.store.entries().await.map_err(store_error)?;
     entries.sort_by_key(|e| e.created_at);
-    let day = today();
-    let gone: Vec<String> = entries
-        .iter()
-        .filter(|e| e.latest_date < day && e.status == EntryStatus::Waiting)
-        .map(|e| e.id.clone())
-        .collect();
-    for id in gone {
-        let _ = s.store.remove_entry(id).await;
-    }
-    entries.retain(|e| e.latest_date >= day);
+    entries.retain(|e| !upkeep::entry_over(e, today(e), now));
     if let Some(m) = metrics {
         m.waitlist_entries
             .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
     }
     let offers = s.store.offers().await.map_err(store_error)?;
-    let mut busy_patients: Vec<String> = offers
-        .iter()
-        .filter(|o| o.status == OfferStatus::Open)
-        .map(|o| o.patient.clone())
-        .collect();
+    let live: Vec<&Offer> = offers.iter().filter(|o| o.status.is_live()).collect();
+    let mut busy_patients: Vec<String> = live.iter().map(|o| o.patient.clone()).collect();
     let mut made = 0;
-    let waiting: Vec<Entry> = entries
-        .into_iter()
-        .filter(|e| e.status == EntryStatus::Waiting)
-        .collect();
-    for entry in waiting {
-        if busy_patients.contains(&entry.patient) {
+    for entry in entries {
+        // "Offered" is an entry with a live offer; a patient has one at a time.
+        if live.iter().any(|o| o.entry_id == entry.id) || busy_patients.contains(&entry.patient) {
             continue;
         }
-        if offer_to(s, &entry, now).await? {
-            busy_patients.push(entry.patient.clone());
-            made += 1;
-            count(metrics, "made");
+        match offer_to(s, &snapshot, &entry, now).await {
+            Ok(true) => {
+                busy_patients.push(entry.patient.clone());
+                made += 1;
+                count(metrics, "made");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(code = ?e.code, error = %e.detail, "waitlist: an entry is matched on a later pass");
+            }
         }
     }
-    let unannounced: Vec<Offer> = s
-        .store
-        .offers()
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .filter(|o| o.status == OfferStatus::Open && !o.notified)
-        .collect();
-    for offer in unannounced {
-        let id = offer.id.clone();
-        let notice = notice(s, offer).await;
-        if announce(notice).await {
-            let _ = s.store.offer_notified(id).await;
-        }
-    }
+    super::announce::announce_open(s, announce, resends, now).await?;
     let day_ago = now
         .checked_sub(SignedDuration::from_hours(24))
         .unwrap_or(now);
-    let _ = s.store.prune_offers(day_ago).await;
+    if let Err(e) = s.store.prune_offers(day_ago).await {
+        tracing::warn!(error = %e, "waitlist: old offers are pruned on a later pass");
+    }
     Ok(made)
 }
 
-fn count(metrics: Option<&Metrics>, outcome: &str) {
+pub(super) fn count(metrics: Option<&Metrics>, outcome: &str) {
     if let Some(m) = metrics {
         m.waitlist_offers.with_label_values(&[outcome]).inc();
     }
 }
 
-async fn notice(s: &Services, offer: Offer) -> Notice {
-    let snapshot = s.directory.snapshot().await.ok();
-    let practitioner_name = snapshot
-        .as_ref()
-        .and_then(|snap| {
-            let id: PractitionerId = offer.practitioner.parse().ok()?;
-            snap.clinicians.get(&id).map(|c| c.name.clone())
-        })
-        .unwrap_or_default();
-    let place = snapshot
-        .as_ref()
-        .and_then(|snap| snap.place_by_id(&offer.location_id));
-    let location_name = place.map(|p| p.name.clone()).unwrap_or_default();
-    let timezone = place.map_or(jiff::tz::TimeZone::UTC, |p| p.info.timezone.clone());
-    Notice {
-        offer,
-        practitioner_name,
-        location_name,
-        timezone,
-    }
-}
-
-/// Offers the entry the first slot that satisfies it, if any; whether one was offered.
-async fn offer_to(s: &Services, entry: &Entry, now: Timestamp) -> Result<bool, ApiError> {
-    let Some(query) = query_of(s, entry).await else {
+/// Offers the entry the first slot that satisfies it, if any; whether one was offered. Its
+/// dates are searched range by range up to its last (or the horizon), a page at a time, among
+/// the clinicians it names; an answer from a stale cache (Canvas failing) offers nothing.
+async fn offer_to(
+    s: &Services,
+    snapshot: &Arc<Snapshot>,
+    entry: &Entry,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let Some(base) = query_of(snapshot, entry) else {
         return Ok(false);
     };
-    let snapshot = s.directory.snapshot().await?;
-    let clinic = snapshot.policy.clone();
-    let window = crate::rules::window::window(&clinic.booking, now, false);
-    let (busy, _) = busy_slots(s).await.map_err(super::store_error)?;
-    let answer = availability::find(
-        snapshot,
-        false,
-        &s.slot_cache,
-        &query,
-        window,
-        &busy,
-        s.settings.canvas.max_concurrency,
-    )
-    .await?;
-    let waitlist = s.settings.waitlist;
+    let booking = &snapshot.policy.booking;
     let not_before = now
-        .saturating_add(SignedDuration::try_from(waitlist.stop_before).unwrap_or_default())
+        .saturating_add(
+            SignedDuration::try_from(s.settings.waitlist.stop_before).unwrap_or_default(),
+        )
         .unwrap_or(now);
-    for o in answer.offers {
-        if !may_offer(entry, o.practitioner.as_str(), o.start, not_before) {
-            continue;
+    let Some(window) = search::offer_window(
+        crate::rules::window::window(booking, now, false),
+        not_before,
+        entry.before_start,
+    ) else {
+        return Ok(false);
+    };
+    let today = search::today_at(entry.location_id.as_deref(), snapshot, now);
+    let Some((first, last)) = search::days(entry, today, search::horizon_date(window.latest))
+    else {
+        return Ok(false);
+    };
+    let scope = search::narrowed(snapshot, entry).map_or_else(|| snapshot.clone(), Arc::new);
+    let (busy, _) = busy_slots(s).await.map_err(super::store_error)?;
+    // The visit it would replace, read from Canvas once a slot fits (not on every pass).
+    let mut visit: Option<Option<Timestamp>> = None;
+    for (from, to) in search::ranges(first, last, booking.max_range_days) {
+        let (start, end) = search::utc_dates(from, to);
+        let mut query = Query {
+            start,
+            end,
+            ..base.clone()
+        };
+        let mut window = window;
+        loop {
+            let answer = availability::find(
+                scope.clone(),
+                false,
+                &s.slot_cache,
+                &query,
+                window,
+                &busy,
+                s.settings.canvas.max_concurrency,
+            )
+            .await?;
+            if answer.stale {
+                tracing::info!("waitlist: Canvas is failing; an entry waits for fresh slots");
+                return Ok(false);
+            }
+            let starts: Vec<Timestamp> = answer.offers.iter().map(|o| o.start).collect();
+            let (considered, next) = search::page(&starts, query.limit);
+            for o in &answer.offers[..considered] {
+                let local = o
+                    .start
+                    .to_zoned_datetime(o.place.info.timezone.clone())
+                    .date();
+                let fits = search::on_its_days(entry, local)
+                    && (from..=to).contains(&local)
+                    && may_offer(entry, o.practitioner.as_str(), o.start, not_before);
+                if !fits {
+                    continue;
+                }
+                if let Some(id) = &entry.before_appointment_id {
+                    let current = match visit {
+                        Some(known) => known,
+                        None => *visit.insert(visit_start(s, id, now).await?),
+                    };
+                    let Some(current) = current else {
+                        // Cancelled, moved or over since the entry was made: nothing is earlier
+                        // than it any more, and accepting would fail.
+                        end_entry(s, entry).await?;
+                        return Ok(false);
+                    };
+                    if o.start >= current {
+                        return Ok(false);
+                    }
+                }
+                if make_offer(s, entry, o, now).await? {
+                    return Ok(true);
+                }
+            }
+            match next {
+                search::Next::Done => break,
+                search::Next::From(t) => {
+                    window.earliest = t;
+                    query.limit = search::PAGE;
+                }
+                search::Next::Wider => query.limit = query.limit.saturating_mul(2),
+            }
         }
-        let claim = SlotClaim {
-            practitioner: o.practitioner.clone(),
-            location_key: o.place.info.schedule_key.clone(),
-            start: o.start.as_second(),
-            duration_minutes: entry.duration,
-            modality: o.modality,
-            reason: entry.reason_code.clone(),
-        };
-        let id = uuid::Uuid::new_v4().to_string();
-        let expires_at = now
-            .saturating_add(SignedDuration::try_from(waitlist.offer).unwrap_or_default())
-            .unwrap_or(now);
-        let hold = Hold {
-            id: uuid::Uuid::new_v4().to_string(),
-            owner: Offer::hold_owner(&id),
-            patient: None,
-            slot_id: s.slot_ids.issue(&claim),
-            practitioner: o.practitioner.clone(),
-            start: o.start,
-            end: o.end,
-            expires_at,
-        };
-        // The hold is what keeps the slot for this offer alone; a slot someone took meanwhile
-        // is skipped.
-        if s.store
-            .put_hold(hold.clone(), 1, now)
-            .await
-            .map_err(super::store_error)?
-            != HoldOutcome::Created
-        {
-            continue;
-        }
-        let offer = Offer {
-            id,
-            entry_id: entry.id.clone(),
-            patient: entry.patient.clone(),
-            slot_id: hold.slot_id.clone(),
-            hold_id: hold.id.clone(),
-            practitioner: o.practitioner.to_string(),
-            location_id: o.place.info.id.clone(),
-            start: o.start,
-            end: o.end,
-            modality: o.modality,
-            made_at: now,
-            expires_at,
-            status: OfferStatus::Open,
-            notified: false,
-        };
-        s.store.put_offer(offer).await.map_err(super::store_error)?;
-        let mut offered = entry.clone();
-        offered.status = EntryStatus::Offered;
-        let _ = s.store.update_entry(offered).await;
-        s.slot_cache.touch();
-        tracing::info!(practitioner = %o.practitioner, "waitlist: an opening offered");
-        return Ok(true);
     }
     Ok(false)
+}
+
+/// The start of the visit an entry would replace, if it is still to come and takes time.
+async fn visit_start(
+    s: &Services,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, ApiError> {
+    let visit = s.canvas.appointment(id).await?;
+    Ok(visit
+        .filter(|v| v.status.blocks_time())
+        .and_then(|v| v.start)
+        .map(|t| t.timestamp)
+        .filter(|start| *start > now))
+}
+
+async fn end_entry(s: &Services, entry: &Entry) -> Result<(), ApiError> {
+    tracing::info!("waitlist: an entry ends, the visit it would replace is no longer active");
+    s.store
+        .remove_entry(entry.id.clone())
+        .await
+        .map(drop)
+        .map_err(super::store_error)
+}
+
+/// Holds the slot for the entry and offers it; `false` when the slot was taken meanwhile or
+/// the entry may no longer be offered anything (withdrawn, or offered by another leader).
+async fn make_offer(
+    s: &Services,
+    entry: &Entry,
+    o: &availability::OwnedOffer,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let claim = SlotClaim {
+        practitioner: o.practitioner.clone(),
+        location_key: o.place.info.schedule_key.clone(),
+        start: o.start.as_second(),
+        duration_minutes: entry.duration,
+        modality: o.modality,
+        reason: entry.reason_code.clone(),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let expires_at = now
+        .saturating_add(SignedDuration::try_from(s.settings.waitlist.offer).unwrap_or_default())
+        .unwrap_or(now);
+    let hold = Hold {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner: Offer::hold_owner(&id),
+        patient: None,
+        slot_id: s.slot_ids.issue(&claim),
+        practitioner: o.practitioner.clone(),
+        start: o.start,
+        end: o.end,
+        expires_at,
+    };
+    // The hold is what keeps the slot for this offer alone; a slot someone took meanwhile
+    // is skipped.
+    if s.store
+        .put_hold(hold.clone(), 1, now)
+        .await
+        .map_err(super::store_error)?
+        != HoldOutcome::Created
+    {
+        return Ok(false);
+    }
+    let offer = Offer {
+        id,
+        entry_id: entry.id.clone(),
+        patient: entry.patient.clone(),
+        slot_id: hold.slot_id.clone(),
+        hold_id: hold.id.clone(),
+        practitioner: o.practitioner.to_string(),
+        location_id: o.place.info.id.clone(),
+        start: o.start,
+        end: o.end,
+        modality: o.modality,
+        made_at: now,
+        expires_at,
+        status: OfferStatus::Open,
+        notified: false,
+        accepting: None,
+    };
+    // Only for an entry that is still there and has no live offer (withdrawn, or offered by
+    // another leader meanwhile): else the hold goes back at once.
+    let put = s.store.put_offer(offer).await;
+    if !matches!(put, Ok(true)) {
+        if let Err(e) = s.store.remove_hold(hold.id.clone()).await {
+            tracing::warn!(error = %e, "waitlist: an unused hold lapses on its own");
+        }
+        s.slot_cache.touch();
+        return put.map(|_| false).map_err(super::store_error);
+    }
+    s.slot_cache.touch();
+    tracing::info!(practitioner = %o.practitioner, "waitlist: an opening offered");
+    Ok(true)
 }
 
 /// Whether a slot every booking rule allows for an entry may be offered to it: not starting
@@ -288,50 +356,33 @@ pub fn may_offer(
         && !entry.passed.contains(&Offer::slot_key(practitioner, start))
 }
 
-/// The UTC days an entry's question covers today: from its earliest date (never before today)
-/// to its latest (never past the day of the visit it would replace), at most `max_range_days`
-/// of them (the rest are asked as the days go by); `None` when nothing is left.
-pub fn dates(entry: &Entry, today: Date, max_range_days: u32) -> Option<(Date, Date)> {
-    let first = entry.earliest_date.unwrap_or(today).max(today);
-    let last_allowed = entry
-        .before_start
-        .map(|b| b.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
-        .map_or(entry.latest_date, |b| b.min(entry.latest_date));
-    let span = i64::from(max_range_days.max(1)) - 1;
-    let last = first
-        .saturating_add(jiff::Span::new().days(span))
-        .min(last_allowed);
-    (first <= last).then_some((first, last))
-}
-
-/// The availability question an entry asks: its reason, duration and modality, its state,
-/// from its earliest date (or today) over at most `max_range_days`.
-async fn query_of(s: &Services, entry: &Entry) -> Option<Query> {
-    let clinic = s.policy();
-    let reason = clinic.rules.reason(&entry.reason_code)?.clone();
+/// The availability question an entry asks, but for its dates: its reason, duration and
+/// modality, its state and location; dates are UTC dates, read wide (see `search`).
+fn query_of(snapshot: &Snapshot, entry: &Entry) -> Option<Query> {
+    let reason = snapshot.policy.rules.reason(&entry.reason_code)?.clone();
     let state: UsState = entry.patient_state.parse().ok()?;
     let modalities: Vec<Modality> = match entry.modality {
         Some(m) => vec![m],
         None => reason.modalities.keys().copied().collect(),
     };
-    let (first, last) = dates(entry, today(), clinic.booking.max_range_days)?;
-    let practitioner = match entry.practitioner_ids.as_slice() {
-        [one] => one.parse().ok(),
-        _ => None,
-    };
+    let today = entry
+        .created_at
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
     Some(Query {
         reason,
         duration_minutes: entry.duration,
         patient_state: Some(state),
         modalities,
-        start: first,
-        end: last,
+        start: today,
+        end: today,
         tz: jiff::tz::TimeZone::UTC,
-        practitioner,
+        // The clinicians it names are the only ones in the snapshot it is asked of.
+        practitioner: None,
         location: entry.location_id.clone(),
         specialty: None,
         language: None,
-        limit: 50,
+        limit: search::PAGE,
     })
 }
 
@@ -362,52 +413,8 @@ mod tests {
             before_appointment_id: None,
             before_start: None,
             created_at: at("2026-12-01T00:00:00Z"),
-            status: EntryStatus::Waiting,
             passed: Vec::new(),
         }
-    }
-
-    fn day(s: &str) -> Date {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn the_days_asked_start_today_at_the_earliest_and_cross_month_ends() {
-        let mut e = entry();
-        e.earliest_date = Some(day("2026-11-20"));
-        e.latest_date = day("2027-01-15");
-        assert_eq!(
-            dates(&e, day("2026-12-25"), 14),
-            Some((day("2026-12-25"), day("2027-01-07")))
-        );
-        e.earliest_date = Some(day("2027-01-10"));
-        assert_eq!(
-            dates(&e, day("2026-12-25"), 14),
-            Some((day("2027-01-10"), day("2027-01-15")))
-        );
-    }
-
-    #[test]
-    fn the_days_asked_end_with_the_visit_it_replaces_and_may_be_none() {
-        let mut e = entry();
-        e.before_start = Some(at("2026-12-08T01:30:00Z"));
-        assert_eq!(
-            dates(&e, day("2026-12-04"), 31),
-            Some((day("2026-12-04"), day("2026-12-08")))
-        );
-        e.before_start = Some(at("2026-12-03T17:00:00Z"));
-        assert_eq!(
-            dates(&e, day("2026-12-04"), 31),
-            None,
-            "the visit is in the past"
-        );
-        let mut late = entry();
-        late.latest_date = day("2026-12-03");
-        assert_eq!(
-            dates(&late, day("2026-12-04"), 31),
-            None,
-            "its last day passed"
-        );
     }
 
     #[test]

@@ -3,20 +3,24 @@
 //! sync leader makes the offers (`matcher`); accepting books through the normal booking path,
 //! spending the offer's hold, exactly once.
 
+mod accept;
+pub mod announce;
 pub mod matcher;
+pub mod search;
+mod upkeep;
+
+pub use accept::{Accepted, accept};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::Services;
-use super::booking::{self, Attempt, BookRequest, Made};
-use super::lifecycle::{self, Reschedule};
+use super::lifecycle;
 use crate::auth::Principal;
-use crate::canvas::fhir;
 use crate::error::{ApiError, Code, FieldError};
 use crate::rules::model::Modality;
 use crate::rules::policy;
-use crate::store::waitlist::{Entry, EntryStatus, Offer, OfferStatus};
+use crate::store::waitlist::{Entry, Offer, OfferStatus};
 use crate::types::{PatientId, PractitionerId, UsState};
 
 /// A patient's request to be offered an earlier time.
@@ -37,12 +41,6 @@ fn store_error(e: crate::store::StoreError) -> ApiError {
     super::booking_store_error(e)
 }
 
-fn today() -> Date {
-    Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date()
-}
-
 /// Adds the entry, checked with the booking rules that do not depend on a slot.
 pub async fn join(s: &Services, caller: &Principal, new: NewEntry) -> Result<Entry, ApiError> {
     if !caller.may_act_for(&new.patient) {
@@ -60,7 +58,10 @@ pub async fn join(s: &Services, caller: &Principal, new: NewEntry) -> Result<Ent
         policy::appointment_type(reason, m)?;
     }
     let mut problems = Vec::new();
-    if new.latest_date < today() {
+    // Its dates are the clinic's local dates: a date that is still today where the patient may
+    // be seen (anywhere the clinic operates, without a location) is not past.
+    let today = search::today_at(new.location_id.as_deref(), &snapshot, Timestamp::now());
+    if new.latest_date < today {
         problems.push(FieldError {
             field: "latest_date".into(),
             message: "must not be in the past".into(),
@@ -120,7 +121,6 @@ pub async fn join(s: &Services, caller: &Principal, new: NewEntry) -> Result<Ent
         before_appointment_id: new.before_appointment_id,
         before_start,
         created_at: Timestamp::now(),
-        status: EntryStatus::Waiting,
         passed: Vec::new(),
     };
     let max = s.settings.waitlist.max_entries_per_patient;
@@ -153,9 +153,10 @@ async fn visit_to_replace(
             message: "is not an upcoming visit of this patient".into(),
         }])
     };
+    // Canvas failing is not the patient's mistake: only "no such visit" is a field error.
     let visit = lifecycle::visible(s, caller, id)
         .await
-        .map_err(|_| not_found())?;
+        .map_err(|e| unless_missing(e, not_found))?;
     let ours = visit.participant_id("Patient") == Some(patient.as_str());
     match visit.start {
         Some(start) if ours && visit.status.blocks_time() && start.timestamp > Timestamp::now() => {
@@ -165,7 +166,17 @@ async fn visit_to_replace(
     }
 }
 
-/// A patient's entries (or, for staff, everyone's), oldest first, each with its open offer.
+/// `not_found()` for a visit that does not exist (or is not the caller's); any other failure
+/// (Canvas unavailable or slow) as it is.
+fn unless_missing(e: ApiError, not_found: impl FnOnce() -> ApiError) -> ApiError {
+    if e.code == Code::NotFound {
+        not_found()
+    } else {
+        e
+    }
+}
+
+/// A patient's entries (or, for staff, everyone's), oldest first, each with its live offer.
 pub async fn list(
     s: &Services,
     patient: Option<&PatientId>,
@@ -178,7 +189,7 @@ pub async fn list(
         .map(|e| {
             let offer = offers
                 .iter()
-                .find(|o| o.entry_id == e.id && o.status == OfferStatus::Open)
+                .find(|o| o.entry_id == e.id && o.status.is_live())
                 .cloned();
             (e, offer)
         })
@@ -195,7 +206,9 @@ fn may_see(caller: &Principal, patient: &str) -> bool {
             .is_some_and(|p| p.as_str() == patient)
 }
 
-/// Leaves the waitlist; an open offer is given back first.
+/// Leaves the waitlist. The entry goes first, so that no offer can be made for it from then
+/// on (an offer needs its entry); then its open offer, if any, is given back. An offer being
+/// accepted right now is left to finish: its booking ends the entry anyway.
 pub async fn withdraw(s: &Services, caller: &Principal, id: &str) -> Result<(), ApiError> {
     let entries = s.store.entries().await.map_err(store_error)?;
     let Some(entry) = entries
@@ -204,12 +217,18 @@ pub async fn withdraw(s: &Services, caller: &Principal, id: &str) -> Result<(), 
     else {
         return Err(ApiError::not_found("There is no such waitlist entry."));
     };
+    s.store
+        .remove_entry(entry.id.clone())
+        .await
+        .map_err(store_error)?;
     for offer in s.store.offers().await.map_err(store_error)? {
         if offer.entry_id == entry.id && offer.status == OfferStatus::Open {
-            let _ = let_go(s, &offer, OfferStatus::Declined).await;
+            // Should this fail, the matcher lets go of offers whose entry is gone.
+            if let Err(e) = let_go(s, &offer, OfferStatus::Open, OfferStatus::Declined).await {
+                tracing::warn!(error = %e.detail, "waitlist: a withdrawn entry's offer is let go later");
+            }
         }
     }
-    s.store.remove_entry(entry.id).await.map_err(store_error)?;
     Ok(())
 }
 
@@ -231,27 +250,31 @@ fn lapsed() -> ApiError {
     )
 }
 
-/// Ends an open offer without a booking: its hold goes, and its entry waits again, never to be
-/// offered that slot again. `false` when it was no longer open.
-pub async fn let_go(s: &Services, offer: &Offer, to: OfferStatus) -> Result<bool, ApiError> {
+/// Ends an offer that is in `from` without a booking (`to`: declined or expired): its entry
+/// never gets that slot again, and its hold goes. `false` when it was no longer in `from`.
+/// The slot is passed first, in place: a failure changes nothing else.
+pub async fn let_go(
+    s: &Services,
+    offer: &Offer,
+    from: OfferStatus,
+    to: OfferStatus,
+) -> Result<bool, ApiError> {
+    let slot = Offer::slot_key(&offer.practitioner, offer.start);
+    // `false` when the entry is gone: nothing to remember then.
+    s.store
+        .pass_slot(offer.entry_id.clone(), slot)
+        .await
+        .map_err(store_error)?;
     let Some(offer) = s
         .store
-        .settle_offer(offer.id.clone(), OfferStatus::Open, to)
+        .settle_offer(offer.id.clone(), from, to)
         .await
         .map_err(store_error)?
     else {
         return Ok(false);
     };
-    let _ = s.store.remove_hold(offer.hold_id.clone()).await;
-    let entries = s.store.entries().await.map_err(store_error)?;
-    let entry_id = offer.entry_id.clone();
-    let found = entries.into_iter().find(|e| e.id == entry_id);
-    if let Some(mut entry) = found {
-        entry.status = EntryStatus::Waiting;
-        entry
-            .passed
-            .push(Offer::slot_key(&offer.practitioner, offer.start));
-        let _ = s.store.update_entry(entry).await;
+    if let Err(e) = s.store.remove_hold(offer.hold_id.clone()).await {
+        tracing::warn!(error = %e, "waitlist: an offer's hold lapses on its own");
     }
     s.slot_cache.touch();
     Ok(true)
@@ -259,103 +282,34 @@ pub async fn let_go(s: &Services, offer: &Offer, to: OfferStatus) -> Result<bool
 
 pub async fn decline(s: &Services, caller: &Principal, id: &str) -> Result<(), ApiError> {
     let offer = visible_offer(s, caller, id).await?;
-    if offer.status != OfferStatus::Open || !let_go(s, &offer, OfferStatus::Declined).await? {
+    if offer.status != OfferStatus::Open
+        || !let_go(s, &offer, OfferStatus::Open, OfferStatus::Declined).await?
+    {
         return Err(lapsed());
     }
     Ok(())
 }
 
-/// What an accepted offer made, and how long it took from the offer.
-pub struct Accepted {
-    pub appointment: fhir::Appointment,
-    pub offered_for: std::time::Duration,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Books the offered slot for the entry's patient through the booking path (or, for an entry
-/// that replaces a visit, reschedules it), spending the offer's hold.
-pub async fn accept(
-    s: &Services,
-    caller: &Principal,
-    id: &str,
-    attempt: &Attempt<'_>,
-) -> Result<Accepted, ApiError> {
-    let offer = visible_offer(s, caller, id).await?;
-    if attempt.maybe_created
-        && let Some(found) = booking::find(s, attempt.identifier).await?
-    {
-        // An earlier try of this very accept booked it.
-        return Ok(Accepted {
-            appointment: found,
-            offered_for: since(offer.made_at),
-        });
-    }
-    if offer.status != OfferStatus::Open || offer.expires_at <= Timestamp::now() {
-        return Err(lapsed());
-    }
-    let entry = s
-        .store
-        .entries()
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .find(|e| e.id == offer.entry_id)
-        .ok_or_else(lapsed)?;
-    let slot = s
-        .slot_ids
-        .verify(&offer.slot_id)
-        .map_err(|e| ApiError::internal(&e))?;
-    let patient: PatientId = entry
-        .patient
-        .parse()
-        .map_err(|_| ApiError::internal(&"a waitlist entry without a patient"))?;
-    let patient_state: UsState = entry
-        .patient_state
-        .parse()
-        .map_err(|_| ApiError::internal(&"a waitlist entry without a state"))?;
-    let hold_owner = Some(Offer::hold_owner(&offer.id));
-    let made = match &entry.before_appointment_id {
-        Some(old) => {
-            let move_to = Reschedule {
-                slot,
-                patient_state,
-                hold_id: Some(offer.hold_id.clone()),
-                hold_owner,
-            };
-            lifecycle::reschedule(s, caller, old, &move_to, attempt, None, async |_| {}).await
+    #[test]
+    fn a_visit_canvas_could_not_be_asked_about_is_not_called_missing() {
+        let missing = || ApiError::invalid("before_appointment_id", "missing");
+        for code in [
+            Code::UpstreamUnavailable,
+            Code::UpstreamTimeout,
+            Code::UpstreamError,
+        ] {
+            assert_eq!(
+                unless_missing(ApiError::new(code, "Canvas failed"), missing).code,
+                code
+            );
         }
-        None => {
-            let request = BookRequest {
-                slot,
-                reason_code: entry.reason_code.clone(),
-                patient,
-                patient_state,
-                comment: None,
-                hold_id: Some(offer.hold_id.clone()),
-                hold_owner,
-            };
-            booking::book(s, caller, &request, attempt)
-                .await
-                .map(|Made { appointment }| appointment)
-        }
-    };
-    match made {
-        Ok(appointment) => {
-            let _ = s
-                .store
-                .settle_offer(offer.id.clone(), OfferStatus::Open, OfferStatus::Accepted)
-                .await;
-            let _ = s.store.remove_entry(entry.id.clone()).await;
-            Ok(Accepted {
-                appointment,
-                offered_for: since(offer.made_at),
-            })
-        }
-        // Another accept of the same offer won the slot.
-        Err(e) if matches!(e.code, Code::SlotHeld | Code::SlotUnavailable) => Err(lapsed()),
-        Err(e) => Err(e),
+        assert_eq!(
+            unless_missing(ApiError::not_found("no such appointment"), missing).code,
+            Code::ValidationFailed
+        );
     }
-}
-
-fn since(t: Timestamp) -> std::time::Duration {
-    std::time::Duration::try_from(Timestamp::now().duration_since(t)).unwrap_or_default()
 }
