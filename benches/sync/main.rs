@@ -136,11 +136,14 @@ async fn start(
          [rate_limit]\nbrowse_per_minute = 1000000000\nbook_per_minute = 1000000\n\
          [canvas]\nrequests_per_second = 200\n\
          [state]\nbackend = \"redis\"\nredis_url = \"{redis}\"\nkey_prefix = \"bench:\"\n\
-         [sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\nreconcile_interval_seconds = 3600\n\
+         [sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\nreconcile_interval_seconds = {interval}\n\
          [[sync.sinks]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{hooks}/hooks\"\nsecret = \"{HOOK_SECRET}\"\nphi = \"neutral\"\n\
          {google_sink}",
         redis = redis.url(),
         hooks = receiver.url(),
+        // A sweep every 20 s in the sweep benchmark, so that steady-state sweeps (nothing new
+        // to deliver) run between the measurements; none soon in the backlog one.
+        interval = if google { 20 } else { 3600 },
     );
     let settings = Settings::load(&Sources {
         file: None,
@@ -313,16 +316,21 @@ async fn sweep() {
     // (b) While the sweep and the delivery of what it finds run: changes to the receiver.
     let mut arrivals = Vec::new();
     let mut during_sweep = 0;
+    let (mut asked, mut booked) = (Vec::new(), Vec::new());
     for n in 0..changes {
         let clinician = (n * 7919) % clinicians;
+        let question = Instant::now();
         let slot = app.slot(clinician).await;
+        asked.push(question.elapsed());
         let patient = &app.patients[n % app.patients.len()];
         if app.metric("slotgate_sync_sweep_progress_ratio", "").await < 1.0 {
             during_sweep += 1;
         }
         let sent = Instant::now();
         let id = if n % 2 == 0 {
-            app.book(&slot, patient).await.0
+            let (id, took) = app.book(&slot, patient).await;
+            booked.push(took);
+            id
         } else {
             app.book_in_canvas(&slot, patient).await
         };
@@ -370,6 +378,66 @@ async fn sweep() {
         receiver.hooks(),
         receiver.google()
     );
+    // Patients first: once everything is delivered, sweeps keep running every 20 s (the steady
+    // state: nothing new to send). Questions and bookings asked while one runs, against those
+    // asked between two (cold questions both times: a clinician not asked before).
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while app.metric("slotgate_sync_pending", "").await > 0.0 {
+        assert!(Instant::now() < deadline, "the deliveries never finished");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (mut asked_during, mut booked_during) = (Vec::new(), Vec::new());
+    let (mut asked_after, mut booked_after) = (Vec::new(), Vec::new());
+    let until = Instant::now() + Duration::from_secs(180);
+    let mut n = 0;
+    while Instant::now() < until && (asked_during.len() < changes || asked_after.len() < changes) {
+        n += 1;
+        let clinician = (n * 7919 + 1) % clinicians;
+        let sweeping = app.metric("slotgate_sync_sweep_progress_ratio", "").await < 1.0;
+        let question = Instant::now();
+        let slot = app.slot(clinician).await;
+        let took = question.elapsed();
+        let booking = app
+            .book(&slot, &app.patients[n % app.patients.len()])
+            .await
+            .1;
+        let (a, b) = if sweeping {
+            (&mut asked_during, &mut booked_during)
+        } else {
+            (&mut asked_after, &mut booked_after)
+        };
+        a.push(took);
+        b.push(booking);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "(1) patients first, steady-state sweeps: a cold availability question p50 {} p95 {} while a sweep ran ({}), p50 {} p95 {} between sweeps ({}); a booking p50 {} p95 {} while, p50 {} p95 {} between",
+        ms(percentile(&sorted(&asked_during), 0.5)),
+        ms(percentile(&sorted(&asked_during), 0.95)),
+        asked_during.len(),
+        ms(percentile(&sorted(&asked_after), 0.5)),
+        ms(percentile(&sorted(&asked_after), 0.95)),
+        asked_after.len(),
+        ms(percentile(&sorted(&booked_during), 0.5)),
+        ms(percentile(&sorted(&booked_during), 0.95)),
+        ms(percentile(&sorted(&booked_after), 0.5)),
+        ms(percentile(&sorted(&booked_after), 0.95)),
+    );
+    asked.sort();
+    booked.sort();
+    println!(
+        "(1) patients first, the first full sync: a cold availability question p50 {} p95 {}, a booking p50 {} p95 {}, while it ran",
+        ms(percentile(&asked, 0.5)),
+        ms(percentile(&asked, 0.95)),
+        ms(percentile(&booked, 0.5)),
+        ms(percentile(&booked, 0.95)),
+    );
+}
+
+fn sorted(v: &[Duration]) -> Vec<Duration> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
 }
 
 async fn backlog() {

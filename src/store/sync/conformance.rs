@@ -27,6 +27,7 @@ where
     appointments_taken_for_planning_come_back_to_a_new_leader(fresh().await.as_ref()).await;
     records_of_past_appointments_are_forgotten(fresh().await.as_ref()).await;
     a_removal_that_must_be_sent_is_queued_against_an_empty_record(fresh().await.as_ref()).await;
+    what_a_sink_holds_is_read_for_many_at_once(fresh().await.as_ref()).await;
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -474,4 +475,29 @@ async fn a_removal_that_must_be_sent_is_queued_against_an_empty_record(s: &dyn S
     assert!(s.enqueue(must).await.unwrap());
     let j = take(s, now, 1).await.remove(0);
     assert!(j.must_send && j.desired.is_none());
+}
+
+async fn what_a_sink_holds_is_read_for_many_at_once(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    s.enqueue(job("1", "a", "v1")).await.unwrap();
+    let j = take(s, now, 1).await.remove(0);
+    let held = SinkRecord {
+        delivered: Some("v1".into()),
+        external_id: None,
+    };
+    s.delivered(j, held, now).await.unwrap();
+    s.enqueue(job("2", "b", "v1")).await.unwrap();
+    let ids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    assert_eq!(
+        s.holding("ops".into(), ids.clone()).await.unwrap(),
+        [
+            Holding::Settled(Some("v1".into())),
+            Holding::Moving,
+            Holding::Unknown
+        ]
+    );
+    assert_eq!(
+        s.holding("other".into(), ids).await.unwrap(),
+        [Holding::Unknown, Holding::Unknown, Holding::Unknown]
+    );
 }

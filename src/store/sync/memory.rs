@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::queue::Queue;
-use super::{DeadLetter, Job, ReadAsk, SinkRecord, SinkStats, SyncStore};
+use super::{DeadLetter, Holding, Job, ReadAsk, SinkRecord, SinkStats, SyncStore};
 use crate::store::{StoreError, StoreResult};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -198,6 +198,28 @@ impl SyncStore for MemorySyncStore {
             .get(&sink)
             .and_then(|r| r.get(&appointment))
             .cloned()))
+    }
+
+    fn holding(
+        &self,
+        sink: String,
+        appointments: Vec<String>,
+    ) -> BoxFuture<'_, StoreResult<Vec<Holding>>> {
+        let data = self.data();
+        let records = data.0.records.get(&sink);
+        let out = appointments
+            .iter()
+            .map(|a| {
+                if data.0.queue.moving(&sink, a) {
+                    return Holding::Moving;
+                }
+                match records.and_then(|r| r.get(a)) {
+                    Some(r) => Holding::Settled(r.delivered.clone()),
+                    None => Holding::Unknown,
+                }
+            })
+            .collect();
+        ready(Ok(out))
     }
 
     fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {

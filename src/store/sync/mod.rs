@@ -104,6 +104,17 @@ pub struct DeadLetter {
     pub died_at: Timestamp,
 }
 
+/// What a sink holds of an appointment, as far as planning needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holding {
+    /// No record: the sink never had it, or its state was lost.
+    Unknown,
+    /// The state it holds (`None`: removed), with nothing of it waiting or running.
+    Settled(Option<String>),
+    /// A job of it is waiting or running.
+    Moving,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SinkStats {
     pub pending: usize,
@@ -137,6 +148,13 @@ pub trait SyncStore: Send + Sync {
         sink: String,
         appointment: String,
     ) -> BoxFuture<'_, StoreResult<Option<SinkRecord>>>;
+    /// What one sink holds of each of these appointments, in one step for all of them: the
+    /// sweep plans only those whose state differs (usually none).
+    fn holding(
+        &self,
+        sink: String,
+        appointments: Vec<String>,
+    ) -> BoxFuture<'_, StoreResult<Vec<Holding>>>;
     /// Every appointment some sink has a record of.
     fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     /// Drops every sink's record of these appointments (they left the window; nothing will

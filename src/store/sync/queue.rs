@@ -107,6 +107,14 @@ impl Queue {
         due
     }
 
+    /// Whether a job of this appointment waits or runs for the sink.
+    pub fn moving(&self, sink: &str, appointment: &str) -> bool {
+        self.queued
+            .values()
+            .chain(self.running.values())
+            .any(|j| j.sink == sink && j.appointment_id == appointment)
+    }
+
     pub fn renew(&mut self, job_id: &str, until: Timestamp) -> bool {
         if !self.running.contains_key(job_id) {
             return false;

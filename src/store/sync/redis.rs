@@ -11,7 +11,7 @@ use ::redis::{AsyncCommands, Script};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 
-use super::{DeadLetter, Job, Lane, ReadAsk, SinkRecord, SinkStats, SyncStore};
+use super::{DeadLetter, Holding, Job, Lane, ReadAsk, SinkRecord, SinkStats, SyncStore};
 use crate::store::StoreResult;
 use crate::store::redis::unavailable;
 
@@ -235,6 +235,44 @@ impl SyncStore for RedisSyncStore {
                 .await
                 .map_err(unavailable)?;
             Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+    }
+
+    fn holding(
+        &self,
+        sink: String,
+        appointments: Vec<String>,
+    ) -> BoxFuture<'_, StoreResult<Vec<Holding>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(appointments.len());
+            for chunk in appointments.chunks(500) {
+                let fields: Vec<String> = chunk.iter().map(|a| field(&sink, a)).collect();
+                type Values = Vec<Option<String>>;
+                let (records, queued, running): (Values, Values, Values) = ::redis::pipe()
+                    .cmd("HMGET")
+                    .arg(self.key("records"))
+                    .arg(&fields)
+                    .cmd("HMGET")
+                    .arg(self.key(&format!("queued:{sink}")))
+                    .arg(chunk)
+                    .cmd("HMGET")
+                    .arg(self.key(&format!("running:{sink}")))
+                    .arg(chunk)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                for ((record, queued), running) in records.into_iter().zip(queued).zip(running) {
+                    out.push(if queued.is_some() || running.is_some() {
+                        Holding::Moving
+                    } else {
+                        match record.and_then(|r| serde_json::from_str::<SinkRecord>(&r).ok()) {
+                            Some(r) => Holding::Settled(r.delivered),
+                            None => Holding::Unknown,
+                        }
+                    });
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -11,13 +11,20 @@ use jiff::{Timestamp, ToSpan};
 use super::SyncEngine;
 use crate::canvas::fhir;
 use crate::config::sync::PhiLevel;
-use crate::store::sync::{Job, Lane};
+use crate::store::sync::{Holding, Job, Lane};
 use crate::sync::mapping::{self, CalendarEvent};
 use crate::sync::sinks::Sink;
 
 /// Appointments taken for planning at once, and read from Canvas side by side.
 const PLAN_BATCH: usize = 32;
 const PLAN_READS_AT_ONCE: usize = 8;
+
+/// What each sink should hold of one appointment.
+pub(super) struct Plan {
+    id: String,
+    practitioner: String,
+    events: Vec<(usize, Planned)>,
+}
 
 /// What one sink should hold of an appointment: its event, or nothing (and then, for the
 /// sinks that tell of it, how it ended).
@@ -81,7 +88,7 @@ impl SyncEngine {
             // Unknown to Canvas: nothing should mirror it; once no sink holds anything of it,
             // its records go.
             None => {
-                let queued = self.queue(id, None, &[], Lane::Fast).await;
+                let queued = self.queue(id, None, &[], Lane::Fast, None).await;
                 if !queued {
                     self.forget(id).await;
                 }
@@ -120,6 +127,49 @@ impl SyncEngine {
         a: &fhir::Appointment,
         lane: Lane,
     ) -> Result<(), crate::canvas::Error> {
+        let plan = self.prepare(a).await?;
+        self.queue(&plan.id, Some(&plan.practitioner), &plan.events, lane, None)
+            .await;
+        Ok(())
+    }
+
+    /// Queues, for a page of plans, only what differs from what each sink holds, read for the
+    /// whole page at once: a sweep that finds nothing new writes nothing.
+    pub(super) async fn queue_page(&self, plans: &[Plan], lane: Lane) {
+        let ids: Vec<String> = plans.iter().map(|p| p.id.clone()).collect();
+        let mut holdings: Vec<Vec<Holding>> =
+            vec![Vec::with_capacity(self.sinks.len()); plans.len()];
+        for sink in &self.sinks {
+            let held = self
+                .store
+                .holding(sink.name().to_owned(), ids.clone())
+                .await
+                .unwrap_or_else(|_| vec![Holding::Moving; plans.len()]);
+            for (k, h) in held.into_iter().enumerate() {
+                if let Some(of) = holdings.get_mut(k) {
+                    of.push(h);
+                }
+            }
+        }
+        for (plan, held) in plans.iter().zip(&holdings) {
+            let known = (held.len() == self.sinks.len()).then_some(held.as_slice());
+            self.queue(
+                &plan.id,
+                Some(&plan.practitioner),
+                &plan.events,
+                lane,
+                known,
+            )
+            .await;
+        }
+    }
+
+    /// What each sink should hold of this appointment as Canvas sent it (and, on the way,
+    /// cached availability and the overlay told of a change).
+    pub(super) async fn prepare(
+        &self,
+        a: &fhir::Appointment,
+    ) -> Result<Plan, crate::canvas::Error> {
         let s = &self.services;
         let id = a.id.clone().unwrap_or_default();
         let snapshot = s.directory.snapshot().await?;
@@ -170,8 +220,11 @@ impl SyncEngine {
                 (i, Planned { event, farewell })
             })
             .collect();
-        self.queue(&id, Some(&practitioner), &events, lane).await;
-        Ok(())
+        Ok(Plan {
+            id,
+            practitioner,
+            events,
+        })
     }
 
     fn note_change(&self, a: &fhir::Appointment, practitioner: &str) {
@@ -192,13 +245,15 @@ impl SyncEngine {
         }
     }
 
-    /// Queues each sink's job; whether any was added.
+    /// Queues each sink's job; whether any was added. `known`: what each sink holds of it,
+    /// when read already (a sink holding exactly this, with nothing on its way, is skipped).
     async fn queue(
         &self,
         id: &str,
         practitioner: Option<&str>,
         events: &[(usize, Planned)],
         lane: Lane,
+        known: Option<&[Holding]>,
     ) -> bool {
         let now = Timestamp::now();
         let mut queued = false;
@@ -210,17 +265,27 @@ impl SyncEngine {
                 .and_then(|p| p.farewell.as_ref())
                 .and_then(|f| serde_json::to_value(f).ok());
             let desired_hash = event.as_ref().map(CalendarEvent::hash);
+            let holding = known.and_then(|k| k.get(i));
+            match holding {
+                Some(Holding::Settled(held)) if *held == desired_hash => continue,
+                // Never mirrored here, and nothing to mirror.
+                Some(Holding::Unknown) if planned.is_none() && event.is_none() => continue,
+                _ => {}
+            }
             // A removal for a sink that would mirror this appointment, with no record of it
             // (state lost in a restart, say): the sink itself is the truth of what it holds
             // (its marker finds the event; a webhook hears the cancellation), so it goes.
             let must_send = planned.is_some()
                 && event.is_none()
-                && matches!(
-                    self.store
-                        .record(sink.name().to_owned(), id.to_owned())
-                        .await,
-                    Ok(None)
-                );
+                && match holding {
+                    Some(h) => *h == Holding::Unknown,
+                    None => matches!(
+                        self.store
+                            .record(sink.name().to_owned(), id.to_owned())
+                            .await,
+                        Ok(None)
+                    ),
+                };
             // One message per job: its retries keep the id (Standard Webhooks), and a state the
             // appointment returns to later (A, B, A) is a new message a receiver must not drop.
             let job_id = uuid::Uuid::new_v4();

@@ -87,14 +87,19 @@ impl SyncEngine {
         while let Some(found) = pages.next().await {
             match found {
                 Ok(appointments) => {
+                    let mut plans = Vec::with_capacity(appointments.len());
                     for a in appointments {
                         let Some(id) = a.id.clone() else { continue };
-                        if let Err(e) = self.plan_appointment(&a, Lane::Sweep).await {
-                            failure = Some(e);
-                            continue;
+                        match self.prepare(&a).await {
+                            Ok(plan) => plans.push(plan),
+                            Err(e) => {
+                                failure = Some(e);
+                                continue;
+                            }
                         }
                         seen.insert(id);
                     }
+                    self.queue_page(&plans, Lane::Sweep).await;
                 }
                 Err(e) => failure = Some(e),
             }
