@@ -142,25 +142,25 @@ pub async fn search(
     let clinic = snapshot.policy.clone();
     let asked = parse(request.query_string(), &clinic, staff)?;
     let query = resolve(asked, &snapshot, &clinic)?;
-    let body = browse::answer(&state, &query, staff, |answer| {
+    let body = browse::answer(&state, &query, staff, "v1", |answer| {
         serde_json::to_vec(&render(&state, &query, answer))
             .map(Bytes::from)
             .map_err(|e| ApiError::internal(&e))
     })
     .await?;
-    Ok(respond(&request, &body))
+    Ok(respond(&request, &body, "application/json"))
 }
 
 /// The answer in gzip when the client takes it (encoded once per cached answer; the
 /// compression middleware leaves an encoded body alone), as it is otherwise.
-fn respond(request: &HttpRequest, body: &Encoded) -> HttpResponse {
+pub fn respond(request: &HttpRequest, body: &Encoded, content_type: &str) -> HttpResponse {
     let gzip = <AcceptEncoding as Header>::parse(request)
         .ok()
         .and_then(|accept| accept.negotiate([Encoding::gzip(), Encoding::identity()].iter()))
         == Some(Encoding::gzip());
     let mut response = HttpResponse::Ok();
     response
-        .content_type("application/json")
+        .content_type(content_type)
         .insert_header((header::VARY, "Accept-Encoding"));
     if gzip {
         response
@@ -171,20 +171,21 @@ fn respond(request: &HttpRequest, body: &Encoded) -> HttpResponse {
     }
 }
 
-/// The question as asked, each parameter checked on its own.
-struct Asked {
-    reason: Reason,
-    duration: u32,
-    patient_state: Option<UsState>,
-    modalities: Vec<Modality>,
-    start: Option<Date>,
-    end: Option<Date>,
-    tz: Option<TimeZone>,
-    practitioner: Option<PractitionerId>,
-    location: Option<String>,
-    specialty: Option<String>,
-    language: Option<String>,
-    limit: usize,
+/// The question as asked, each parameter checked on its own (here from the query string; the
+/// FHIR `$find` asks it from a `Parameters` body).
+pub struct Asked {
+    pub reason: Reason,
+    pub duration: u32,
+    pub patient_state: Option<UsState>,
+    pub modalities: Vec<Modality>,
+    pub start: Option<Date>,
+    pub end: Option<Date>,
+    pub tz: Option<TimeZone>,
+    pub practitioner: Option<PractitionerId>,
+    pub location: Option<String>,
+    pub specialty: Option<String>,
+    pub language: Option<String>,
+    pub limit: usize,
 }
 
 fn parse(query: &str, clinic: &Policy, staff: bool) -> Result<Asked, ApiError> {
@@ -250,7 +251,7 @@ fn parse(query: &str, clinic: &Policy, staff: bool) -> Result<Asked, ApiError> {
 }
 
 /// Fills in the defaults that depend on the clinic (the location's zone, today) and checks the range.
-fn resolve(asked: Asked, snapshot: &Snapshot, clinic: &Policy) -> Result<Query, ApiError> {
+pub fn resolve(asked: Asked, snapshot: &Snapshot, clinic: &Policy) -> Result<Query, ApiError> {
     let place = match &asked.location {
         Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| {
             ApiError::invalid("location", "is not a location from /v1/locations")
@@ -298,14 +299,7 @@ fn render(state: &AppState, query: &Query, answer: &availability::Answer) -> Ava
         .offers
         .iter()
         .map(|o| SlotDto {
-            slot_id: state.slot_ids.issue(&SlotClaim {
-                practitioner: o.practitioner.clone(),
-                location_key: o.place.info.schedule_key.clone(),
-                start: o.start.as_second(),
-                duration_minutes: query.duration_minutes,
-                modality: o.modality,
-                reason: query.reason.code.clone(),
-            }),
+            slot_id: render_slot_id(state, query, o),
             start: rfc3339(o.start, tz),
             end: rfc3339(o.end, tz),
             practitioner: PractitionerRef {
@@ -330,6 +324,18 @@ fn render(state: &AppState, query: &Query, answer: &availability::Answer) -> Ava
         as_of: answer.as_of.to_string(),
         stale: answer.stale,
     }
+}
+
+/// The slot id an offer is booked by, on every surface.
+pub fn render_slot_id(state: &AppState, query: &Query, o: &availability::OwnedOffer) -> String {
+    state.slot_ids.issue(&SlotClaim {
+        practitioner: o.practitioner.clone(),
+        location_key: o.place.info.schedule_key.clone(),
+        start: o.start.as_second(),
+        duration_minutes: query.duration_minutes,
+        modality: o.modality,
+        reason: query.reason.code.clone(),
+    })
 }
 
 /// RFC 3339 with the zone's offset at that instant (`2026-03-08T03:00:00-07:00`).

@@ -112,7 +112,10 @@ fn as_problem(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRe
             let is_problem = response
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+                .is_some_and(|v| {
+                    v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+                        || v.as_bytes().starts_with(super::fhir::FHIR_JSON.as_bytes())
+                });
             (!is_problem).then(|| by_status(status))
         }
         None => None,
@@ -122,7 +125,12 @@ fn as_problem(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRe
     };
     tracing::Span::current().record("error.code", error.code.as_str());
     let (request, _) = response.into_parts();
-    ServiceResponse::new(request, error.response(Some(request_id)))
+    let answer = if super::fhir::is_fhir_path(request.path()) {
+        super::fhir::outcome::response(&error, Some(request_id))
+    } else {
+        error.response(Some(request_id))
+    };
+    ServiceResponse::new(request, answer)
 }
 
 /// An actix or library error that did not come through `ApiError`: keep its status, give it

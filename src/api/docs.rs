@@ -41,6 +41,11 @@ use utoipa::{Modify, OpenApi};
         super::admin::retry,
         super::operators::reload_rules,
         super::operators::purge_cache,
+        super::fhir::find::find,
+        super::fhir::hold::hold,
+        super::fhir::book::book,
+        super::fhir::capability::metadata,
+        super::fhir::capability::definition,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
@@ -50,6 +55,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Notifications slotgate receives (own authentication, no JWT)"),
         (name = "admin", description = "Calendar sync status and dead letters"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
+        (name = "fhir", description = "FHIR R4 scheduling operations (IHE ITI Scheduling): $find, $hold and $book over the same rules and booking path, `application/fhir+json`; errors are OperationOutcomes carrying the /v1 code"),
     ),
     modifiers(&BearerJwt, &RateLimited, &GatewayFailures)
 )]
@@ -79,15 +85,26 @@ struct RateLimited;
 impl Modify for RateLimited {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
-        let response = ResponseBuilder::new()
+        let response = |content_type: &str, schema: &str| {
+            ResponseBuilder::new()
             .description("Too many requests from this caller (`rate_limited`); retry after `Retry-After` seconds")
             .header("Retry-After", HeaderBuilder::new().schema(Some(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Integer))).build())
-            .content("application/problem+json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
-            .build();
+            .content(content_type, ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build())
+            .build()
+        };
+        let (problem, fhir) = (
+            response("application/problem+json", "Problem"),
+            response("application/fhir+json", "FhirResource"),
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
                 continue;
             }
+            let response = if path.starts_with("/fhir/") {
+                &fhir
+            } else {
+                &problem
+            };
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -125,11 +142,31 @@ impl Modify for GatewayFailures {
                 .build()
                 .into()
         };
+        let outcome = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/fhir+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("FhirResource")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
         for (path, item) in openapi.paths.paths.iter_mut() {
             // Readiness reports on Canvas; it does not relay it.
-            if !path.starts_with("/v1/") {
+            let fhir = path.starts_with("/fhir/");
+            if !path.starts_with("/v1/") && !fhir {
                 continue;
             }
+            let problem = |description: &str| {
+                if fhir {
+                    outcome(description)
+                } else {
+                    problem(description)
+                }
+            };
             for op in [
                 &mut item.get,
                 &mut item.post,

@@ -9,6 +9,7 @@ pub mod booking;
 pub mod context;
 pub mod docs;
 pub mod events;
+pub mod fhir;
 pub mod health;
 pub mod holds;
 pub mod idempotency;
@@ -82,5 +83,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(admin::retry)
                 .service(operators::reload_rules)
                 .service(operators::purge_cache),
-        );
+        )
+        .configure(fhir::configure);
 }

@@ -15,16 +15,19 @@ use crate::rules::window;
 use crate::store::StoreError;
 
 /// The rendered answer to `query` (`render` turns a computed answer into the body).
+/// `surface` names the rendering (and anything beyond `query` it depends on): each surface
+/// keeps its own rendered answers.
 pub async fn answer(
     s: &Services,
     query: &Query,
     staff: bool,
+    surface: &str,
     render: impl FnOnce(&Answer) -> Result<Bytes, ApiError>,
 ) -> Result<Arc<Encoded>, ApiError> {
     let snapshot = s.directory.snapshot().await?;
     let now = Timestamp::now();
     let key = AnswerKey {
-        question: query.cache_key(staff),
+        question: format!("{surface}|{}", query.cache_key(staff)),
         epoch: s.slot_cache.epoch(),
         directory: snapshot.fetched_at,
     };

@@ -98,17 +98,18 @@ async fn the_banners_patient_books_with_swagger_uis_example_body_as_served() {
     assert_eq!(body["status"], "booked");
 }
 
-#[tokio::test]
-async fn the_readmes_walk_through_runs_as_pasted() {
+/// Runs the README's shell block between `<!-- marker -->` and `<!-- /marker -->` against a fresh
+/// first run; its stdout when it succeeds.
+async fn run_readme_block(marker: &str) -> String {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let block = readme
-        .split("<!-- first-booking -->")
+        .split(&format!("<!-- {marker} -->"))
         .nth(1)
-        .and_then(|rest| rest.split("<!-- /first-booking -->").next())
+        .and_then(|rest| rest.split(&format!("<!-- /{marker} -->")).next())
         .and_then(|b| b.split("```sh").nth(1))
         .and_then(|b| b.split("```").next())
-        .expect("the README's walk-through")
+        .unwrap_or_else(|| panic!("the README's {marker} block"))
         .to_owned();
     let run = first_run();
     let out = tokio::task::spawn_blocking(move || {
@@ -130,9 +131,33 @@ async fn the_readmes_walk_through_runs_as_pasted() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+#[tokio::test]
+async fn the_readmes_walk_through_runs_as_pasted() {
+    let stdout = run_readme_block("first-booking").await;
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.contains("\"status\":\"cancelled\""), "{stdout}");
     assert!(stdout.contains("FLUP"), "the reasons were listed: {stdout}");
+}
+
+#[tokio::test]
+async fn the_readmes_fhir_find_hold_book_runs_as_pasted() {
+    let stdout = run_readme_block("fhir-booking").await;
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON lines: {stdout}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["total"], 3, "{stdout}");
+    assert_eq!(lines[1]["status"], "booked");
+    assert_eq!(
+        lines[1]["start"], lines[0]["starts"][0],
+        "the first time found was booked"
+    );
+    assert_eq!(lines[2]["id"], lines[1]["id"]);
+    assert_eq!(lines[2]["status"], "booked");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod canvas_plugin;
 mod chaos;
 mod cli;
 mod events;
+mod fhir;
 mod first_booking;
 mod guarantees;
 mod health;
