@@ -5,6 +5,7 @@ pub mod leader;
 pub mod mapping;
 pub mod offers;
 pub mod outbound;
+pub mod providers;
 pub mod signature;
 pub mod sinks;
 

@@ -5,8 +5,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Failure, Opened};
+use crate::sync::providers::google::GoogleApi;
 use crate::sync::sinks::Outcome;
-use crate::sync::sinks::google::GoogleApi;
 
 /// What a listing brought: the events, and the token for the next incremental one.
 pub struct Listing {

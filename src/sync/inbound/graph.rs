@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Failure, Opened};
+use crate::sync::providers::graph::{GraphApi, MARK_PROPERTY};
 use crate::sync::sinks::Outcome;
-use crate::sync::sinks::graph::{GraphApi, MARK_PROPERTY};
 
 /// Subscribes to changes of `user`'s events, notified at `address` with `client_state`.
 pub async fn subscribe(

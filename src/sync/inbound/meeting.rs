@@ -6,7 +6,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde_json::Value;
 
-use crate::sync::sinks::graph::MARK_PROPERTY;
+use crate::sync::providers::graph::MARK_PROPERTY;
 
 /// Other Event titles are cut to this many characters.
 const TITLE_MAX: usize = 200;

@@ -5,10 +5,9 @@ pub mod google;
 pub mod graph;
 pub mod webhook;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::Mutex;
 
 use super::mapping::CalendarEvent;
 use crate::config::sync::PhiLevel;
@@ -59,34 +58,11 @@ pub trait Sink: Send + Sync {
     }
 }
 
-/// An OAuth access token kept until shortly before it expires, fetched by one caller at a time.
-#[derive(Default)]
-pub struct TokenCache {
-    current: Mutex<Option<(String, Instant)>>,
-}
-
-impl TokenCache {
-    pub async fn get<F>(&self, fetch: F) -> Result<String, String>
-    where
-        F: std::future::Future<Output = Result<(String, u64), String>>,
-    {
-        let mut current = self.current.lock().await;
-        if let Some((token, until)) = current.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let (token, expires_in) = fetch.await?;
-        let lifetime = Duration::from_secs(expires_in.clamp(60, 24 * 3600));
-        *current = Some((
-            token.clone(),
-            Instant::now() + lifetime - Duration::from_secs(30),
-        ));
-        Ok(token)
-    }
-
-    pub async fn forget(&self) {
-        *self.current.lock().await = None;
+/// Try again later, for `reason`, with no time the receiver asked for.
+pub fn retry(reason: &str) -> Outcome {
+    Outcome::Retry {
+        reason: reason.to_owned(),
+        after: None,
     }
 }
 
