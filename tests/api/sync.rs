@@ -188,13 +188,14 @@ pub async fn appointment_ids(hooks: &MockServer) -> Vec<String> {
         .collect()
 }
 
-/// Waits up to five seconds for `check` to hold.
+/// Waits up to ten seconds for `check` to hold: "within seconds" with room for a loaded CI
+/// machine (two replicas and the rest of the suite share two cores).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if check().await {
             return;
         }
@@ -213,7 +214,7 @@ pub async fn ok_receiver() -> MockServer {
     hooks
 }
 
-async fn book_okafor(app: &TestApp, nth: usize) -> Value {
+pub async fn book_okafor(app: &TestApp, nth: usize) -> Value {
     let me = app.patient_token(SOFIA);
     let slot = a_slot(app, &me, OKAFOR, nth).await;
     let r = app

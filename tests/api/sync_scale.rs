@@ -2,14 +2,17 @@
 //! book, and the sinks are the truth of what they hold when slotgate's own state is gone.
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path_regex, query_param};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::matchers::{method, path, path_regex, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::booking::{SOFIA, a_slot, booking};
 use crate::helpers::{book_in_canvas, key};
+use crate::inbound::settled;
 use crate::replicas::{RedisServer, clinic, fresh_replica};
 use crate::seed::*;
-use crate::sync::{canvas_put_on, eventually, google, graph, messages, ok_receiver, sinks};
+use crate::sync::{
+    book_okafor, canvas_put_on, eventually, google, graph, messages, ok_receiver, sinks,
+};
 use crate::waitlist::JAMES;
 
 /// Waits up to `seconds` for `check`.
@@ -282,5 +285,90 @@ async fn a_leader_killed_while_planning_loses_nothing() {
     within(20, "the booking reaches the receiver", || async {
         !messages(&hooks, &id).await.is_empty()
     })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_cleared_when_a_later_change_of_its_visit_gets_through() {
+    let redis = RedisServer::start();
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&hooks)
+        .await;
+    let (g, m) = (google().await, graph().await);
+    let (_sandbox, apps) = clinic(
+        Some(&redis),
+        1,
+        &sinks(&hooks, &g, &m, "reconcile_interval_seconds = 3600\n"),
+    )
+    .await;
+    let app = &apps[0];
+    let id = book_okafor(app, 3).await["id"].as_str().unwrap().to_owned();
+    let admin = app.token(None, "scheduling.admin");
+    // The visit's dead letters at the webhook sink, and the sink's dead count.
+    let dead = || async {
+        let letters: Value = app
+            .get("/v1/admin/sync/dead-letters", Some(&admin))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mine = letters["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["appointment_id"] == id.as_str() && d["sink"] == "ops")
+            .count();
+        let status: Value = app
+            .get("/v1/admin/sync", Some(&admin))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let counted = status["sinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "ops")
+            .and_then(|s| s["dead"].as_u64())
+            .unwrap();
+        (mine, counted as usize)
+    };
+    // The clinic's seeded visits reach the dead receiver too: the sink counts theirs as well.
+    eventually("dead-lettered after max_attempts", || async {
+        dead().await.0 == 1
+    })
+    .await;
+    let before = settled(|| async { dead().await.1 }).await;
+    // The receiver recovers, and nobody retries the letter; the visit is then cancelled, and
+    // that later change gets through: the letter about its older state is moot and goes.
+    hooks.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&hooks)
+        .await;
+    let r = app
+        .post_json(
+            &format!("/v1/appointments/{id}/cancel"),
+            &app.staff_token(),
+            &json!({}),
+            Some(&key()),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    eventually("the cancellation reaches the receiver", || async {
+        messages(&hooks, &id)
+            .await
+            .iter()
+            .any(|(_, body)| body["type"] == "appointment.cancelled")
+    })
+    .await;
+    eventually(
+        "the dead letter is gone, and the sink counts one fewer",
+        || async { dead().await == (0, before - 1) },
+    )
     .await;
 }
