@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::availability::open_app;
-use crate::booking::{ELIJAH, SOFIA, week_of};
+use crate::booking::{ELIJAH, SOFIA, slots_for, week_of};
 use crate::helpers::{TestApp, key};
 use crate::seed::*;
 
@@ -126,7 +126,23 @@ async fn find_hold_book_is_the_v1_answer_and_booking() {
     assert_eq!(found["total"], 3);
     assert_eq!(proposed.len(), 3);
     // The same times, in the same order, as /v1 offers.
-    let v1 = week_of(&app, &sofia, OKAFOR, "telehealth").await;
+    // The same question on /v1: Oakland's local days, as location-reference makes them.
+    let (start, end) = (days(3).to_string(), days(9).to_string());
+    let v1 = slots_for(
+        &app,
+        &sofia,
+        &[
+            ("reason", "FLUP"),
+            ("duration", "30"),
+            ("state", "CA"),
+            ("modality", "telehealth"),
+            ("practitioner", OKAFOR),
+            ("location", OAKLAND),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await;
     for (a, s) in proposed.iter().zip(&v1) {
         assert_eq!(a["status"], "proposed");
         assert_eq!(instant(&a["start"]), instant(&s["start"]));

@@ -163,9 +163,16 @@ impl Filter {
             .unwrap_or(Ordering::Equal)
     }
 
-    /// The matching records, sorted (stable, so ties keep creation order).
-    pub fn apply<'a>(&self, records: &'a [Record]) -> Vec<&'a Record> {
-        let mut out: Vec<&Record> = records.iter().filter(|r| self.matches(r)).collect();
+    /// The matching records, sorted (stable, so ties keep creation order); a search naming a
+    /// practitioner looks at theirs only.
+    pub fn apply<'a>(&self, book: &'a super::Book) -> Vec<&'a Record> {
+        let mut out: Vec<&Record> = match self.practitioner.as_deref() {
+            Some(p) => book
+                .of_practitioner(p)
+                .filter(|r| self.matches(r))
+                .collect(),
+            None => book.records().iter().filter(|r| self.matches(r)).collect(),
+        };
         out.sort_by(|a, b| self.order(a, b));
         out
     }

@@ -110,9 +110,5 @@ pub async fn search(shared: Data<Shared>, req: HttpRequest) -> Result<HttpRespon
     let params = Params::parse(req.query_string());
     let filter = Filter::from_params(&params)?;
     // Only the requested page is rendered, under the lock.
-    shared.with_book(|book| {
-        searchset("/Appointment", &params, filter.apply(book.records()), |r| {
-            r.to_fhir()
-        })
-    })
+    shared.with_book(|book| searchset("/Appointment", &params, filter.apply(book), |r| r.to_fhir()))
 }
