@@ -1,7 +1,7 @@
 //! `GET /api-docs/openapi.json`: the OpenAPI document, exactly as committed. On the embedded
 //! demo (no Canvas configured, a development token printed), the request-body examples of
-//! holding, booking and rescheduling name what exists right now: an upcoming slot and the demo
-//! patient, so that Swagger UI's "Try it out" books as it is.
+//! holding, booking and rescheduling (on `/v1` and the FHIR operations) name what exists right
+//! now: an upcoming slot and the demo patient, so that Swagger UI's "Try it out" books as it is.
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,35 @@ impl Spec {
         schemas["WaitlistBody"]["example"] = json!({"patient_id": patient,
             "reason_code": DEMO_REASON, "duration": 30, "patient_state": patient_state,
             "modality": "telehealth", "latest_date": fortnight.to_string()});
+        // The FHIR operations' examples: the demo patient's follow-ups from tomorrow, and the
+        // same upcoming slot to hold or book by its identifier.
+        let tomorrow = jiff::Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date()
+            .saturating_add(jiff::Span::new().days(1));
+        let patient_ref = json!({"name": "patient-reference",
+            "valueReference": {"reference": format!("Patient/{patient}")}});
+        let slot_ref = json!({"name": "appointment-reference", "valueReference":
+            {"identifier": {"system": super::fhir::SLOT_SYSTEM, "value": book}}});
+        let paths = &mut document["paths"];
+        let examples = [
+            (
+                "$find",
+                json!([
+                {"name": "visit-type", "valueCoding": {"system": "INTERNAL", "code": DEMO_REASON}},
+                {"name": "modality", "valueCode": "telehealth"},
+                {"name": "start", "valueDate": tomorrow.to_string()},
+                patient_ref.clone(),
+                {"name": "_count", "valueInteger": 5}]),
+            ),
+            ("$hold", json!([slot_ref.clone(), patient_ref.clone()])),
+            ("$book", json!([slot_ref, patient_ref])),
+        ];
+        for (op, parameters) in examples {
+            paths[format!("/fhir/r4/Appointment/{op}")]["post"]["requestBody"]["content"]
+                [super::fhir::FHIR_JSON]["example"] =
+                json!({"resourceType": "Parameters", "parameter": parameters});
+        }
         serde_json::to_vec_pretty(&document).ok().map(Bytes::from)
     }
 }

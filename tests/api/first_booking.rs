@@ -98,6 +98,57 @@ async fn the_banners_patient_books_with_swagger_uis_example_body_as_served() {
     assert_eq!(body["status"], "booked");
 }
 
+#[tokio::test]
+async fn swagger_uis_fhir_examples_find_and_book_for_the_banners_patient() {
+    let run = first_run();
+    let http = reqwest::Client::new();
+    let committed: Value = serde_json::from_str(&slotgate::api::docs::openapi_json()).unwrap();
+    let example_of = |spec: &Value, op: &str| {
+        spec["paths"][format!("/fhir/r4/Appointment/{op}")]["post"]["requestBody"]["content"]
+            ["application/fhir+json"]["example"]
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spec = loop {
+        let spec: Value = http
+            .get(format!("{}/api-docs/openapi.json", run.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if example_of(&spec, "$book") != example_of(&committed, "$book") {
+            break spec;
+        }
+        assert!(Instant::now() < deadline, "no live FHIR examples");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let post = |op: &str, key: Option<&str>| {
+        let mut request = http
+            .post(format!("{}/fhir/r4/Appointment/{op}", run.base))
+            .bearer_auth(&run.token)
+            .header("Content-Type", "application/fhir+json")
+            .body(example_of(&spec, op).to_string());
+        if let Some(k) = key {
+            request = request.header("Idempotency-Key", k);
+        }
+        request.send()
+    };
+    let found: Value = post("$find", None).await.unwrap().json().await.unwrap();
+    assert_eq!(found["resourceType"], "Bundle", "{found}");
+    assert!(found["total"].as_u64().unwrap() > 0, "{found}");
+    let r = post("$book", Some("swagger-ui-fhir")).await.unwrap();
+    let status = r.status();
+    let booked: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{booked}");
+    assert_eq!(booked["status"], "booked");
+    assert_eq!(
+        booked["participant"][0]["actor"]["reference"],
+        format!("Patient/{}", run.patient)
+    );
+}
+
 /// Runs the README's shell block between `<!-- marker -->` and `<!-- /marker -->` against a fresh
 /// first run; its stdout when it succeeds.
 async fn run_readme_block(marker: &str) -> String {
