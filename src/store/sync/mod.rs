@@ -263,3 +263,27 @@ impl ReadAsk {
         !self.full && !self.changes && self.events.len() <= Self::MAX_EVENTS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_asks_merge_to_the_larger_read() {
+        let mut a = ReadAsk::events(["e1".to_owned()]);
+        assert!(a.events_only());
+        a.merge(ReadAsk::events(["e2".to_owned()]));
+        assert!(a.events_only() && a.events.len() == 2);
+        a.merge(ReadAsk::changes());
+        assert!(
+            !a.events_only() && !a.full,
+            "a push naming no event needs the changes"
+        );
+        a.merge(ReadAsk::full());
+        assert!(a.full);
+        let many = ReadAsk::events((0..=ReadAsk::MAX_EVENTS).map(|i| format!("e{i}")));
+        assert!(!many.events_only(), "too many events are read as changes");
+        let enough = ReadAsk::events((1..=ReadAsk::MAX_EVENTS).map(|i| format!("e{i}")));
+        assert!(enough.events_only());
+    }
+}

@@ -251,3 +251,36 @@ impl Queue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sync::conformance::{job, ts};
+
+    #[test]
+    fn dead_letters_keep_the_newest_per_sink() {
+        let mut q = Queue::default();
+        let base = ts("2026-12-01T10:00:00Z");
+        for i in 0..MAX_DEAD_PER_SINK + 5 {
+            let mut j = job(&format!("j{i}"), &format!("a{i}"), "v1");
+            j.sink = "ops".into();
+            let died = base + jiff::SignedDuration::from_secs(i as i64);
+            q.failed(j, None, "HTTP 500".into(), died);
+        }
+        let mut other = job("x", "a0", "v1");
+        other.sink = "gcal".into();
+        q.failed(other, None, "HTTP 500".into(), base);
+        let letters = q.dead_letters();
+        let ops: Vec<&DeadLetter> = letters.iter().filter(|l| l.job.sink == "ops").collect();
+        assert_eq!(ops.len(), MAX_DEAD_PER_SINK);
+        assert!(
+            ops.iter().all(|l| l.job.id != "j0" && l.job.id != "j4"),
+            "the oldest went"
+        );
+        assert!(
+            ops.iter()
+                .any(|l| l.job.id == format!("j{}", MAX_DEAD_PER_SINK + 4))
+        );
+        assert_eq!(letters.iter().filter(|l| l.job.sink == "gcal").count(), 1);
+    }
+}

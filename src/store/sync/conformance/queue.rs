@@ -1,65 +1,13 @@
-//! What every [`SyncStore`] must do, as one suite run against each backend (memory in unit
-//! tests, Redis in the replica tests). Each check gets a store of its own from `fresh`.
+//! The checks of the delivery queue: only the latest state goes, one job per appointment
+//! at a time, lanes, leases, retries, dead letters and their revival, and a new leader
+//! taking over what was running.
 
-use jiff::Timestamp;
+use super::{job, take, ts};
+use crate::store::sync::{Lane, SinkRecord, SyncStore};
 
-use super::*;
-
-/// Runs every check, each on a fresh, empty store.
-pub async fn run<F, Fut>(fresh: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Box<dyn SyncStore>>,
-{
-    only_the_latest_state_waits_and_one_job_per_appointment_runs(fresh().await.as_ref()).await;
-    the_same_state_is_not_queued_twice_while_on_its_way(fresh().await.as_ref()).await;
-    failures_wait_then_die_and_can_be_revived(fresh().await.as_ref()).await;
-    a_state_the_sink_holds_undoes_older_ones_on_their_way(fresh().await.as_ref()).await;
-    read_requests_merge_per_calendar_until_taken(fresh().await.as_ref()).await;
-    pending_appointments_are_taken_once(fresh().await.as_ref()).await;
-    a_new_leader_takes_over_what_was_running(fresh().await.as_ref()).await;
-    records_and_calendars_are_kept(fresh().await.as_ref()).await;
-    only_the_latest_dead_letter_of_an_appointment_is_kept(fresh().await.as_ref()).await;
-    a_newer_state_follows_an_unconfirmed_one_whatever_the_record_says(fresh().await.as_ref()).await;
-    changes_somebody_waits_for_go_before_the_sweep(fresh().await.as_ref()).await;
-    a_job_whose_lease_ends_goes_back_to_the_queue(fresh().await.as_ref()).await;
-    a_later_success_clears_the_dead_letter(fresh().await.as_ref()).await;
-    appointments_taken_for_planning_come_back_to_a_new_leader(fresh().await.as_ref()).await;
-    records_of_past_appointments_are_forgotten(fresh().await.as_ref()).await;
-    a_removal_that_must_be_sent_is_queued_against_an_empty_record(fresh().await.as_ref()).await;
-    what_a_sink_holds_is_read_for_many_at_once(fresh().await.as_ref()).await;
-}
-
-pub fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-pub fn job(id: &str, appointment: &str, hash: &str) -> Job {
-    Job {
-        id: id.into(),
-        sink: "ops".into(),
-        appointment_id: appointment.into(),
-        practitioner: "4150cd20de8a470aa570a852859ac87e".into(),
-        desired: Some(serde_json::json!({"title": hash})),
-        desired_hash: Some(hash.into()),
-        message_id: format!("msg_{id}"),
-        farewell: None,
-        must_send: false,
-        attempts: 0,
-        not_before: ts("2026-12-01T10:00:00Z"),
-        last_error: None,
-        created_at: ts("2026-12-01T10:00:00Z"),
-        lane: Lane::Fast,
-    }
-}
-
-/// Leases under a lease that outlasts the check.
-async fn take(s: &dyn SyncStore, now: Timestamp, max: usize) -> Vec<Job> {
-    let until = now + jiff::SignedDuration::from_hours(1);
-    s.lease("ops".into(), now, max, until).await.unwrap()
-}
-
-async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn SyncStore) {
+pub(super) async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(
+    s: &dyn SyncStore,
+) {
     let now = ts("2026-12-01T10:00:00Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();
     s.enqueue(job("2", "a", "v2")).await.unwrap();
@@ -83,7 +31,7 @@ async fn only_the_latest_state_waits_and_one_job_per_appointment_runs(s: &dyn Sy
     );
 }
 
-async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) {
+pub(super) async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();
     let running = take(s, now, 10).await;
@@ -102,7 +50,7 @@ async fn the_same_state_is_not_queued_twice_while_on_its_way(s: &dyn SyncStore) 
     assert!(take(s, now, 10).await.is_empty(), "v1 was already running");
 }
 
-async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
+pub(super) async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();
     let j = take(s, now, 1).await.remove(0);
@@ -144,7 +92,7 @@ async fn failures_wait_then_die_and_can_be_revived(s: &dyn SyncStore) {
     assert_eq!(ids, ["2"], "the newer state replaces the revived letter");
 }
 
-async fn a_state_the_sink_holds_undoes_older_ones_on_their_way(s: &dyn SyncStore) {
+pub(super) async fn a_state_the_sink_holds_undoes_older_ones_on_their_way(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     let record = |hash: &str| SinkRecord {
         delivered: Some(hash.into()),
@@ -182,65 +130,7 @@ async fn a_state_the_sink_holds_undoes_older_ones_on_their_way(s: &dyn SyncStore
     assert!(s.enqueue(job("7", "a", "v1")).await.unwrap());
 }
 
-async fn read_requests_merge_per_calendar_until_taken(s: &dyn SyncStore) {
-    let ids = |v: &[&str]| v.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>();
-    assert!(s.take_reads().await.unwrap().is_empty());
-    // Two pushes naming events, one naming none, on one calendar; a full read on another.
-    s.request_read("graph:a".into(), ReadAsk::events(ids(&["e1", "e2"])))
-        .await
-        .unwrap();
-    s.request_read("graph:a".into(), ReadAsk::events(ids(&["e2", "e3"])))
-        .await
-        .unwrap();
-    s.request_read("google:b".into(), ReadAsk::changes())
-        .await
-        .unwrap();
-    s.request_read("google:b".into(), ReadAsk::full())
-        .await
-        .unwrap();
-    s.request_read("google:b".into(), ReadAsk::changes())
-        .await
-        .unwrap();
-    let mut taken = s.take_reads().await.unwrap();
-    taken.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        taken,
-        [
-            ("google:b".to_owned(), ReadAsk::full()),
-            (
-                "graph:a".to_owned(),
-                ReadAsk::events(ids(&["e1", "e2", "e3"]))
-            ),
-        ]
-    );
-    assert!(taken[1].1.events_only(), "named events alone answer it");
-    assert!(s.take_reads().await.unwrap().is_empty(), "taken once");
-    // Events and a push naming none: both wanted, so the window is read.
-    s.request_read("graph:a".into(), ReadAsk::events(ids(&["e9"])))
-        .await
-        .unwrap();
-    s.request_read("graph:a".into(), ReadAsk::changes())
-        .await
-        .unwrap();
-    let taken = s.take_reads().await.unwrap();
-    assert_eq!(taken.len(), 1);
-    assert!(taken[0].1.changes && !taken[0].1.full && !taken[0].1.events_only());
-}
-
-async fn pending_appointments_are_taken_once(s: &dyn SyncStore) {
-    s.mark_pending(vec!["a".into(), "b".into(), "c".into()])
-        .await
-        .unwrap();
-    s.mark_pending(vec!["a".into()]).await.unwrap();
-    let mut taken = s.take_pending(2).await.unwrap();
-    assert_eq!(taken.len(), 2);
-    taken.extend(s.take_pending(10).await.unwrap());
-    taken.sort();
-    assert_eq!(taken, ["a", "b", "c"], "each once, however often marked");
-    assert!(s.take_pending(10).await.unwrap().is_empty());
-}
-
-async fn a_new_leader_takes_over_what_was_running(s: &dyn SyncStore) {
+pub(super) async fn a_new_leader_takes_over_what_was_running(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();
     s.enqueue(job("2", "b", "v1")).await.unwrap();
@@ -270,35 +160,7 @@ async fn a_new_leader_takes_over_what_was_running(s: &dyn SyncStore) {
     );
 }
 
-async fn records_and_calendars_are_kept(s: &dyn SyncStore) {
-    let now = ts("2026-12-01T10:00:00Z");
-    assert_eq!(s.record("ops".into(), "a".into()).await.unwrap(), None);
-    s.enqueue(job("1", "a", "v1")).await.unwrap();
-    let j = take(s, now, 1).await.remove(0);
-    let record = SinkRecord {
-        delivered: Some("v1".into()),
-        external_id: Some("evt-1".into()),
-    };
-    s.delivered(j, record.clone(), now).await.unwrap();
-    assert_eq!(
-        s.record("ops".into(), "a".into()).await.unwrap(),
-        Some(record)
-    );
-    assert_eq!(s.record("other".into(), "a".into()).await.unwrap(), None);
-    assert_eq!(s.known_appointments().await.unwrap(), ["a"]);
-    let stats = s.stats("ops".into()).await.unwrap();
-    assert_eq!((stats.pending, stats.last_success), (0, Some(now)));
-    assert_eq!(s.calendar("google:x".into()).await.unwrap(), None);
-    let state =
-        serde_json::json!({"sync_token": "t1", "mirrors": {"e1": {"appointment_id": "a1"}}});
-    s.put_calendar("google:x".into(), state.clone())
-        .await
-        .unwrap();
-    assert_eq!(s.calendar("google:x".into()).await.unwrap(), Some(state));
-    assert_eq!(s.calendar("google:y".into()).await.unwrap(), None);
-}
-
-async fn only_the_latest_dead_letter_of_an_appointment_is_kept(s: &dyn SyncStore) {
+pub(super) async fn only_the_latest_dead_letter_of_an_appointment_is_kept(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     for (id, hash) in [("1", "v1"), ("2", "v2")] {
         s.enqueue(job(id, "a", hash)).await.unwrap();
@@ -319,7 +181,9 @@ async fn only_the_latest_dead_letter_of_an_appointment_is_kept(s: &dyn SyncStore
     assert_eq!(ids, ["2", "3"], "a's older letter is obsolete");
 }
 
-async fn a_newer_state_follows_an_unconfirmed_one_whatever_the_record_says(s: &dyn SyncStore) {
+pub(super) async fn a_newer_state_follows_an_unconfirmed_one_whatever_the_record_says(
+    s: &dyn SyncStore,
+) {
     let now = ts("2026-12-01T10:00:00Z");
     let v1 = SinkRecord {
         delivered: Some("v1".into()),
@@ -341,7 +205,7 @@ async fn a_newer_state_follows_an_unconfirmed_one_whatever_the_record_says(s: &d
     assert!(next[0].must_send, "the record's v1 may be stale");
 }
 
-async fn changes_somebody_waits_for_go_before_the_sweep(s: &dyn SyncStore) {
+pub(super) async fn changes_somebody_waits_for_go_before_the_sweep(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     // The sweep queued many (here two, older); then a booking arrives.
     for (id, appointment) in [("s1", "a"), ("s2", "b")] {
@@ -367,7 +231,7 @@ async fn changes_somebody_waits_for_go_before_the_sweep(s: &dyn SyncStore) {
     assert_eq!((last[0].id.as_str(), last[0].lane), ("s1", Lane::Sweep));
 }
 
-async fn a_job_whose_lease_ends_goes_back_to_the_queue(s: &dyn SyncStore) {
+pub(super) async fn a_job_whose_lease_ends_goes_back_to_the_queue(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     let soon = ts("2026-12-01T10:00:30Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();
@@ -402,7 +266,7 @@ async fn a_job_whose_lease_ends_goes_back_to_the_queue(s: &dyn SyncStore) {
     assert_eq!(s.stats("ops".into()).await.unwrap().pending, 0);
 }
 
-async fn a_later_success_clears_the_dead_letter(s: &dyn SyncStore) {
+pub(super) async fn a_later_success_clears_the_dead_letter(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();
     let j = take(s, now, 1).await.remove(0);
@@ -421,45 +285,9 @@ async fn a_later_success_clears_the_dead_letter(s: &dyn SyncStore) {
     assert_eq!(s.revive("1".into(), now).await.unwrap(), None);
 }
 
-async fn appointments_taken_for_planning_come_back_to_a_new_leader(s: &dyn SyncStore) {
-    assert_eq!(s.oldest_unplanned().await.unwrap(), None);
-    s.mark_pending(vec!["a".into(), "b".into()]).await.unwrap();
-    let marked = s.oldest_unplanned().await.unwrap().expect("an age");
-    let taken = s.take_pending(10).await.unwrap();
-    assert_eq!(taken.len(), 2);
-    assert!(s.take_pending(10).await.unwrap().is_empty());
-    assert_eq!(
-        s.oldest_unplanned().await.unwrap(),
-        Some(marked),
-        "taken is not planned"
-    );
-    // The leader planned a, then died.
-    s.planned(vec!["a".into()]).await.unwrap();
-    s.recover().await.unwrap();
-    assert_eq!(s.take_pending(10).await.unwrap(), ["b"]);
-    s.planned(vec!["b".into()]).await.unwrap();
-    s.recover().await.unwrap();
-    assert!(s.take_pending(10).await.unwrap().is_empty());
-    assert_eq!(s.oldest_unplanned().await.unwrap(), None);
-}
-
-async fn records_of_past_appointments_are_forgotten(s: &dyn SyncStore) {
-    let now = ts("2026-12-01T10:00:00Z");
-    for (id, appointment) in [("1", "a"), ("2", "b")] {
-        s.enqueue(job(id, appointment, "v1")).await.unwrap();
-        let j = take(s, now, 1).await.remove(0);
-        let record = SinkRecord {
-            delivered: Some("v1".into()),
-            external_id: None,
-        };
-        s.delivered(j, record, now).await.unwrap();
-    }
-    s.forget(vec!["a".into()]).await.unwrap();
-    assert_eq!(s.known_appointments().await.unwrap(), ["b"]);
-    assert_eq!(s.record("ops".into(), "a".into()).await.unwrap(), None);
-}
-
-async fn a_removal_that_must_be_sent_is_queued_against_an_empty_record(s: &dyn SyncStore) {
+pub(super) async fn a_removal_that_must_be_sent_is_queued_against_an_empty_record(
+    s: &dyn SyncStore,
+) {
     let now = ts("2026-12-01T10:00:00Z");
     let removal = |id: &str| {
         let mut j = job(id, "a", "");
@@ -475,29 +303,4 @@ async fn a_removal_that_must_be_sent_is_queued_against_an_empty_record(s: &dyn S
     assert!(s.enqueue(must).await.unwrap());
     let j = take(s, now, 1).await.remove(0);
     assert!(j.must_send && j.desired.is_none());
-}
-
-async fn what_a_sink_holds_is_read_for_many_at_once(s: &dyn SyncStore) {
-    let now = ts("2026-12-01T10:00:00Z");
-    s.enqueue(job("1", "a", "v1")).await.unwrap();
-    let j = take(s, now, 1).await.remove(0);
-    let held = SinkRecord {
-        delivered: Some("v1".into()),
-        external_id: None,
-    };
-    s.delivered(j, held, now).await.unwrap();
-    s.enqueue(job("2", "b", "v1")).await.unwrap();
-    let ids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
-    assert_eq!(
-        s.holding("ops".into(), ids.clone()).await.unwrap(),
-        [
-            Holding::Settled(Some("v1".into())),
-            Holding::Moving,
-            Holding::Unknown
-        ]
-    );
-    assert_eq!(
-        s.holding("other".into(), ids).await.unwrap(),
-        [Holding::Unknown, Holding::Unknown, Holding::Unknown]
-    );
 }

@@ -1,5 +1,15 @@
 //! The in-process [`SyncStore`]: one process's state, written to a file (when it has one)
 //! after each operation that changed something.
+//!
+//! This file holds the state, its file and the [`SyncStore`] impl, which hands each operation
+//! to the room of its concern: `pending` (appointments waiting to be planned), `records`
+//! (what each sink holds), `queue` (delivery jobs, over the rules of [`Queue`]) and
+//! `calendars` (inbound calendar state and read requests).
+
+mod calendars;
+mod pending;
+mod queue;
+mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -135,55 +145,27 @@ fn ready<T: Send + 'static>(v: StoreResult<T>) -> BoxFuture<'static, StoreResult
     Box::pin(async move { v })
 }
 
+// Each method is the inherent one of the same name in its room (inherent methods are found
+// before the trait's), so this list reads as the trait, grouped by concern.
 impl SyncStore for MemorySyncStore {
     fn mark_pending(&self, ids: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
-        let now = Timestamp::now();
-        self.change_if(move |d| {
-            let before = d.unplanned.len();
-            for id in ids {
-                d.unplanned.entry(id).or_insert(now);
-            }
-            ((), d.unplanned.len() != before)
-        })
+        self.mark_pending(ids)
     }
 
     fn take_pending(&self, max: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
-        self.change_if(move |d| {
-            let mut oldest: Vec<(Timestamp, String)> = d
-                .unplanned
-                .iter()
-                .map(|(id, at)| (*at, id.clone()))
-                .collect();
-            oldest.sort();
-            oldest.truncate(max);
-            for (at, id) in &oldest {
-                d.unplanned.remove(id);
-                d.planning.insert(id.clone(), *at);
-            }
-            let changed = !oldest.is_empty();
-            (oldest.into_iter().map(|(_, id)| id).collect(), changed)
-        })
+        self.take_pending(max)
     }
 
     fn planned(&self, ids: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
-        self.change_if(move |d| {
-            let before = d.planning.len();
-            for id in &ids {
-                d.planning.remove(id);
-            }
-            ((), d.planning.len() != before)
-        })
+        self.planned(ids)
     }
 
     fn oldest_unplanned(&self) -> BoxFuture<'_, StoreResult<Option<Timestamp>>> {
-        let data = self.data();
-        ready(Ok(data
-            .0
-            .unplanned
-            .values()
-            .chain(data.0.planning.values())
-            .min()
-            .copied()))
+        self.oldest_unplanned()
+    }
+
+    fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.recover()
     }
 
     fn record(
@@ -191,13 +173,7 @@ impl SyncStore for MemorySyncStore {
         sink: String,
         appointment: String,
     ) -> BoxFuture<'_, StoreResult<Option<SinkRecord>>> {
-        ready(Ok(self
-            .data()
-            .0
-            .records
-            .get(&sink)
-            .and_then(|r| r.get(&appointment))
-            .cloned()))
+        self.record(sink, appointment)
     }
 
     fn holding(
@@ -205,55 +181,19 @@ impl SyncStore for MemorySyncStore {
         sink: String,
         appointments: Vec<String>,
     ) -> BoxFuture<'_, StoreResult<Vec<Holding>>> {
-        let data = self.data();
-        let records = data.0.records.get(&sink);
-        let out = appointments
-            .iter()
-            .map(|a| {
-                if data.0.queue.moving(&sink, a) {
-                    return Holding::Moving;
-                }
-                match records.and_then(|r| r.get(a)) {
-                    Some(r) => Holding::Settled(r.delivered.clone()),
-                    None => Holding::Unknown,
-                }
-            })
-            .collect();
-        ready(Ok(out))
+        self.holding(sink, appointments)
     }
 
     fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
-        let data = self.data();
-        let ids: BTreeSet<String> = data
-            .0
-            .records
-            .values()
-            .flat_map(|r| r.keys().cloned())
-            .collect();
-        ready(Ok(ids.into_iter().collect()))
+        self.known_appointments()
     }
 
     fn forget(&self, appointments: Vec<String>) -> BoxFuture<'_, StoreResult<()>> {
-        self.change_if(move |d| {
-            let mut changed = false;
-            for records in d.records.values_mut() {
-                for a in &appointments {
-                    changed |= records.remove(a).is_some();
-                }
-            }
-            ((), changed)
-        })
+        self.forget(appointments)
     }
 
     fn enqueue(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>> {
-        self.change_if(move |d| {
-            let held = d
-                .records
-                .get(&job.sink)
-                .and_then(|r| r.get(&job.appointment_id))
-                .and_then(|r| r.delivered.clone());
-            d.queue.enqueue(job, held.as_deref())
-        })
+        self.enqueue(job)
     }
 
     fn lease(
@@ -263,18 +203,11 @@ impl SyncStore for MemorySyncStore {
         max: usize,
         until: Timestamp,
     ) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
-        self.change_if(move |d| {
-            let before = d.queue.stats(&sink);
-            let leased = d.queue.lease(&sink, now, max, until);
-            // Lapsed leases given back change the queue even when nothing is leased.
-            let changed = !leased.is_empty() || d.queue.stats(&sink) != before;
-            (leased, changed)
-        })
+        self.lease(sink, now, max, until)
     }
 
     fn renew(&self, job: Job, until: Timestamp) -> BoxFuture<'_, StoreResult<bool>> {
-        // A lease lives as long as the process: nothing to write for it.
-        self.change_if(move |d| (d.queue.renew(&job.id, until), false))
+        self.renew(job, until)
     }
 
     fn delivered(
@@ -283,13 +216,7 @@ impl SyncStore for MemorySyncStore {
         record: SinkRecord,
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| {
-            d.queue.delivered(&job, now);
-            d.records
-                .entry(job.sink.clone())
-                .or_default()
-                .insert(job.appointment_id.clone(), record);
-        })
+        self.delivered(job, record, now)
     }
 
     fn failed(
@@ -299,27 +226,23 @@ impl SyncStore for MemorySyncStore {
         error: String,
         now: Timestamp,
     ) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| d.queue.failed(job, retry_at, error, now))
+        self.failed(job, retry_at, error, now)
     }
 
     fn dead_letters(&self) -> BoxFuture<'_, StoreResult<Vec<DeadLetter>>> {
-        ready(Ok(self.data().0.queue.dead_letters()))
+        self.dead_letters()
     }
 
     fn revive(&self, job_id: String, at: Timestamp) -> BoxFuture<'_, StoreResult<Option<String>>> {
-        self.change(move |d| d.queue.revive(&job_id, at))
+        self.revive(job_id, at)
     }
 
     fn stats(&self, sink: String) -> BoxFuture<'_, StoreResult<SinkStats>> {
-        ready(Ok(self.data().0.queue.stats(&sink)))
-    }
-
-    fn flush(&self) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(|_| ())
+        self.stats(sink)
     }
 
     fn calendar(&self, key: String) -> BoxFuture<'_, StoreResult<Option<serde_json::Value>>> {
-        ready(Ok(self.data().0.calendars.get(&key).cloned()))
+        self.calendar(key)
     }
 
     fn put_calendar(
@@ -327,108 +250,26 @@ impl SyncStore for MemorySyncStore {
         key: String,
         state: serde_json::Value,
     ) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| {
-            d.calendars.insert(key, state);
-        })
-    }
-
-    fn recover(&self) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| {
-            d.queue.recover();
-            let planning = std::mem::take(&mut d.planning);
-            for (id, at) in planning {
-                let first = d.unplanned.entry(id).or_insert(at);
-                *first = (*first).min(at);
-            }
-        })
+        self.put_calendar(key, state)
     }
 
     fn request_read(&self, calendar: String, ask: ReadAsk) -> BoxFuture<'_, StoreResult<()>> {
-        self.change(move |d| {
-            if ask.full || ask.changes {
-                *d.reads.entry(calendar.clone()).or_default() |= ask.full;
-            }
-            if !ask.events.is_empty() {
-                d.read_events
-                    .entry(calendar)
-                    .or_default()
-                    .extend(ask.events);
-            }
-        })
+        self.request_read(calendar, ask)
     }
 
     fn take_reads(&self) -> BoxFuture<'_, StoreResult<Vec<(String, ReadAsk)>>> {
-        self.change_if(|d| {
-            let changed = !d.reads.is_empty() || !d.read_events.is_empty();
-            let mut asks: BTreeMap<String, ReadAsk> = BTreeMap::new();
-            for (calendar, full) in std::mem::take(&mut d.reads) {
-                asks.entry(calendar).or_default().merge(ReadAsk {
-                    full,
-                    changes: !full,
-                    events: BTreeSet::new(),
-                });
-            }
-            for (calendar, events) in std::mem::take(&mut d.read_events) {
-                asks.entry(calendar)
-                    .or_default()
-                    .merge(ReadAsk::events(events));
-            }
-            (asks.into_iter().collect(), changed)
-        })
+        self.take_reads()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.change(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::queue::MAX_DEAD_PER_SINK;
     use super::*;
     use crate::store::sync::conformance::{job, ts};
-
-    #[test]
-    fn dead_letters_keep_the_newest_per_sink() {
-        let mut q = Queue::default();
-        let base = ts("2026-12-01T10:00:00Z");
-        for i in 0..MAX_DEAD_PER_SINK + 5 {
-            let mut j = job(&format!("j{i}"), &format!("a{i}"), "v1");
-            j.sink = "ops".into();
-            let died = base + jiff::SignedDuration::from_secs(i as i64);
-            q.failed(j, None, "HTTP 500".into(), died);
-        }
-        let mut other = job("x", "a0", "v1");
-        other.sink = "gcal".into();
-        q.failed(other, None, "HTTP 500".into(), base);
-        let letters = q.dead_letters();
-        let ops: Vec<&DeadLetter> = letters.iter().filter(|l| l.job.sink == "ops").collect();
-        assert_eq!(ops.len(), MAX_DEAD_PER_SINK);
-        assert!(
-            ops.iter().all(|l| l.job.id != "j0" && l.job.id != "j4"),
-            "the oldest went"
-        );
-        assert!(
-            ops.iter()
-                .any(|l| l.job.id == format!("j{}", MAX_DEAD_PER_SINK + 4))
-        );
-        assert_eq!(letters.iter().filter(|l| l.job.sink == "gcal").count(), 1);
-    }
-
-    #[test]
-    fn read_asks_merge_to_the_larger_read() {
-        let mut a = ReadAsk::events(["e1".to_owned()]);
-        assert!(a.events_only());
-        a.merge(ReadAsk::events(["e2".to_owned()]));
-        assert!(a.events_only() && a.events.len() == 2);
-        a.merge(ReadAsk::changes());
-        assert!(
-            !a.events_only() && !a.full,
-            "a push naming no event needs the changes"
-        );
-        a.merge(ReadAsk::full());
-        assert!(a.full);
-        let many = ReadAsk::events((0..=ReadAsk::MAX_EVENTS).map(|i| format!("e{i}")));
-        assert!(!many.events_only(), "too many events are read as changes");
-        let enough = ReadAsk::events((1..=ReadAsk::MAX_EVENTS).map(|i| format!("e{i}")));
-        assert!(enough.events_only());
-    }
 
     #[tokio::test]
     async fn keeps_every_promise_of_a_sync_store() {
