@@ -528,3 +528,37 @@ async fn the_capability_statement_is_public_and_names_the_operations() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_holding_and_key_rules_of_v1_hold_here_too() {
+    let app = open_app().await;
+    let sofia = app.patient_token(SOFIA);
+    let proposed = matches(
+        &app.fhir_ok("find", &sofia, &okafor_follow_ups(&[]), None)
+            .await,
+    );
+    let hold =
+        |n: usize| parameters(json!([{"name": "appointment-resource", "resource": proposed[n]}]));
+    // A patient holds at most two slots at once.
+    app.fhir_ok("hold", &sofia, &hold(0), None).await;
+    app.fhir_ok("hold", &sofia, &hold(1), None).await;
+    assert_outcome(
+        app.fhir("hold", Some(&sofia), &hold(2), None).await,
+        422,
+        "hold_limit_reached",
+    )
+    .await;
+    // One Idempotency-Key, two different bookings: the second is refused, nothing booked twice.
+    let k = key();
+    let book =
+        |n: usize| parameters(json!([{"name": "appointment-resource", "resource": proposed[n]}]));
+    let first = app.fhir_ok("book", &sofia, &book(3), Some(&k)).await;
+    assert_eq!(first["status"], "booked");
+    assert_outcome(
+        app.fhir("book", Some(&sofia), &book(4), Some(&k)).await,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(app.creates().len(), 1);
+}
