@@ -100,35 +100,12 @@ where
     F: FnOnce(Arc<Guard>, Option<Keyed>) -> Fut + 'static,
     Fut: Future<Output = Result<Created, ApiError>> + 'static,
 {
-    run_keyed(state, request, caller, body, None, required, operation).await
-}
-
-/// The hex SHA-256 of some bytes (a key derived from a body).
-pub fn digest(bytes: &[u8]) -> String {
-    sha256(&[bytes])
-}
-
-/// As [`run`], with `default_key` standing in when the request carries no `Idempotency-Key`
-/// (an operation whose body already says which change it is).
-pub async fn run_keyed<F, Fut>(
-    state: &AppState,
-    request: &HttpRequest,
-    caller: &Principal,
-    body: &Value,
-    default_key: Option<String>,
-    required: bool,
-    operation: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: FnOnce(Arc<Guard>, Option<Keyed>) -> Fut + 'static,
-    Fut: Future<Output = Result<Created, ApiError>> + 'static,
-{
     let guard = Arc::new(Guard::new(
         state.store.clone(),
         state.settings.leases.lock,
         state.settings.canvas.write_settle,
     ));
-    let Some(key) = key_of(request)?.or(default_key) else {
+    let Some(key) = key_of(request)? else {
         if required {
             return Err(ApiError::invalid_fields(vec![FieldError {
                 field: HEADER.into(),

@@ -250,7 +250,7 @@ async fn find_hold_book_is_the_v1_answer_and_booking() {
 }
 
 #[tokio::test]
-async fn book_twice_without_a_key_books_once_and_a_v1_slot_id_books_through_fhir() {
+async fn book_twice_with_one_key_books_once_and_a_v1_slot_id_books_through_fhir() {
     let app = open_app().await;
     let staff = app.staff_token();
     let slot = &week_of(&app, &staff, OKAFOR, "telehealth").await[1];
@@ -258,8 +258,17 @@ async fn book_twice_without_a_key_books_once_and_a_v1_slot_id_books_through_fhir
         {"name": "appointment-reference", "valueReference": {"identifier": {"system": "urn:slotgate:slot-id", "value": slot["slot_id"]}}},
         {"name": "patient-reference", "valueReference": {"reference": format!("Patient/{ELIJAH}")}},
     ]));
-    let first = app.fhir_ok("book", &staff, &body, None).await;
-    let second = app.fhir_ok("book", &staff, &body, None).await;
+    // No key: refused before anything happens, naming the header.
+    let missing = assert_outcome(
+        app.fhir("book", Some(&staff), &body, None).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(missing["issue"][0]["diagnostics"], "Idempotency-Key");
+    let k = key();
+    let first = app.fhir_ok("book", &staff, &body, Some(&k)).await;
+    let second = app.fhir_ok("book", &staff, &body, Some(&k)).await;
     assert_eq!(first["id"], second["id"]);
     assert_eq!(instant(&first["start"]), instant(&slot["start"]));
     assert_eq!(
@@ -436,7 +445,7 @@ async fn refusals_are_operation_outcomes_with_the_v1_codes() {
         json!([{"name": "appointment-reference", "valueReference": {"reference": format!("Appointment/{}", uuid::Uuid::new_v4())}}]),
     );
     assert_outcome(
-        app.fhir("book", Some(&sofia), &missing, None).await,
+        app.fhir("book", Some(&sofia), &missing, Some(&key())).await,
         404,
         "not_found",
     )

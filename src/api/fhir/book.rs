@@ -27,21 +27,21 @@ use crate::types::{PatientId, UsState};
 /// from `$hold`, or a reference by the slot identifier); `patient-reference` (a patient token's
 /// own patient when absent); `patient-state` (`valueString`; default: the state of the
 /// patient's address in Canvas). Every check of `POST /v1/appointments` applies, in its order,
-/// with its codes. `Idempotency-Key` is honoured as on `/v1`; without it the body is the key,
-/// so the same request sent twice books once. Answers the `booked` Appointment with its Canvas
+/// with its codes. `Idempotency-Key` is required, as on `/v1`: the same key and parameters
+/// book once and replay the first answer. Answers the `booked` Appointment with its Canvas
 /// id (readable at `GET /v1/appointments/{id}`).
 #[utoipa::path(
     operation_id = "fhir_book",
     path = "/fhir/r4/Appointment/$book",
     tag = "fhir",
-    params(("Idempotency-Key" = Option<String>, Header, description = "A unique string per intended booking, reused on retries; default: the body itself", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    params(("Idempotency-Key" = String, Header, description = "A unique string per intended booking, reused on retries", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body(content = ParametersBody, content_type = "application/fhir+json", example = json!({"resourceType": "Parameters", "parameter": [
         {"name": "appointment-reference", "valueReference": {"reference": "Appointment/0d6f5e4c-5b1a-4c53-9a5e-3c1f2b7d9e10"}},
         {"name": "patient-reference", "valueReference": {"reference": "Patient/97491556534444838b94dbb0909b6b3d"}}]})),
     security(("bearer" = ["scheduling.book"])),
     responses(
         (status = 200, description = "The booked Appointment (a replay answers the first booking again, with `Idempotent-Replayed: true`)", body = super::FhirResource, content_type = "application/fhir+json"),
-        (status = 400, description = "The parameters or the Idempotency-Key are malformed (`validation_failed`)", body = super::FhirResource, content_type = "application/fhir+json"),
+        (status = 400, description = "The parameters or the Idempotency-Key are missing or malformed (`validation_failed`)", body = super::FhirResource, content_type = "application/fhir+json"),
         (status = 401, description = "No valid token", body = super::FhirResource, content_type = "application/fhir+json"),
         (status = 403, description = "The token may not act for this patient", body = super::FhirResource, content_type = "application/fhir+json"),
         (status = 404, description = "`patient_not_found`, or no such hold of the caller's", body = super::FhirResource, content_type = "application/fhir+json"),
@@ -110,14 +110,11 @@ async fn book_once(
         ));
     };
     let (work, who) = (state.clone(), caller.clone());
-    // Without a key, the body is one: the same request twice is the same booking.
-    let derived = format!("fhir-book-{}", idempotency::digest(&raw));
-    idempotency::run_keyed(
+    idempotency::run(
         &state,
         &request,
         &caller,
         &body,
-        Some(derived),
         true,
         move |guard, keyed| async move {
             let (state, caller) = (work, who);

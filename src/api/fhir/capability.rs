@@ -158,7 +158,7 @@ const OPERATIONS: [Operation; 3] = [
         id: "appointment-book",
         code: "book",
         title: "Book an appointment",
-        description: "Books the slot exactly once, as POST /v1/appointments does (Idempotency-Key honoured; without it the body is the key).",
+        description: "Books the slot exactly once, as POST /v1/appointments does (the Idempotency-Key header is required: the same key and parameters book once).",
         affects_state: true,
         inputs: &[
             APPOINTMENT_REFS[0],

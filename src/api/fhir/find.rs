@@ -182,7 +182,8 @@ fn zone(snapshot: &Snapshot, location: Option<&str>) -> TimeZone {
 /// Finds bookable times.
 ///
 /// The same question as `GET /v1/availability`, as a FHIR `Parameters` body: `visit-type` (a
-/// reason's `valueCoding`, required), `start`/`end` (`valueDate`, whole local days; or
+/// reason's `valueCoding`, required), `start`/`end` (`valueDate`, whole local days in the
+/// location's zone, or the clinic's when it has one zone, else UTC; or
 /// `valueDateTime` with an offset, exact instants), `duration` (`valueInteger` minutes; default
 /// the reason's first), `modality` (`valueCode`: `telehealth` or `in_person`), `specialty`
 /// (`valueCoding`), `practitioner` and `location-reference` (`valueReference`),
