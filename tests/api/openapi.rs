@@ -127,5 +127,31 @@ async fn the_demo_serves_the_committed_spec_with_live_booking_examples() {
         .saturating_add(jiff::Span::new().days(14));
     assert_eq!(live["latest_date"], fortnight.to_string(), "{live}");
     assert_eq!(live["reason_code"], "FLUP");
+    // The FHIR operations' examples: the demo patient, and $hold/$book a live slot.
+    for op in ["$find", "$hold", "$book"] {
+        let at = |doc: &mut serde_json::Value| {
+            doc["paths"][format!("/fhir/r4/Appointment/{op}")]["post"]["requestBody"]["content"]
+                ["application/fhir+json"]["example"]
+                .take()
+        };
+        let (live, static_one) = (at(&mut served), at(&mut committed));
+        assert_ne!(live, static_one, "{op}: a live example");
+        let named = |name: &str| {
+            live["parameter"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .cloned()
+        };
+        assert!(named("patient-reference").is_some(), "{op}: {live}");
+        if op != "$find" {
+            let slot = named("appointment-reference").unwrap();
+            let id = slot["valueReference"]["identifier"]["value"]
+                .as_str()
+                .unwrap();
+            assert!(id.starts_with("s1."), "{op}: {live}");
+        }
+    }
     assert_eq!(served, committed, "nothing else differs");
 }
