@@ -41,6 +41,10 @@ use utoipa::{Modify, OpenApi};
         super::admin::retry,
         super::operators::reload_rules,
         super::operators::purge_cache,
+        super::smart::manifest,
+        super::smart::locations,
+        super::smart::schedules,
+        super::smart::slots,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
@@ -50,6 +54,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Notifications slotgate receives (own authentication, no JWT)"),
         (name = "admin", description = "Calendar sync status and dead letters"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
+        (name = "smart", description = "SMART Scheduling Links: the clinic's open slots as a public FHIR bulk publication for appointment finders, directories and aggregators (no token; 404 unless `[smart] enabled`)"),
     ),
     modifiers(&BearerJwt, &RateLimited, &GatewayFailures)
 )]
