@@ -287,8 +287,15 @@ pub fn check_config(file: &Path) -> ExitCode {
                 CanvasTarget::Remote(e) => format!("Canvas at {}", e.fhir_url),
                 CanvasTarget::Embedded(_) => "the embedded Canvas sandbox".to_owned(),
             };
+            let smart = match &settings.smart {
+                Some(smart) => format!(
+                    "; publishes SMART Scheduling Links ({} days, booked at {})",
+                    smart.days, smart.booking_url
+                ),
+                None => String::new(),
+            };
             println!(
-                "{}: OK. {} reasons, {} practitioners, {} locations; talks to {canvas}.",
+                "{}: OK. {} reasons, {} practitioners, {} locations; talks to {canvas}{smart}.",
                 file.display(),
                 settings.rules.reasons.len(),
                 settings.rules.practitioners.len(),

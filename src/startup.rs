@@ -188,6 +188,7 @@ impl Application {
             store,
             answers: AnswerCache::new(settings.cache.slot_ttl, ANSWER_CACHE_BYTES),
             log_key: crate::scheduling::log_key(settings.slot_id_secret.expose().as_bytes()),
+            publisher: crate::scheduling::smart::Publisher::new(),
         });
         let sync = SyncEngine::new(
             services.clone(),

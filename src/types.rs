@@ -27,7 +27,77 @@ impl UsState {
         // Only ASCII upper-case letters are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
+
+    /// The state's name, as USPS writes it.
+    pub fn name(&self) -> &'static str {
+        US_STATES
+            .iter()
+            .position(|s| *s == self.as_str())
+            .and_then(|i| US_STATE_NAMES.get(i))
+            .copied()
+            .unwrap_or("the United States")
+    }
 }
+
+/// Names in the order of `US_STATES`.
+const US_STATE_NAMES: [&str; 56] = [
+    "Alabama",
+    "Alaska",
+    "Arizona",
+    "Arkansas",
+    "California",
+    "Colorado",
+    "Connecticut",
+    "Delaware",
+    "Florida",
+    "Georgia",
+    "Hawaii",
+    "Idaho",
+    "Illinois",
+    "Indiana",
+    "Iowa",
+    "Kansas",
+    "Kentucky",
+    "Louisiana",
+    "Maine",
+    "Maryland",
+    "Massachusetts",
+    "Michigan",
+    "Minnesota",
+    "Mississippi",
+    "Missouri",
+    "Montana",
+    "Nebraska",
+    "Nevada",
+    "New Hampshire",
+    "New Jersey",
+    "New Mexico",
+    "New York",
+    "North Carolina",
+    "North Dakota",
+    "Ohio",
+    "Oklahoma",
+    "Oregon",
+    "Pennsylvania",
+    "Rhode Island",
+    "South Carolina",
+    "South Dakota",
+    "Tennessee",
+    "Texas",
+    "Utah",
+    "Vermont",
+    "Virginia",
+    "Washington",
+    "West Virginia",
+    "Wisconsin",
+    "Wyoming",
+    "District of Columbia",
+    "Puerto Rico",
+    "Guam",
+    "U.S. Virgin Islands",
+    "American Samoa",
+    "Northern Mariana Islands",
+];
 
 impl FromStr for UsState {
     type Err = ParseError;
@@ -185,6 +255,20 @@ mod tests {
         assert!("XX".parse::<UsState>().is_err());
         assert!("California".parse::<UsState>().is_err());
         assert!("".parse::<UsState>().is_err());
+    }
+
+    #[test]
+    fn every_state_has_its_name() {
+        assert_eq!("CA".parse::<UsState>().unwrap().name(), "California");
+        assert_eq!(
+            "DC".parse::<UsState>().unwrap().name(),
+            "District of Columbia"
+        );
+        assert_eq!(
+            "MP".parse::<UsState>().unwrap().name(),
+            "Northern Mariana Islands"
+        );
+        assert_eq!("WY".parse::<UsState>().unwrap().name(), "Wyoming");
     }
 
     #[test]

@@ -46,6 +46,10 @@ use utoipa::{Modify, OpenApi};
         super::fhir::book::book,
         super::fhir::capability::metadata,
         super::fhir::capability::definition,
+        super::smart::manifest,
+        super::smart::locations,
+        super::smart::schedules,
+        super::smart::slots,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
@@ -56,6 +60,7 @@ use utoipa::{Modify, OpenApi};
         (name = "admin", description = "Calendar sync status and dead letters"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
         (name = "fhir", description = "FHIR R4 scheduling operations (IHE ITI Scheduling): $find, $hold and $book over the same rules and booking path, `application/fhir+json`; errors are OperationOutcomes carrying the /v1 code"),
+        (name = "smart", description = "SMART Scheduling Links: the clinic's open slots as a public FHIR bulk publication for appointment finders, directories and aggregators (no token; 404 unless `[smart] enabled`)"),
     ),
     modifiers(&BearerJwt, &RateLimited, &GatewayFailures)
 )]

@@ -169,8 +169,12 @@ pub async fn limit(
     else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
+    // Public paths are counted per client IP whatever token comes along: a token is not
+    // needed there, so it must not buy a budget of its own.
     let subject = match req.extensions().get::<Authentication>() {
-        Some(Authentication(Ok(p))) => Some(format!("sub:{}", p.subject)),
+        Some(Authentication(Ok(p))) if !crate::auth::is_public(req.path()) => {
+            Some(format!("sub:{}", p.subject))
+        }
         _ => None,
     };
     let key = subject.unwrap_or_else(|| {

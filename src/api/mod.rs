@@ -20,6 +20,7 @@ pub mod params;
 pub mod practitioners;
 pub mod reasons;
 pub mod refs;
+pub mod smart;
 pub mod spec;
 pub mod waitlist;
 pub mod webhooks;
@@ -56,6 +57,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .service(smart::manifest)
+        .service(smart::locations)
+        .service(smart::schedules)
+        .service(smart::slots)
         .service(
             web::scope("/v1")
                 .service(reasons::list)

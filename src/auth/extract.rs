@@ -32,11 +32,19 @@ pub async fn gate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let outcome = match (bearer(&req), req.app_data::<web::Data<Verifier>>()) {
+        // Public data needs no token, and one sent along is not looked at: a bad or expired
+        // token must not make it fail, nor cost a verification (or a JWKS fetch).
+        _ if is_public(req.path()) => Err(AuthError::Missing),
         (Some(token), Some(verifier)) => verifier.verify(&token).await,
         _ => Err(AuthError::Missing),
     };
     req.extensions_mut().insert(Authentication(outcome));
     next.call(req).await
+}
+
+/// Paths anyone may read without a token: the SMART Scheduling Links publication.
+pub fn is_public(path: &str) -> bool {
+    path.starts_with("/smart/")
 }
 
 fn authenticated(req: &HttpRequest) -> Result<Principal, ApiError> {

@@ -6,7 +6,9 @@ mod extract;
 mod jwks;
 mod verify;
 
-pub use extract::{AdminAccess, Authentication, BookAccess, ReadAccess, StaffAccess, gate};
+pub use extract::{
+    AdminAccess, Authentication, BookAccess, ReadAccess, StaffAccess, gate, is_public,
+};
 pub use verify::{AuthError, DevToken, Verifier};
 
 use crate::types::PatientId;

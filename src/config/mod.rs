@@ -4,6 +4,7 @@
 
 pub mod discover;
 mod raw;
+pub mod smart;
 pub mod sync;
 mod validate;
 
@@ -61,6 +62,8 @@ pub struct Settings {
     pub waitlist: WaitlistSettings,
     pub telemetry: TelemetrySettings,
     pub sync: SyncSettings,
+    /// SMART Scheduling Links (`[smart]`); none while disabled.
+    pub smart: Option<smart::SmartSettings>,
     pub rules: Rules,
     /// Where these settings were read from: a reload reads the same places again.
     pub origin: Origin,

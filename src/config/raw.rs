@@ -22,6 +22,7 @@ pub struct RawSettings {
     pub state: RawState,
     pub sandbox: RawSandbox,
     pub telemetry: RawTelemetry,
+    pub smart: RawSmart,
     #[serde(default)]
     pub reasons: Vec<RawReason>,
     #[serde(default)]
@@ -228,6 +229,18 @@ pub struct RawTelemetry {
     pub log_format: String,
     pub log_filter: String,
     pub service_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmart {
+    pub enabled: bool,
+    #[serde(default)]
+    pub booking_url: Option<String>,
+    pub days: u64,
+    #[serde(default)]
+    pub public_url: Option<String>,
+    pub max_age_seconds: u64,
 }
 
 #[derive(Deserialize)]

@@ -343,3 +343,92 @@ fn location_ids_are_compared_in_canvas_form() {
         "b3476a18-3f63-422d-87e7-b3dc0cd55060"
     );
 }
+
+#[test]
+fn smart_scheduling_links_are_off_by_default() {
+    let s = load("").unwrap();
+    assert!(s.smart.is_none());
+    // Off, a booking URL alone changes nothing, but a wrong one is still named.
+    assert!(
+        load("[smart]\nbooking_url = \"https://book.example.org/start\"\n")
+            .unwrap()
+            .smart
+            .is_none()
+    );
+    let p = load("[smart]\nbooking_url = \"book.example.org\"\n").unwrap_err();
+    assert_eq!(keys(&p), ["smart.booking_url"]);
+}
+
+#[test]
+fn smart_needs_a_booking_url_when_enabled() {
+    let p = load("[smart]\nenabled = true\n").unwrap_err();
+    assert_eq!(keys(&p), ["smart.booking_url"]);
+    let s = load(
+        "[smart]\nenabled = true\nbooking_url = \"https://book.example.org/start?clinic=7\"\npublic_url = \"https://api.example.org/scheduling\"\n",
+    )
+    .unwrap();
+    let smart = s.smart.unwrap();
+    assert_eq!(
+        smart.booking_url.as_str(),
+        "https://book.example.org/start?clinic=7"
+    );
+    assert_eq!(smart.days, 14);
+    assert_eq!(smart.max_age.as_secs(), 300);
+    assert_eq!(
+        smart.public_url.unwrap().as_str(),
+        "https://api.example.org/scheduling/",
+        "a base its paths join beneath"
+    );
+}
+
+#[test]
+fn smart_values_out_of_range_name_their_keys() {
+    let p = load(
+        "[smart]\nenabled = true\nbooking_url = \"mailto:desk@example.org\"\ndays = 0\nmax_age_seconds = 0\npublic_url = \"https://api.example.org/?x=1\"\n",
+    )
+    .unwrap_err();
+    let mut k = keys(&p);
+    k.sort_unstable();
+    assert_eq!(
+        k,
+        [
+            "smart.booking_url",
+            "smart.days",
+            "smart.max_age_seconds",
+            "smart.public_url"
+        ]
+    );
+    let p = load("[smart]\ndays = 91\n").unwrap_err();
+    assert_eq!(keys(&p), ["smart.days"]);
+    // Never further than patients may book, once it is on (a short horizon with the
+    // publication off needs no [smart] at all).
+    let on = "[smart]\nenabled = true\nbooking_url = \"https://book.example.org/\"\n";
+    let p = load(&format!("[booking]\nmax_horizon_days = 7\n{on}days = 8\n")).unwrap_err();
+    assert_eq!(keys(&p), ["smart.days"]);
+    assert!(p.0[0].message.contains("max_horizon_days"), "{p}");
+    assert!(load(&format!("[booking]\nmax_horizon_days = 7\n{on}days = 7\n")).is_ok());
+    assert!(load("[booking]\nmax_horizon_days = 7\n").is_ok());
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+fn smart_is_enabled_from_the_environment_like_any_key() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SLOTGATE_SMART__ENABLED", "true");
+        jail.set_env(
+            "SLOTGATE_SMART__BOOKING_URL",
+            "https://book.example.org/start",
+        );
+        jail.set_env("SLOTGATE_SMART__DAYS", "21");
+        let s = Settings::load(&Sources {
+            file: None,
+            environment: true,
+            overrides: &[],
+        })
+        .map_err(|p| p.to_string())?;
+        let smart = s.smart.expect("enabled from the environment");
+        assert_eq!(smart.booking_url.as_str(), "https://book.example.org/start");
+        assert_eq!(smart.days, 21);
+        Ok(())
+    });
+}

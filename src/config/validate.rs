@@ -95,6 +95,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
         ),
     };
     let booking = booking(&mut found, &raw.booking);
+    let smart = super::smart::smart(&mut found, &raw.smart, booking.max_horizon_days);
     let sync = super::sync::sync(&mut found, &raw.sync, embedded);
     let state = state(&mut found, &raw.state);
     let waitlist = WaitlistSettings {
@@ -180,6 +181,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, Problems> {
             waitlist,
             telemetry,
             sync,
+            smart,
             rules,
             origin: Origin::default(),
         })

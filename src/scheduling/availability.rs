@@ -355,6 +355,23 @@ pub struct OwnedOffer {
     pub modality: Modality,
 }
 
+/// The slot lists the candidates need (each with its location's zone), owned so that the
+/// lookups can run on any task (the waitlist's, a request's, the SMART publication's).
+pub fn slot_keys(query: &Query, candidates: &[Candidate<'_>]) -> Vec<(SlotKey, TimeZone)> {
+    candidates
+        .iter()
+        .map(|c| {
+            let key = SlotKey {
+                schedule: c.schedule.id.clone(),
+                from: c.from,
+                to: c.to,
+                duration_minutes: query.duration_minutes,
+            };
+            (key, c.place.info.timezone.clone())
+        })
+        .collect()
+}
+
 /// Plans, fans out to the slot cache with bounded concurrency, assembles. `directory_stale`
 /// says the snapshot is older than its refresh period (Canvas failing).
 pub async fn find(
@@ -376,19 +393,7 @@ pub async fn find(
         });
     };
     let candidates = plan(query, &snapshot, span);
-    // Owned keys, so the lookups can run on any task (the waitlist's, a request's).
-    let keys: Vec<(SlotKey, jiff::tz::TimeZone)> = candidates
-        .iter()
-        .map(|c| {
-            let key = SlotKey {
-                schedule: c.schedule.id.clone(),
-                from: c.from,
-                to: c.to,
-                duration_minutes: query.duration_minutes,
-            };
-            (key, c.place.info.timezone.clone())
-        })
-        .collect();
+    let keys = slot_keys(query, &candidates);
     let lookups: Vec<_> = futures::stream::iter(keys.into_iter().map(|(key, tz)| {
         let cache = cache.clone();
         async move { cache.get(&key, &tz).await }

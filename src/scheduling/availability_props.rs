@@ -152,6 +152,7 @@ fn build(
                 state: st(*state),
             },
             name: format!("Place {i}"),
+            details: Default::default(),
         })
         .collect();
     let mut entries: Vec<ScheduleEntry> = schedules

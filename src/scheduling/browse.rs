@@ -80,34 +80,55 @@ pub async fn answer(
 /// Time taken by holds and by bookings Canvas does not show yet (made, in flight or
 /// unconfirmed), and the first instant at which that list shrinks.
 pub async fn busy_slots(s: &Services) -> Result<(Vec<Busy>, Option<Timestamp>), StoreError> {
+    let taken = taken(s).await?;
+    let busy = taken.held.into_iter().chain(taken.booked).collect();
+    Ok((busy, taken.next_change))
+}
+
+/// Time the shared state says is taken, by kind: held, or booked by slotgate (made, in flight
+/// or unconfirmed) while Canvas may still list it as free.
+pub struct Taken {
+    pub held: Vec<Busy>,
+    pub booked: Vec<Busy>,
+    /// The first instant at which a hold or a booking record lapses.
+    pub next_change: Option<Timestamp>,
+}
+
+/// What the shared state holds now: holds and slotgate's bookings, kept apart.
+pub async fn taken(s: &Services) -> Result<Taken, StoreError> {
     let now = Timestamp::now();
     let holds = s.store.holds(now).await?;
     let booked = s.store.booked(now).await?;
-    let expiry = holds
+    let next_change = holds
         .iter()
         .map(|h| h.expires_at)
         .chain(booked.iter().map(|b| b.expires_at))
         .min();
-    let busy = holds
-        .into_iter()
-        .map(|h| Busy {
-            practitioner: h.practitioner,
-            start: h.start,
-            end: h.end,
-        })
-        .chain(booked.into_iter().map(|b| Busy {
-            practitioner: b.practitioner,
-            start: b.start,
-            end: b.end,
-        }))
-        .collect();
-    Ok((busy, expiry))
+    Ok(Taken {
+        held: holds
+            .into_iter()
+            .map(|h| Busy {
+                practitioner: h.practitioner,
+                start: h.start,
+                end: h.end,
+            })
+            .collect(),
+        booked: booked
+            .into_iter()
+            .map(|b| Busy {
+                practitioner: b.practitioner,
+                start: b.start,
+                end: b.end,
+            })
+            .collect(),
+        next_change,
+    })
 }
 
 /// Slot reads one question may have in flight: all of them at once (a cold question costs one
 /// Canvas round trip, not several), up to what slotgate may spend on Canvas in a second and
 /// what it may have in flight at all.
-fn fan_out(s: &Services) -> usize {
+pub fn fan_out(s: &Services) -> usize {
     let canvas = &s.settings.canvas;
     canvas
         .max_concurrency

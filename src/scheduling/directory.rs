@@ -21,6 +21,15 @@ use crate::types::{PractitionerId, ScheduleId};
 pub struct Place {
     pub info: LocationInfo,
     pub name: String,
+    /// What only public listings show (shared: offers clone their place).
+    pub details: Arc<PlaceDetails>,
+}
+
+/// What Canvas says of a practice location beyond its name: its address and identifiers (NPI).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlaceDetails {
+    pub address: Option<canvas::fhir::Address>,
+    pub identifiers: Vec<canvas::fhir::Identifier>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +88,15 @@ impl Snapshot {
                 // Unmapped locations cannot be scheduled: their zone and state are unknown.
                 let info = rules.location_by_id(&l.id)?.clone();
                 let name = l.name.or_else(|| l.alias.first().cloned()).unwrap_or(l.id);
-                Some(Place { info, name })
+                let details = Arc::new(PlaceDetails {
+                    address: l.address,
+                    identifiers: l.identifier,
+                });
+                Some(Place {
+                    info,
+                    name,
+                    details,
+                })
             })
             .collect();
         places.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.info.id.cmp(&b.info.id)));

@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod reload;
 pub mod slot_cache;
 pub mod slot_id;
+pub mod smart;
 pub mod waitlist;
 
 /// Everything the scheduling services work with, built once at start-up.
@@ -36,6 +37,8 @@ pub struct Services {
     pub answers: answer_cache::AnswerCache,
     /// Keys the patient references telemetry may carry.
     pub log_key: aws_lc_rs::hmac::Key,
+    /// The SMART Scheduling Links publication, built once and shared.
+    pub publisher: smart::Publisher,
 }
 
 impl Services {

@@ -103,6 +103,7 @@ fn section(s: &Settings, name: &str) -> String {
         "rate_limit" => format!("{:?}", s.rate_limit),
         "state" => format!("{:?}{:?}", s.state, s.leases),
         "telemetry" => format!("{:?}", s.telemetry),
+        "smart" => format!("{:?}", s.smart),
         _ => format!("{:?}", s.sync),
     };
     shown + &secrets(s, name)
@@ -111,7 +112,7 @@ fn section(s: &Settings, name: &str) -> String {
 /// The sections, other than the rules and `[booking]`, whose values differ. (`[booking]
 /// slot_id_secret` is not compared: without one configured, each load makes one up.)
 pub fn needs_restart(running: &Settings, file: &Settings) -> Vec<&'static str> {
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 9] = [
         "server",
         "canvas",
         "auth",
@@ -120,6 +121,7 @@ pub fn needs_restart(running: &Settings, file: &Settings) -> Vec<&'static str> {
         "state",
         "telemetry",
         "sync",
+        "smart",
     ];
     SECTIONS
         .into_iter()

@@ -211,6 +211,26 @@ impl SlotCache {
         key: &SlotKey,
         tz: &TimeZone,
     ) -> Result<Lookup, canvas::Error> {
+        self.lookup(key, tz, false).await
+    }
+
+    /// As [`get`](Self::get), for work nobody waits on (filling the cache for the SMART
+    /// publication): a Canvas call it needs waits for the background share of the budget, so
+    /// that hundreds of slot searches never take patients' share.
+    pub async fn get_in_background(
+        self: &Arc<Self>,
+        key: &SlotKey,
+        tz: &TimeZone,
+    ) -> Result<Lookup, canvas::Error> {
+        self.lookup(key, tz, true).await
+    }
+
+    async fn lookup(
+        self: &Arc<Self>,
+        key: &SlotKey,
+        tz: &TimeZone,
+        background: bool,
+    ) -> Result<Lookup, canvas::Error> {
         let generation = self.generation(&key.schedule.practitioner);
         if let Some(list) = self.fresh.get(key).await {
             if list.generation == generation {
@@ -237,7 +257,7 @@ impl SlotCache {
         let fetch = async {
             ran.store(true, Ordering::SeqCst);
             self.count("miss");
-            self.fetch(key, tz, generation).await
+            self.fetch(key, tz, generation, background).await
         };
         let answer = self.fresh.try_get_with(key.clone(), fetch).await;
         if !ran.load(Ordering::SeqCst) {
@@ -265,9 +285,14 @@ impl SlotCache {
         key: &SlotKey,
         tz: &TimeZone,
         generation: u64,
+        background: bool,
     ) -> Result<Arc<SlotList>, canvas::Error> {
-        let slots = self
-            .canvas
+        let canvas = if background {
+            self.canvas.background()
+        } else {
+            self.canvas.clone()
+        };
+        let slots = canvas
             .slots(&key.schedule, key.from, key.to, key.duration_minutes)
             .await?;
         let mut free: Vec<FreeSlot> = slots
@@ -307,7 +332,7 @@ impl SlotCache {
         self.count("refresh");
         let (cache, key, tz) = (self.clone(), key.clone(), tz.clone());
         tokio::spawn(async move {
-            match cache.fetch(&key, &tz, generation).await {
+            match cache.fetch(&key, &tz, generation, false).await {
                 // Not over an invalidation that came meanwhile.
                 Ok(list) if cache.generation(&key.schedule.practitioner) == generation => {
                     cache.fresh.insert(key.clone(), list).await;

@@ -25,6 +25,7 @@ mod security;
 mod seed;
 mod slot_cache;
 mod slow_canvas;
+mod smart;
 mod sync;
 mod sync_scale;
 mod waitlist;

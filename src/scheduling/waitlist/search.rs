@@ -207,6 +207,7 @@ mod tests {
                 state: "CA".parse().unwrap(),
             },
             name: format!("Place {n}"),
+            details: Default::default(),
         };
         let mut schedules = Vec::new();
         for p in 0..2 {
