@@ -47,7 +47,12 @@ pub async fn request_context(
     if let Some(error) = oversized(&req) {
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
         let (request, _) = req.into_parts();
-        let mut response = ServiceResponse::new(request, error.response(request_id.as_deref()));
+        let answer = if super::fhir::is_fhir_path(request.path()) {
+            super::fhir::outcome::response(&error, request_id.as_deref())
+        } else {
+            error.response(request_id.as_deref())
+        };
+        let mut response = ServiceResponse::new(request, answer);
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
             response
                 .headers_mut()

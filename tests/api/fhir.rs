@@ -123,8 +123,7 @@ async fn find_hold_book_is_the_v1_answer_and_booking() {
     assert_eq!(found["resourceType"], "Bundle");
     assert_eq!(found["type"], "searchset");
     let proposed = matches(&found);
-    assert_eq!(found["total"], 3);
-    assert_eq!(proposed.len(), 3);
+    assert_eq!(proposed.len(), 3, "_count caps the entries");
     // The same times, in the same order, as /v1 offers.
     // The same question on /v1: Oakland's local days, as location-reference makes them.
     let (start, end) = (days(3).to_string(), days(9).to_string());
@@ -140,9 +139,15 @@ async fn find_hold_book_is_the_v1_answer_and_booking() {
             ("location", OAKLAND),
             ("start", &start),
             ("end", &end),
+            ("limit", "1000"),
         ],
     )
     .await;
+    assert_eq!(
+        found["total"],
+        v1.len(),
+        "total counts every match, not the page"
+    );
     for (a, s) in proposed.iter().zip(&v1) {
         assert_eq!(a["status"], "proposed");
         assert_eq!(instant(&a["start"]), instant(&s["start"]));
@@ -570,4 +575,67 @@ async fn the_holding_and_key_rules_of_v1_hold_here_too() {
     )
     .await;
     assert_eq!(app.creates().len(), 1);
+}
+
+#[tokio::test]
+async fn in_person_the_patient_is_at_the_clinic_and_dates_are_each_locations_own() {
+    let app = open_app().await;
+    let staff = app.staff_token();
+    let new_yorker = json!({"name": "patient-reference", "valueReference": {"reference": format!("Patient/{NEW_YORKER}")}});
+    // Okafor (California only) sees a New Yorker in person in Oakland: the patient will be
+    // there, whatever their home address says.
+    let in_person = parameters(json!([
+        {"name": "visit-type", "valueCoding": {"system": "INTERNAL", "code": "FLUP"}},
+        {"name": "duration", "valueInteger": 30},
+        {"name": "modality", "valueCode": "in_person"},
+        {"name": "practitioner", "valueReference": {"reference": format!("Practitioner/{OKAFOR}")}},
+        {"name": "start", "valueDate": days(3).to_string()},
+        {"name": "end", "valueDate": days(9).to_string()},
+        new_yorker.clone(),
+    ]));
+    let found = matches(&app.fhir_ok("find", &staff, &in_person, None).await);
+    assert!(!found.is_empty(), "in person in Oakland");
+    // Without a modality: the same in-person times, and no video ones (not licensed in NY).
+    let mut either = in_person.clone();
+    either["parameter"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| p["name"] != "modality");
+    let both = matches(&app.fhir_ok("find", &staff, &either, None).await);
+    assert!(!both.is_empty());
+    assert!(
+        both.iter()
+            .all(|a| a["appointmentType"]["coding"][0]["code"] == "308335008"),
+        "in person only"
+    );
+    let booked = app
+        .fhir_ok(
+            "book",
+            &staff,
+            &parameters(
+                json!([{"name": "appointment-resource", "resource": found[0]}, new_yorker]),
+            ),
+            Some(&key()),
+        )
+        .await;
+    assert_eq!(booked["status"], "booked");
+    // Whole days without a location are each location's own local days, across four zones.
+    let day = days(4).to_string();
+    let anywhere = parameters(json!([
+        {"name": "visit-type", "valueCoding": {"system": "INTERNAL", "code": "FLUP"}},
+        {"name": "modality", "valueCode": "in_person"},
+        {"name": "start", "valueDate": day}, {"name": "end", "valueDate": day},
+        {"name": "_count", "valueInteger": 1000},
+    ]));
+    let all = matches(&app.fhir_ok("find", &staff, &anywhere, None).await);
+    let zones: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|a| &a["start"].as_str().unwrap()[19..])
+        .collect();
+    assert!(zones.len() > 1, "several zones: {zones:?}");
+    assert!(
+        all.iter()
+            .all(|a| a["start"].as_str().unwrap().starts_with(&day)),
+        "local days"
+    );
 }

@@ -201,7 +201,8 @@ async fn the_readmes_fhir_find_hold_book_runs_as_pasted() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON lines: {stdout}")))
         .collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert_eq!(lines[0]["total"], 3, "{stdout}");
+    assert!(lines[0]["total"].as_u64().unwrap() >= 3, "{stdout}");
+    assert_eq!(lines[0]["starts"].as_array().unwrap().len(), 3, "{stdout}");
     assert_eq!(lines[1]["status"], "booked");
     assert_eq!(
         lines[1]["start"], lines[0]["starts"][0],

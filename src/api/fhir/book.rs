@@ -17,6 +17,7 @@ use crate::api::idempotency::{self, Created};
 use crate::auth::BookAccess;
 use crate::canvas::fhir;
 use crate::error::ApiError;
+use crate::rules::model::Modality;
 use crate::scheduling::booking::{self, Attempt, BookRequest, KeyRecord};
 use crate::types::{PatientId, UsState};
 
@@ -120,11 +121,23 @@ async fn book_once(
             let (state, caller) = (work, who);
             let keyed =
                 keyed.ok_or_else(|| ApiError::internal(&"booking without an idempotency key"))?;
+            // A key an earlier attempt left unfinished: whatever that attempt made at Canvas
+            // is the answer, before the hold it spent or the patient's address is looked at.
+            if keyed.resume.is_some()
+                && let Some(found) = booking::find(&state, &keyed.identifier).await?
+            {
+                booking::confirm_found(&state, &keyed.identifier, &found).await;
+                return booked(&state, None, &found).await;
+            }
             // Looked up under the key: a retry replays the first answer even once the hold
             // it named is spent.
             let chosen = choose(&state, &caller, named).await?;
             let patient_state = match patient_state {
                 Some(s) => s,
+                // In person, the patient is where the clinic is; by video, where they live.
+                None if chosen.claim.modality == Modality::InPerson => {
+                    in_person_state(&state, &chosen).await?
+                }
                 None => address_state(&state, &patient).await?.ok_or_else(|| {
                     ApiError::invalid(
                         "patient-state",
@@ -157,16 +170,31 @@ async fn book_once(
                 .sync
                 .enqueue(&made.appointment.id.iter().cloned().collect::<Vec<_>>())
                 .await;
-            booked(&state, &chosen, &made.appointment).await
+            booked(&state, Some(&chosen), &made.appointment).await
         },
     )
     .await
 }
 
-/// The booked Appointment as this surface shows it, built from what `/v1` shows.
+/// The state of the location an in-person visit is at.
+async fn in_person_state(state: &AppState, chosen: &Chosen) -> Result<UsState, ApiError> {
+    let snapshot = state.directory.snapshot().await?;
+    snapshot
+        .place_by_key(&chosen.claim.location_key)
+        .map(|p| p.info.state)
+        .ok_or_else(|| {
+            ApiError::new(
+                crate::error::Code::SlotUnavailable,
+                "This location no longer takes bookings.",
+            )
+        })
+}
+
+/// The booked Appointment as this surface shows it, built from what `/v1` shows (`chosen`:
+/// the slot asked for, when this attempt looked it up).
 async fn booked(
     state: &AppState,
-    chosen: &Chosen,
+    chosen: Option<&Chosen>,
     appointment: &fhir::Appointment,
 ) -> Result<Created, ApiError> {
     let snapshot = state.directory.snapshot().await?;
@@ -178,7 +206,10 @@ async fn booked(
         status: status_of(&shown.status),
         start: shown.start.clone(),
         end: shown.end.clone(),
-        minutes: Some(chosen.claim.duration_minutes),
+        minutes: chosen.map(|c| c.claim.duration_minutes).or_else(|| {
+            let (start, end) = (appointment.start.as_ref()?, appointment.end.as_ref()?);
+            u32::try_from(start.timestamp.duration_until(end.timestamp).as_mins()).ok()
+        }),
         reason,
         reason_code: shown.reason.as_ref().map(|r| r.code.clone()),
         modality: shown.modality,
@@ -191,7 +222,7 @@ async fn booked(
             .as_ref()
             .map(|l| (l.id.clone(), l.name.clone())),
         patient: shown.patient_id.clone(),
-        slot_id: Some(chosen.slot_id.clone()),
+        slot_id: chosen.map(|c| c.slot_id.clone()),
         hold: None,
     });
     Ok(Created {

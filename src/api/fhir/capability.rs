@@ -182,10 +182,23 @@ const OPERATIONS: [Operation; 3] = [
     },
 ];
 
-/// This server's FHIR base, as the client reached it.
+/// This server's FHIR base: `[smart] public_url` when set, else as the client reached it
+/// (forwarded scheme and host believed only from `[server] trusted_proxies`).
 fn base(request: &HttpRequest) -> String {
-    let info = request.connection_info();
-    format!("{}://{}/fhir/r4", info.scheme(), info.host())
+    let origin = match request.app_data::<web::Data<crate::api::AppState>>() {
+        Some(state) => crate::api::smart::base_url(
+            request,
+            state
+                .settings
+                .smart
+                .as_ref()
+                .and_then(|s| s.public_url.as_ref()),
+            &state.settings.server.trusted_proxies,
+        )
+        .to_string(),
+        None => "http://localhost/".to_owned(),
+    };
+    format!("{}/fhir/r4", origin.trim_end_matches('/'))
 }
 
 fn definition_of(op: &Operation, base: &str) -> Value {

@@ -11,12 +11,13 @@ use super::params::{Bound, Parameters, Target};
 use super::resources::{self, Status, Visit};
 use super::{FHIR_JSON, ParametersBody, parameters_body};
 use crate::api::AppState;
-use crate::api::availability::{Asked, render_slot_id, resolve, respond};
+use crate::api::availability::render_slot_id;
 use crate::auth::{Principal, ReadAccess};
 use crate::error::{ApiError, Code};
 use crate::rules::model::Modality;
 use crate::rules::policy;
-use crate::scheduling::availability::Answer;
+use crate::rules::window::{self, RangeError};
+use crate::scheduling::availability::{Answer, OwnedOffer, Query};
 use crate::scheduling::browse;
 use crate::scheduling::directory::Snapshot;
 use crate::types::{PatientId, PractitionerId, UsState};
@@ -167,15 +168,16 @@ pub(super) async fn address_state(
         .find_map(|a| a.state.as_deref().and_then(|s| s.parse().ok())))
 }
 
-/// The zone dates are read in: the location's, else the clinic's when it has one, else UTC.
-fn zone(snapshot: &Snapshot, location: Option<&str>) -> TimeZone {
+/// The zone dates are read in: the location's, else the clinic's when it has one; and whether
+/// that is every answer's own zone (else UTC, and each answer is cut to its local dates).
+fn zone(snapshot: &Snapshot, location: Option<&str>) -> (TimeZone, bool) {
     if let Some(place) = location.and_then(|id| snapshot.place_by_id(id)) {
-        return place.info.timezone.clone();
+        return (place.info.timezone.clone(), true);
     }
     let mut zones = snapshot.places.iter().map(|p| &p.info.timezone);
     match zones.next() {
-        Some(first) if zones.all(|z| z == first) => first.clone(),
-        _ => TimeZone::UTC,
+        Some(first) if zones.all(|z| z == first) => (first.clone(), true),
+        _ => (TimeZone::UTC, false),
     }
 }
 
@@ -187,10 +189,10 @@ fn zone(snapshot: &Snapshot, location: Option<&str>) -> TimeZone {
 /// `valueDateTime` with an offset, exact instants), `duration` (`valueInteger` minutes; default
 /// the reason's first), `modality` (`valueCode`: `telehealth` or `in_person`), `specialty`
 /// (`valueCoding`), `practitioner` and `location-reference` (`valueReference`),
-/// `patient-reference` (`valueReference`; its address's state in Canvas decides licensure)
-/// or `patient-state` (`valueString`, slotgate's extension; wins when given), `_count`
-/// (`valueInteger`, default 100). Answers a `searchset` Bundle of `proposed` Appointments,
-/// `total` set; each carries its slot id as an identifier (system `urn:slotgate:slot-id`).
+/// `patient-reference` (`valueReference`; by video its address's state in Canvas decides
+/// licensure, in person the clinic's) or `patient-state` (`valueString`, slotgate's extension;
+/// wins when given), `_count` (`valueInteger`, default 100). Answers a `searchset` Bundle of
+/// `proposed` Appointments, `total` every match (up to 1,000); each carries its slot id as an identifier (system `urn:slotgate:slot-id`).
 /// Refusals are `OperationOutcome`s carrying the `/v1` code.
 #[utoipa::path(
     operation_id = "fhir_find",
@@ -223,11 +225,6 @@ pub async fn find(
     let caller = caller.0;
     let staff = caller.scopes.staff;
     let patient = patient_for(&caller, q.patient.clone())?;
-    let patient_state = match (q.patient_state, &patient) {
-        (Some(s), _) => Some(s),
-        (None, Some(p)) => address_state(&state, p).await?,
-        (None, None) => None,
-    };
     let snapshot = state.directory.snapshot().await?;
     let clinic = snapshot.policy.clone();
     let (system, code) = &q.reason;
@@ -240,110 +237,212 @@ pub async fn find(
         .or_else(|| reason.durations.first().copied())
         .unwrap_or(30);
     policy::check_duration(reason, duration)?;
-    if q.modality == Some(Modality::Telehealth) && patient_state.is_none() {
+    // Where the patient will be: as given; else, by video, where they live (their address in
+    // Canvas); in person, at the clinic, whose own licence rule applies.
+    let by_video = q.modality != Some(Modality::InPerson)
+        && reason.modalities.contains_key(&Modality::Telehealth);
+    let (video_state, in_person_state) = match (q.patient_state, &patient) {
+        (Some(s), _) => (Some(s), Some(s)),
+        (None, Some(p)) if by_video => (address_state(&state, p).await?, None),
+        _ => (None, None),
+    };
+    if q.modality == Some(Modality::Telehealth) && video_state.is_none() {
         return Err(ApiError::invalid(
             "patient-state",
             "is required for telehealth (or a patient-reference whose address has a state)",
         ));
     }
-    let modalities = policy::modalities_asked(reason, q.modality, patient_state.is_some())?;
+    let modalities = policy::modalities_asked(reason, q.modality, video_state.is_some())?;
     if modalities.is_empty() {
         return Err(ApiError::invalid(
             "patient-state",
             "is required: the reason is only seen by telehealth",
         ));
     }
-    let tz = zone(&snapshot, q.location.as_deref());
+    if let Some(id) = &q.location
+        && snapshot.place_by_id(id).is_none()
+    {
+        return Err(ApiError::invalid(
+            "location-reference",
+            "is not a location from /v1/locations",
+        ));
+    }
+    let (tz, exact_zone) = zone(&snapshot, q.location.as_deref());
+    let today = Timestamp::now().to_zoned_datetime(tz.clone()).date();
     let date = |b: Bound| match b {
         Bound::Date(d) => d,
         Bound::Instant(t) => t.to_zoned_datetime(tz.clone()).date(),
     };
-    let instant = |b: Option<Bound>| match b {
-        Some(Bound::Instant(t)) => Some(t),
-        _ => None,
-    };
-    let (from, until) = (instant(q.start), instant(q.end));
-    let start = q
-        .start
-        .map(date)
-        .unwrap_or_else(|| Timestamp::now().to_zoned_datetime(tz.clone()).date());
+    let start = q.start.map(date).unwrap_or(today);
     let end = q
         .end
         .map(date)
         .unwrap_or_else(|| start.saturating_add(6.days()));
-    // Exact instants are cut after the search, so it looks further than `_count`.
-    let exact = from.is_some() || until.is_some();
-    let asked = Asked {
-        reason: reason.clone(),
-        duration,
-        patient_state,
-        modalities,
-        start: Some(start),
-        end: Some(end),
-        tz: Some(tz),
-        practitioner: q.practitioner,
-        location: q.location,
-        specialty: q.specialty,
-        language: None,
-        limit: if exact { 1000 } else { q.count as usize },
+    match window::check_range(&clinic.booking, start, end) {
+        Ok(_) => {}
+        Err(RangeError::EndBeforeStart) => {
+            return Err(ApiError::invalid("end", "must not be before start"));
+        }
+        Err(RangeError::TooLong { days, max }) => {
+            return Err(ApiError::invalid(
+                "end",
+                format!("the range is {days} days; at most {max} may be asked at once"),
+            ));
+        }
+    }
+    let cut = Cut {
+        from: match q.start {
+            Some(Bound::Instant(t)) => Some(t),
+            _ => None,
+        },
+        until: match q.end {
+            Some(Bound::Instant(t)) => Some(t),
+            _ => None,
+        },
+        // Whole days are each location's own local days; read in one zone for all, a clinic
+        // across zones is asked a day either side and cut to them.
+        dates: (!exact_zone).then_some((start, end)),
     };
-    let query = resolve(asked, &snapshot, &clinic).map_err(|e| {
-        rename(
-            e,
-            &[
-                ("start", "start"),
-                ("end", "end"),
-                ("location", "location-reference"),
-            ],
-        )
-    })?;
+    let widen = i64::from(!exact_zone);
+    // One question per place the patient will be: by video where they live, in person at the
+    // clinic (when that differs).
+    let mut questions: Vec<(Vec<Modality>, Option<UsState>)> = Vec::new();
+    if video_state == in_person_state {
+        questions.push((modalities, video_state));
+    } else {
+        for m in modalities {
+            let at = if m == Modality::Telehealth {
+                video_state
+            } else {
+                in_person_state
+            };
+            questions.push((vec![m], at));
+        }
+    }
+    let mut visits = Vec::new();
+    let mut stale = false;
+    for (modalities, patient_state) in questions {
+        let query = Query {
+            reason: reason.clone(),
+            duration_minutes: duration,
+            patient_state,
+            modalities,
+            start: start.saturating_sub(widen.days()),
+            end: end.saturating_add(widen.days()),
+            tz: tz.clone(),
+            practitioner: q.practitioner.clone(),
+            location: q.location.clone(),
+            specialty: q.specialty.clone(),
+            language: None,
+            limit: MATCHES,
+        };
+        let (found, was_stale) = matches(&state, &query, staff, &cut, patient.as_ref()).await?;
+        visits.extend(found);
+        stale |= was_stale;
+    }
+    // Merged in time order (each list is), then clinician, as /v1 orders them.
+    visits.sort_by_cached_key(|(at, name, _)| (*at, name.clone()));
+    let total = visits.len();
+    let shown: Vec<serde_json::Value> = visits
+        .into_iter()
+        .take(q.count as usize)
+        .map(|(_, _, v)| v)
+        .collect();
+    let mut bundle = resources::searchset(shown, stale);
+    bundle["total"] = serde_json::json!(total);
+    Ok(HttpResponse::Ok().content_type(FHIR_JSON).json(bundle))
+}
+
+/// At most this many matches are counted (and so `Bundle.total` says at most this).
+const MATCHES: usize = 1000;
+
+/// What cuts an answer beyond its query: exact instants, and local dates at each location.
+struct Cut {
+    from: Option<Timestamp>,
+    until: Option<Timestamp>,
+    dates: Option<(jiff::civil::Date, jiff::civil::Date)>,
+}
+
+impl Cut {
+    fn keeps(&self, o: &OwnedOffer) -> bool {
+        let local = || {
+            o.start
+                .to_zoned_datetime(o.place.info.timezone.clone())
+                .date()
+        };
+        self.from.is_none_or(|f| o.start >= f)
+            && self.until.is_none_or(|u| o.end <= u)
+            && self.dates.is_none_or(|(a, b)| (a..=b).contains(&local()))
+    }
+}
+
+/// The proposed Appointments one query finds, each with its start and clinician for merging;
+/// rendered once per question and kept in the answer cache like `/v1`'s.
+async fn matches(
+    state: &AppState,
+    query: &Query,
+    staff: bool,
+    cut: &Cut,
+    patient: Option<&PatientId>,
+) -> Result<(Vec<(Timestamp, String, serde_json::Value)>, bool), ApiError> {
     let surface = format!(
-        "fhir|{from:?}|{until:?}|{}|{:?}",
-        q.count,
-        patient.as_ref().map(|p| p.as_str())
+        "fhir|{:?}|{:?}|{:?}|{:?}",
+        cut.from,
+        cut.until,
+        cut.dates,
+        patient.map(|p| p.as_str())
     );
-    let count = q.count as usize;
-    let rendered = browse::answer(&state, &query, staff, &surface, |answer: &Answer| {
+    let rendered = browse::answer(state, query, staff, &surface, |answer: &Answer| {
         let visits: Vec<serde_json::Value> = answer
             .offers
             .iter()
-            .filter(|o| from.is_none_or(|f| o.start >= f) && until.is_none_or(|u| o.end <= u))
-            .take(count)
+            .filter(|o| cut.keeps(o))
             .map(|o| {
                 let tz = &o.place.info.timezone;
-                resources::appointment(&Visit {
-                    id: None,
-                    status: Status::Proposed,
-                    start: crate::api::availability::rfc3339(o.start, tz),
-                    end: crate::api::availability::rfc3339(o.end, tz),
-                    minutes: Some(query.duration_minutes),
-                    reason: Some(&query.reason),
-                    reason_code: None,
-                    modality: Some(o.modality),
-                    practitioner: Some((o.practitioner.to_string(), o.practitioner_name.clone())),
-                    location: Some((o.place.info.id.clone(), o.place.name.clone())),
-                    patient: patient.as_ref().map(|p| p.to_string()),
-                    slot_id: Some(render_slot_id(&state, &query, o)),
-                    hold: None,
-                })
+                serde_json::json!([
+                    o.start.as_second(),
+                    o.practitioner_name,
+                    resources::appointment(&Visit {
+                        id: None,
+                        status: Status::Proposed,
+                        start: crate::api::availability::rfc3339(o.start, tz),
+                        end: crate::api::availability::rfc3339(o.end, tz),
+                        minutes: Some(query.duration_minutes),
+                        reason: Some(&query.reason),
+                        reason_code: None,
+                        modality: Some(o.modality),
+                        practitioner: Some((
+                            o.practitioner.to_string(),
+                            o.practitioner_name.clone()
+                        )),
+                        location: Some((o.place.info.id.clone(), o.place.name.clone())),
+                        patient: patient.map(|p| p.to_string()),
+                        slot_id: Some(render_slot_id(state, query, o)),
+                        hold: None,
+                    })
+                ])
             })
             .collect();
-        serde_json::to_vec(&resources::searchset(visits, answer.stale))
+        serde_json::to_vec(&serde_json::json!({"stale": answer.stale, "visits": visits}))
             .map(Bytes::from)
             .map_err(|e| ApiError::internal(&e))
     })
     .await?;
-    Ok(respond(&request, &rendered, FHIR_JSON))
-}
-
-/// `/v1`'s field names in an error, as this operation's parameters.
-fn rename(mut e: ApiError, names: &[(&str, &str)]) -> ApiError {
-    for f in &mut e.errors {
-        if let Some((_, to)) = names.iter().find(|(from, _)| *from == f.field) {
-            f.field = (*to).to_owned();
-        }
-    }
-    e
+    let kept: serde_json::Value =
+        serde_json::from_slice(&rendered.identity()).map_err(|e| ApiError::internal(&e))?;
+    let stale = kept["stale"].as_bool().unwrap_or(false);
+    let visits = kept["visits"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| {
+                    let at = Timestamp::from_second(v[0].as_i64()?).ok()?;
+                    Some((at, v[1].as_str()?.to_owned(), v[2].clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((visits, stale))
 }
 
 #[cfg(test)]

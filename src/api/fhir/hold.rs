@@ -216,6 +216,13 @@ pub async fn hold(
     };
     let caller = caller.0;
     let patient = patient_for(&caller, patient)?;
+    // The pending Appointment $hold answered, sent again: that hold, not a second one.
+    let named = match named {
+        Named::Slot {
+            hold_id: Some(id), ..
+        } => Named::Hold(id),
+        other => other,
+    };
     let mut chosen = choose(&state, &caller, named).await?;
     if chosen.hold.is_none() {
         let placed = holds::place(&state, &caller, &chosen.slot_id, &chosen.claim, patient).await?;

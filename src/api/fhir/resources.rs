@@ -126,11 +126,16 @@ pub fn appointment(v: &Visit) -> Value {
     if let Some(p) = &v.patient {
         participants.push(json!({"actor": {"reference": format!("Patient/{p}")}, "required": "required", "status": taking}));
     }
-    if let Some((id, name)) = &v.practitioner {
-        participants.push(json!({"actor": {"reference": format!("Practitioner/{id}"), "display": name}, "required": "required", "status": taking}));
-    }
-    if let Some((id, name)) = &v.location {
-        participants.push(json!({"actor": {"reference": format!("Location/{id}"), "display": name}, "required": "required", "status": taking}));
+    for (kind, (id, name)) in [("Practitioner", &v.practitioner), ("Location", &v.location)]
+        .into_iter()
+        .filter_map(|(kind, who)| who.as_ref().map(|w| (kind, w)))
+    {
+        let mut actor = json!({"reference": format!("{kind}/{id}")});
+        // FHIR has no empty strings: a name the directory no longer knows is left out.
+        if !name.is_empty() {
+            actor["display"] = json!(name);
+        }
+        participants.push(json!({"actor": actor, "required": "required", "status": taking}));
     }
     a["participant"] = json!(participants);
     a

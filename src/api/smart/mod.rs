@@ -98,7 +98,11 @@ pub async fn manifest(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (smart, files) = published(&state).await?;
-    let base = base_url(&request, smart, &state.settings.server.trusted_proxies);
+    let base = base_url(
+        &request,
+        smart.public_url.as_ref(),
+        &state.settings.server.trusted_proxies,
+    );
     let states: Vec<String> = files.states.iter().map(|s| s.to_string()).collect();
     let output = [
         ("Location", "smart/Location.ndjson"),
@@ -131,6 +135,9 @@ pub async fn manifest(
         &tag,
         "application/json",
         smart.max_age,
+        // Weak: replicas with the same data answer the same tag, but each its own
+        // transactionTime, so the bytes may differ.
+        true,
     ))
 }
 
@@ -201,7 +208,7 @@ ndjson_file!(
 );
 
 fn serve(request: &HttpRequest, file: &File, max_age: Duration) -> HttpResponse {
-    respond(request, &file.body, &file.tag, NDJSON, max_age)
+    respond(request, &file.body, &file.tag, NDJSON, max_age, false)
 }
 
 /// The body in gzip when the client takes it (made once per publication), with a strong ETag
@@ -212,6 +219,7 @@ fn respond(
     tag: &str,
     content_type: &str,
     max_age: Duration,
+    weak: bool,
 ) -> HttpResponse {
     let gzip = <AcceptEncoding as Header>::parse(request)
         .ok()
@@ -237,7 +245,7 @@ fn respond(
         HttpResponse::Ok()
     };
     response
-        .insert_header(ETag(EntityTag::new_strong(sent)))
+        .insert_header(ETag(EntityTag::new(weak, sent)))
         .insert_header((
             header::CACHE_CONTROL,
             format!("public, max-age={}", max_age.as_secs()),
@@ -264,8 +272,8 @@ fn join(base: &Url, path: &str) -> String {
 /// Where this publication is reached: `[smart] public_url`, else the request's own scheme and
 /// host (the forwarded ones only from a trusted proxy: anyone else could make the manifest
 /// point elsewhere for a shared cache).
-fn base_url(request: &HttpRequest, smart: &SmartSettings, trusted: &[IpNet]) -> Url {
-    if let Some(url) = &smart.public_url {
+pub(crate) fn base_url(request: &HttpRequest, public_url: Option<&Url>, trusted: &[IpNet]) -> Url {
+    if let Some(url) = public_url {
         return url.clone();
     }
     let proxied = request

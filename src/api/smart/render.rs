@@ -23,10 +23,13 @@ pub const BOOKING_DEEP_LINK: &str =
 /// The state a virtual location serves. The HL7 ballot of SMART Scheduling Links models virtual
 /// locations (`physicalType` "Virtual") but defines no extension for the state a telehealth
 /// location serves, so this is US Core's jurisdiction extension, made for "a practitioner's state
-/// or local jurisdiction for a license", with a USPS code.
+/// or local jurisdiction for a license", with a USPS code. US Core allows it on an Identifier
+/// only, so it rides on the virtual location's identifier.
 pub const JURISDICTION: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-jurisdiction";
 const USPS: &str = "https://www.usps.com/";
+/// The identifier system of slotgate's virtual (telehealth) locations.
+const VIRTUAL_SYSTEM: &str = "urn:slotgate:virtual-location";
 const PHYSICAL_TYPE: &str = "http://terminology.hl7.org/CodeSystem/location-physical-type";
 
 /// Location, Schedule and Slot files, in that order.
@@ -143,7 +146,9 @@ fn practice(smart: &SmartSettings, place: &Place) -> Value {
     let state = place.info.state.as_str();
     let address = match &place.details.address {
         Some(a) => {
-            let mut address = json!({"state": a.state.as_deref().unwrap_or(state)});
+            // FHIR has no empty strings: a blank state in Canvas is the clinic's configured one.
+            let given = a.state.as_deref().filter(|s| !s.trim().is_empty());
+            let mut address = json!({"state": given.unwrap_or(state)});
             if !a.line.is_empty() {
                 address["line"] = json!(a.line);
             }
@@ -178,9 +183,13 @@ fn virtual_location(smart: &SmartSettings, state: UsState) -> Value {
     json!({
         "resourceType": "Location",
         "id": format!("virtual-{state}"),
-        "extension": [{
-            "url": JURISDICTION,
-            "valueCodeableConcept": {"coding": [{"system": USPS, "code": state.as_str(), "display": name}]},
+        "identifier": [{
+            "extension": [{
+                "url": JURISDICTION,
+                "valueCodeableConcept": {"coding": [{"system": USPS, "code": state.as_str(), "display": name}]},
+            }],
+            "system": VIRTUAL_SYSTEM,
+            "value": format!("virtual-{state}"),
         }],
         "status": "active",
         "name": format!("Telehealth in {name}"),
