@@ -407,3 +407,74 @@ async fn once_canvas_booked_the_answer_is_201_even_when_redis_fails_right_after(
     assert_eq!(retry.json::<Value>().await.unwrap()["id"], made["id"]);
     assert_eq!(creates(&c.sandbox), 1);
 }
+
+/// `$book` on the FHIR surface, with the Idempotency-Key.
+async fn fhir_book(app: &TestApp, token: &str, body: &Value, k: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{}/fhir/r4/Appointment/$book", app.address))
+        .bearer_auth(token)
+        .header("Content-Type", "application/fhir+json")
+        .header("Idempotency-Key", k)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_fhir_booking_retried_by_its_spent_hold_answers_what_canvas_booked() {
+    for shared in [false, true] {
+        let c = Clinic::start(shared, SLOW).await;
+        let sofia = c.a().patient_token(SOFIA);
+        let slot = a_slot(c.a(), &sofia, OKAFOR, 4).await;
+        let by_slot = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-reference",
+            "valueReference": {"identifier": {"system": "urn:slotgate:slot-id", "value": slot["slot_id"]}}}]});
+        let hold = |app: &TestApp, body: Value| {
+            let request = app
+                .http
+                .post(format!("{}/fhir/r4/Appointment/$hold", app.address))
+                .bearer_auth(&sofia)
+                .header("Content-Type", "application/fhir+json")
+                .body(body.to_string());
+            async move { request.send().await.unwrap() }
+        };
+        let held: Value = hold(c.a(), by_slot).await.json().await.unwrap();
+        let hold_id = held["id"].as_str().unwrap().to_owned();
+        let by_hold = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-reference",
+            "valueReference": {"reference": format!("Appointment/{hold_id}")}}]});
+        // Canvas keeps the create but answers late: slotgate cannot say it booked.
+        c.faults(Faults {
+            commit_late_ms: 3_000,
+            ..Faults::default()
+        });
+        let k = key();
+        let first = fhir_book(c.a(), &sofia, &by_hold, &k).await;
+        assert_eq!(first.status(), 504);
+        c.faults(Faults::default());
+        eventually("Canvas commits", || async {
+            c.booked_at(OKAFOR, &slot["start"]) == 1
+        })
+        .await;
+        // Once the booking is confirmed its hold is spent: asking for it again finds nothing.
+        eventually("the hold is spent", || async {
+            hold(c.b(), by_hold.clone()).await.status() == 404
+        })
+        .await;
+        // The retry by that hold answers the booking Canvas made, not "no such hold".
+        let mut done = None;
+        for _ in 0..100 {
+            let r = fhir_book(c.b(), &sofia, &by_hold, &k).await;
+            if r.status() != 504 && r.status() != 409 {
+                done = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let done = done.expect("the retry answers");
+        let status = done.status();
+        let body: Value = done.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "booked");
+        assert_eq!(c.booked_at(OKAFOR, &slot["start"]), 1, "booked once");
+    }
+}
