@@ -21,7 +21,6 @@ use crate::scheduling::answer_cache::Encoded;
 use crate::scheduling::availability::{self, Query};
 use crate::scheduling::browse;
 use crate::scheduling::directory::Snapshot;
-use crate::scheduling::slot_id::SlotClaim;
 use crate::types::{PractitionerId, UsState};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,19 +147,19 @@ pub async fn search(
             .map_err(|e| ApiError::internal(&e))
     })
     .await?;
-    Ok(respond(&request, &body, "application/json"))
+    Ok(respond(&request, &body))
 }
 
 /// The answer in gzip when the client takes it (encoded once per cached answer; the
 /// compression middleware leaves an encoded body alone), as it is otherwise.
-pub fn respond(request: &HttpRequest, body: &Encoded, content_type: &str) -> HttpResponse {
+fn respond(request: &HttpRequest, body: &Encoded) -> HttpResponse {
     let gzip = <AcceptEncoding as Header>::parse(request)
         .ok()
         .and_then(|accept| accept.negotiate([Encoding::gzip(), Encoding::identity()].iter()))
         == Some(Encoding::gzip());
     let mut response = HttpResponse::Ok();
     response
-        .content_type(content_type)
+        .content_type("application/json")
         .insert_header((header::VARY, "Accept-Encoding"));
     if gzip {
         response
@@ -171,21 +170,20 @@ pub fn respond(request: &HttpRequest, body: &Encoded, content_type: &str) -> Htt
     }
 }
 
-/// The question as asked, each parameter checked on its own (here from the query string; the
-/// FHIR `$find` asks it from a `Parameters` body).
-pub struct Asked {
-    pub reason: Reason,
-    pub duration: u32,
-    pub patient_state: Option<UsState>,
-    pub modalities: Vec<Modality>,
-    pub start: Option<Date>,
-    pub end: Option<Date>,
-    pub tz: Option<TimeZone>,
-    pub practitioner: Option<PractitionerId>,
-    pub location: Option<String>,
-    pub specialty: Option<String>,
-    pub language: Option<String>,
-    pub limit: usize,
+/// The question as asked, each parameter checked on its own.
+struct Asked {
+    reason: Reason,
+    duration: u32,
+    patient_state: Option<UsState>,
+    modalities: Vec<Modality>,
+    start: Option<Date>,
+    end: Option<Date>,
+    tz: Option<TimeZone>,
+    practitioner: Option<PractitionerId>,
+    location: Option<String>,
+    specialty: Option<String>,
+    language: Option<String>,
+    limit: usize,
 }
 
 fn parse(query: &str, clinic: &Policy, staff: bool) -> Result<Asked, ApiError> {
@@ -251,7 +249,7 @@ fn parse(query: &str, clinic: &Policy, staff: bool) -> Result<Asked, ApiError> {
 }
 
 /// Fills in the defaults that depend on the clinic (the location's zone, today) and checks the range.
-pub fn resolve(asked: Asked, snapshot: &Snapshot, clinic: &Policy) -> Result<Query, ApiError> {
+fn resolve(asked: Asked, snapshot: &Snapshot, clinic: &Policy) -> Result<Query, ApiError> {
     let place = match &asked.location {
         Some(id) => Some(snapshot.place_by_id(id).ok_or_else(|| {
             ApiError::invalid("location", "is not a location from /v1/locations")
@@ -328,14 +326,9 @@ fn render(state: &AppState, query: &Query, answer: &availability::Answer) -> Ava
 
 /// The slot id an offer is booked by, on every surface.
 pub fn render_slot_id(state: &AppState, query: &Query, o: &availability::OwnedOffer) -> String {
-    state.slot_ids.issue(&SlotClaim {
-        practitioner: o.practitioner.clone(),
-        location_key: o.place.info.schedule_key.clone(),
-        start: o.start.as_second(),
-        duration_minutes: query.duration_minutes,
-        modality: o.modality,
-        reason: query.reason.code.clone(),
-    })
+    state
+        .slot_ids
+        .issue(&o.claim(query.duration_minutes, &query.reason.code))
 }
 
 /// RFC 3339 with the zone's offset at that instant (`2026-03-08T03:00:00-07:00`).

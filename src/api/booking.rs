@@ -14,7 +14,7 @@ use super::idempotency::{self, Created};
 use crate::auth::BookAccess;
 use crate::canvas::fhir;
 use crate::error::{ApiError, FieldError};
-use crate::scheduling::booking::{self, Attempt, BookRequest, CREATE_SENT, KeyRecord};
+use crate::scheduling::booking::{self, BookRequest, CREATE_SENT};
 use crate::scheduling::lifecycle::{self, NEW_APPOINTMENT, Reschedule};
 use crate::scheduling::slot_id::SlotClaim;
 use crate::types::UsState;
@@ -147,7 +147,14 @@ pub async fn book(
     state: web::Data<AppState>,
     metrics: web::Data<crate::metrics::Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = book_once(caller, request, body, state).await;
+    counted(&metrics, book_once(caller, request, body, state).await)
+}
+
+/// A booking's outcome, counted (on any surface).
+pub fn counted<T>(
+    metrics: &crate::metrics::Metrics,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
     // Bounded labels: one outcome, or one of the contract's problem codes.
     let outcome = match &result {
         Ok(_) => "booked",
@@ -202,17 +209,7 @@ async fn book_once(
             let (state, caller) = (work, who);
             let keyed =
                 keyed.ok_or_else(|| ApiError::internal(&"booking without an idempotency key"))?;
-            let attempt = Attempt {
-                identifier: &keyed.identifier,
-                maybe_created: keyed.resume.is_some(),
-                sent_before: keyed.create_sent(),
-                record: KeyRecord {
-                    store_key: &keyed.store_key,
-                    owner: &keyed.owner,
-                },
-                rescheduled_from: None,
-                guard: &guard,
-            };
+            let attempt = keyed.attempt(&guard);
             let made = booking::book(&state, &caller, &request_data, &attempt).await?;
             state
                 .sync
@@ -296,17 +293,7 @@ pub async fn reschedule(
                 .as_ref()
                 .and_then(|p| p[NEW_APPOINTMENT].as_str())
                 .map(str::to_owned);
-            let attempt = Attempt {
-                identifier: &keyed.identifier,
-                maybe_created: keyed.resume.is_some(),
-                sent_before: keyed.create_sent(),
-                record: KeyRecord {
-                    store_key: &keyed.store_key,
-                    owner: &keyed.owner,
-                },
-                rescheduled_from: None,
-                guard: &guard,
-            };
+            let attempt = keyed.attempt(&guard);
             let store = &state.store;
             let record = async |new_id: &str| {
                 let progress = serde_json::json!({ CREATE_SENT: true, NEW_APPOINTMENT: new_id });

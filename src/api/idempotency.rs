@@ -22,6 +22,7 @@ use tracing::Instrument;
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, Code, FieldError};
+use crate::scheduling::booking::{Attempt, KeyRecord};
 use crate::scheduling::guard::Guard;
 use crate::store::{Begin, IdempotencyTtl, Lease, StoredResponse};
 
@@ -41,6 +42,22 @@ pub struct Keyed {
 }
 
 impl Keyed {
+    /// The booking's exactly-once bookkeeping under this key (not a reschedule; set
+    /// `rescheduled_from` for one).
+    pub fn attempt<'a>(&'a self, guard: &'a Guard) -> Attempt<'a> {
+        Attempt {
+            identifier: &self.identifier,
+            maybe_created: self.resume.is_some(),
+            sent_before: self.create_sent(),
+            record: KeyRecord {
+                store_key: &self.store_key,
+                owner: &self.owner,
+            },
+            rescheduled_from: None,
+            guard,
+        }
+    }
+
     /// An earlier attempt with this key sent its create to Canvas.
     pub fn create_sent(&self) -> bool {
         self.resume

@@ -17,7 +17,6 @@ use super::refs::{LocationRef, PractitionerRef};
 use crate::auth::BookAccess;
 use crate::error::{ApiError, Code, FieldError};
 use crate::rules::model::Modality;
-use crate::scheduling::booking::{Attempt, KeyRecord};
 use crate::scheduling::directory::Snapshot;
 use crate::scheduling::waitlist::{self, NewEntry};
 use crate::store::waitlist::{Entry, EntryStatus, Offer};
@@ -410,17 +409,7 @@ pub async fn accept(
         move |guard, keyed| async move {
             let (state, caller) = (work, who);
             let keyed = keyed.ok_or_else(|| ApiError::internal(&"an accept without a key"))?;
-            let attempt = Attempt {
-                identifier: &keyed.identifier,
-                maybe_created: keyed.resume.is_some(),
-                sent_before: keyed.create_sent(),
-                record: KeyRecord {
-                    store_key: &keyed.store_key,
-                    owner: &keyed.owner,
-                },
-                rescheduled_from: None,
-                guard: &guard,
-            };
+            let attempt = keyed.attempt(&guard);
             let accepted = waitlist::accept(&state, &caller, &id, &attempt).await;
             let outcome = if accepted.is_ok() {
                 "accepted"

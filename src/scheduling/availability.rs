@@ -355,6 +355,20 @@ pub struct OwnedOffer {
     pub modality: Modality,
 }
 
+impl OwnedOffer {
+    /// What its slot id says, for a visit of `reason` lasting `duration_minutes`.
+    pub fn claim(&self, duration_minutes: u32, reason: &str) -> super::slot_id::SlotClaim {
+        super::slot_id::SlotClaim {
+            practitioner: self.practitioner.clone(),
+            location_key: self.place.info.schedule_key.clone(),
+            start: self.start.as_second(),
+            duration_minutes,
+            modality: self.modality,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
 /// The slot lists the candidates need (each with its location's zone), owned so that the
 /// lookups can run on any task (the waitlist's, a request's, the SMART publication's).
 pub fn slot_keys(query: &Query, candidates: &[Candidate<'_>]) -> Vec<(SlotKey, TimeZone)> {

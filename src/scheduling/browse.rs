@@ -191,13 +191,6 @@ pub async fn upcoming(
     Ok(answer
         .offers
         .iter()
-        .map(|o| super::slot_id::SlotClaim {
-            practitioner: o.practitioner.clone(),
-            location_key: o.place.info.schedule_key.clone(),
-            start: o.start.as_second(),
-            duration_minutes: duration,
-            modality: o.modality,
-            reason: reason.code.clone(),
-        })
+        .map(|o| o.claim(duration, &reason.code))
         .collect())
 }

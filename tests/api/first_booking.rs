@@ -57,32 +57,43 @@ fn first_run() -> FirstRun {
     }
 }
 
+impl FirstRun {
+    /// The served OpenAPI document once `live` says its examples are live (within 20 s: the
+    /// clinic is loading).
+    async fn live_spec(&self, live: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let spec: Value = reqwest::get(format!("{}/api-docs/openapi.json", self.base))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if live(&spec) {
+                return spec;
+            }
+            assert!(Instant::now() < deadline, "no live examples");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_banners_patient_books_with_swagger_uis_example_body_as_served() {
     let run = first_run();
     let http = reqwest::Client::new();
     // The served document's examples name an upcoming slot once the clinic is loaded.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let example = loop {
-        let spec: Value = http
-            .get(format!("{}/api-docs/openapi.json", run.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let example = spec["components"]["schemas"]["BookBody"]["example"].clone();
-        // The committed example names the demo patient too: a live one names a real slot.
-        let committed = slotgate::api::docs::openapi_json();
-        let committed: Value = serde_json::from_str(&committed).unwrap();
-        let placeholder = &committed["components"]["schemas"]["BookBody"]["example"]["slot_id"];
-        if example["patient_id"] == run.patient.as_str() && &example["slot_id"] != placeholder {
-            break example;
-        }
-        assert!(Instant::now() < deadline, "no live example: {example}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // The committed example names the demo patient too: a live one names a real slot.
+    let committed: Value = serde_json::from_str(&slotgate::api::docs::openapi_json()).unwrap();
+    let placeholder = &committed["components"]["schemas"]["BookBody"]["example"]["slot_id"];
+    let book_body = |spec: &Value| spec["components"]["schemas"]["BookBody"]["example"].clone();
+    let example = book_body(
+        &run.live_spec(|spec| {
+            let example = book_body(spec);
+            example["patient_id"] == run.patient.as_str() && &example["slot_id"] != placeholder
+        })
+        .await,
+    );
     let r = http
         .post(format!("{}/v1/appointments", run.base))
         .bearer_auth(&run.token)
@@ -108,22 +119,9 @@ async fn swagger_uis_fhir_examples_find_and_book_for_the_banners_patient() {
             ["application/fhir+json"]["example"]
             .clone()
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let spec = loop {
-        let spec: Value = http
-            .get(format!("{}/api-docs/openapi.json", run.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if example_of(&spec, "$book") != example_of(&committed, "$book") {
-            break spec;
-        }
-        assert!(Instant::now() < deadline, "no live FHIR examples");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let spec = run
+        .live_spec(|spec| example_of(spec, "$book") != example_of(&committed, "$book"))
+        .await;
     let post = |op: &str, key: Option<&str>| {
         let mut request = http
             .post(format!("{}/fhir/r4/Appointment/{op}", run.base))
@@ -218,24 +216,13 @@ async fn the_demo_patient_joins_the_waitlist_from_swagger_ui_and_is_offered_a_ti
     let http = reqwest::Client::new();
     let committed: Value = serde_json::from_str(&slotgate::api::docs::openapi_json()).unwrap();
     let placeholder = &committed["components"]["schemas"]["BookBody"]["example"]["slot_id"];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let example = loop {
-        let spec: Value = http
-            .get(format!("{}/api-docs/openapi.json", run.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let schemas = &spec["components"]["schemas"];
-        // Live examples are made together: a live booking example means a live waitlist one.
-        if &schemas["BookBody"]["example"]["slot_id"] != placeholder {
-            break schemas["WaitlistBody"]["example"].clone();
-        }
-        assert!(Instant::now() < deadline, "no live examples");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Live examples are made together: a live booking example means a live waitlist one.
+    let spec = run
+        .live_spec(|spec| {
+            &spec["components"]["schemas"]["BookBody"]["example"]["slot_id"] != placeholder
+        })
+        .await;
+    let example = spec["components"]["schemas"]["WaitlistBody"]["example"].clone();
     assert_eq!(example["patient_id"], run.patient.as_str());
     let r = http
         .post(format!("{}/v1/waitlist", run.base))

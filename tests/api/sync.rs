@@ -188,6 +188,40 @@ pub async fn appointment_ids(hooks: &MockServer) -> Vec<String> {
         .collect()
 }
 
+/// The dead letters of one appointment at one sink (`GET /v1/admin/sync/dead-letters`).
+pub async fn dead_letters(app: &TestApp, admin: &str, appointment: &str, sink: &str) -> Vec<Value> {
+    let body: Value = app
+        .get("/v1/admin/sync/dead-letters", Some(admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["appointment_id"] == appointment && d["sink"] == sink)
+        .cloned()
+        .collect()
+}
+
+/// One sink's line of `GET /v1/admin/sync`.
+pub async fn sink_status(app: &TestApp, admin: &str, sink: &str) -> Value {
+    let status: Value = app
+        .get("/v1/admin/sync", Some(admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == sink)
+        .cloned()
+        .unwrap()
+}
+
 /// Waits up to ten seconds for `check` to hold: "within seconds" with room for a loaded CI
 /// machine (two replicas and the rest of the suite share two cores).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -792,18 +826,10 @@ async fn a_dead_receiver_dead_letters_and_the_admin_retries() {
     let id = made["id"].as_str().unwrap().to_owned();
     let admin = app.token(None, "scheduling.admin");
     let letter = || async {
-        let body: Value = app
-            .get("/v1/admin/sync/dead-letters", Some(&admin))
+        dead_letters(&app, &admin, &id, "ops")
             .await
-            .json()
-            .await
-            .unwrap();
-        body["dead_letters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["appointment_id"] == id.as_str() && d["sink"] == "ops")
-            .cloned()
+            .into_iter()
+            .next()
     };
     eventually("dead-lettered after max_attempts", || async {
         letter().await.is_some()
@@ -824,19 +850,7 @@ async fn a_dead_receiver_dead_letters_and_the_admin_retries() {
         3,
         "max_attempts tries in all"
     );
-    let status: Value = app
-        .get("/v1/admin/sync", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ops = status["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "ops")
-        .unwrap()
-        .clone();
+    let ops = sink_status(&app, &admin, "ops").await;
     assert!(ops["dead"].as_u64().unwrap() >= 1 && ops["kind"] == "webhook");
     assert_problem(
         app.get(

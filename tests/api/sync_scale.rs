@@ -11,7 +11,8 @@ use crate::inbound::settled;
 use crate::replicas::{RedisServer, clinic, fresh_replica};
 use crate::seed::*;
 use crate::sync::{
-    book_okafor, canvas_put_on, eventually, google, graph, messages, ok_receiver, sinks,
+    book_okafor, canvas_put_on, dead_letters, eventually, google, graph, messages, ok_receiver,
+    sink_status, sinks,
 };
 use crate::waitlist::JAMES;
 
@@ -309,30 +310,9 @@ async fn a_dead_letter_is_cleared_when_a_later_change_of_its_visit_gets_through(
     let admin = app.token(None, "scheduling.admin");
     // The visit's dead letters at the webhook sink, and the sink's dead count.
     let dead = || async {
-        let letters: Value = app
-            .get("/v1/admin/sync/dead-letters", Some(&admin))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let mine = letters["dead_letters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["appointment_id"] == id.as_str() && d["sink"] == "ops")
-            .count();
-        let status: Value = app
-            .get("/v1/admin/sync", Some(&admin))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let counted = status["sinks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "ops")
-            .and_then(|s| s["dead"].as_u64())
+        let mine = dead_letters(app, &admin, &id, "ops").await.len();
+        let counted = sink_status(app, &admin, "ops").await["dead"]
+            .as_u64()
             .unwrap();
         (mine, counted as usize)
     };

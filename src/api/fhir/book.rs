@@ -18,7 +18,7 @@ use crate::auth::BookAccess;
 use crate::canvas::fhir;
 use crate::error::ApiError;
 use crate::rules::model::Modality;
-use crate::scheduling::booking::{self, Attempt, BookRequest, KeyRecord};
+use crate::scheduling::booking::{self, BookRequest};
 use crate::types::{PatientId, UsState};
 
 /// Books a slot, exactly once.
@@ -60,13 +60,8 @@ pub async fn book(
     state: web::Data<AppState>,
     metrics: web::Data<crate::metrics::Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = book_once(caller, request, body, state).await;
-    let outcome = match &result {
-        Ok(_) => "booked",
-        Err(e) => e.code.as_str(),
-    };
-    metrics.bookings.with_label_values(&[outcome]).inc();
-    let mut response = result?;
+    let mut response =
+        crate::api::booking::counted(&metrics, book_once(caller, request, body, state).await)?;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
@@ -154,17 +149,7 @@ async fn book_once(
                 hold_id: chosen.hold_id.clone(),
                 hold_owner: None,
             };
-            let attempt = Attempt {
-                identifier: &keyed.identifier,
-                maybe_created: keyed.resume.is_some(),
-                sent_before: keyed.create_sent(),
-                record: KeyRecord {
-                    store_key: &keyed.store_key,
-                    owner: &keyed.owner,
-                },
-                rescheduled_from: None,
-                guard: &guard,
-            };
+            let attempt = keyed.attempt(&guard);
             let made = booking::book(&state, &caller, &request_data, &attempt).await?;
             state
                 .sync

@@ -235,14 +235,7 @@ impl Grid {
                     end: o.end,
                     tz: tz.clone(),
                     status: status(&o.practitioner, o.start, o.end, held, booked),
-                    claim: SlotClaim {
-                        practitioner: o.practitioner.clone(),
-                        location_key: o.place.info.schedule_key.clone(),
-                        start: o.start.as_second(),
-                        duration_minutes: duration,
-                        modality: o.modality,
-                        reason: reason.code.clone(),
-                    },
+                    claim: o.claim(duration, &reason.code),
                 })
             })
             .collect()

@@ -21,7 +21,6 @@ use crate::scheduling::Services;
 use crate::scheduling::availability::{self, Query};
 use crate::scheduling::browse::busy_slots;
 use crate::scheduling::directory::Snapshot;
-use crate::scheduling::slot_id::SlotClaim;
 use crate::store::waitlist::{Entry, Offer, OfferStatus};
 use crate::store::{Hold, HoldOutcome};
 use crate::types::UsState;
@@ -275,14 +274,7 @@ async fn make_offer(
     o: &availability::OwnedOffer,
     now: Timestamp,
 ) -> Result<bool, ApiError> {
-    let claim = SlotClaim {
-        practitioner: o.practitioner.clone(),
-        location_key: o.place.info.schedule_key.clone(),
-        start: o.start.as_second(),
-        duration_minutes: entry.duration,
-        modality: o.modality,
-        reason: entry.reason_code.clone(),
-    };
+    let claim = o.claim(entry.duration, &entry.reason_code);
     let id = uuid::Uuid::new_v4().to_string();
     let expires_at = now
         .saturating_add(SignedDuration::try_from(s.settings.waitlist.offer).unwrap_or_default())
