@@ -140,6 +140,9 @@ pub struct Faults {
     /// The next this-many `POST /Appointment`s are stored, then answered 500 (a proxy or
     /// worker failing after Canvas committed).
     pub fail_after_next_creates: u32,
+    /// Every FHIR answer is made at once, then held this long before it is sent: what it says
+    /// may be out of date by the time it arrives, as over a slow network.
+    pub hold_answers_ms: u64,
 }
 
 impl Faults {

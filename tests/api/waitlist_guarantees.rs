@@ -11,7 +11,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::availability::OPEN_WINDOW;
-use crate::booking::{OLIVIA, SOFIA, booking};
+use crate::booking::{ELIJAH, OLIVIA, SOFIA, booking};
 use crate::helpers::{assert_problem, key, spawn_app_with};
 use crate::seed::{OKAFOR, OSEI};
 use crate::slow_canvas::SLOW;
@@ -254,4 +254,63 @@ async fn an_offer_a_receiver_refuses_is_sent_again_after_growing_pauses_until_it
     assert!(delivered, "sent again once its pause was over");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(offers_sent(&hooks).await.len(), 1, "once delivered, done");
+}
+
+#[tokio::test]
+async fn an_opening_that_appears_during_a_pass_goes_to_the_oldest_entry_first() {
+    let app = spawn_app_with(&[
+        OPEN_WINDOW,
+        QUICK,
+        &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
+    ])
+    .await;
+    let (canvas, canvas_url) = (
+        app.sandbox.clone().unwrap(),
+        app.sandbox_url.clone().unwrap(),
+    );
+    let day = working_days(&app).await;
+    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
+    join(&app, &entry(ELIJAH, "FLUP", 30, "telehealth", day, day)).await;
+    // Canvas's answers arrive 1.5 s after it made them. A pass begins with a cold cache:
+    // Sofia's (older) search is answered from before the cancellation below, and Elijah's,
+    // after it, from after.
+    canvas.set_faults(Faults {
+        hold_answers_ms: 1_500,
+        ..Faults::default()
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let admin = app.token(None, "scheduling.admin");
+    let purge = || async {
+        let r = app
+            .post_json("/v1/admin/cache/purge", &admin, &json!({}), None)
+            .await;
+        assert!(r.status().is_success(), "purged: {}", r.status());
+    };
+    purge().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (cancelled, opened) = filled[1].clone();
+    let cancel = {
+        let (sandbox, url) = (canvas.clone(), canvas_url.clone());
+        tokio::spawn(async move {
+            crate::sync::canvas_put_on(&sandbox, &url, &cancelled, |b| {
+                b["status"] = json!("cancelled")
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    purge().await;
+    cancel.await.unwrap();
+    eventually("the opening is offered", || async {
+        offer_of(&app, SOFIA).await.is_some() || offer_of(&app, ELIJAH).await.is_some()
+    })
+    .await;
+    assert_eq!(
+        offer_of(&app, ELIJAH).await,
+        None,
+        "the younger entry is not offered what the older one waits for"
+    );
+    let offer = offer_of(&app, SOFIA).await.unwrap();
+    assert_eq!(at(&offer["slot"]["start"]), opened);
 }

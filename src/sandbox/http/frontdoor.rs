@@ -112,6 +112,9 @@ async fn answer(
         || (create && shared.take_dropped_create());
     let failed = create && shared.take_failed_create();
     let res = next.call(req).await?.map_into_boxed_body();
+    if !token_route && faults.hold_answers_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.hold_answers_ms)).await;
+    }
     if failed && res.status().is_success() {
         // Carried out, then a failure on the way back.
         let (req, _) = res.into_parts();

@@ -108,22 +108,35 @@ pub async fn pass(
     let live: Vec<&Offer> = offers.iter().filter(|o| o.status.is_live()).collect();
     let mut busy_patients: Vec<String> = live.iter().map(|o| o.patient.clone()).collect();
     let mut made = 0;
-    for entry in entries {
-        // "Offered" is an entry with a live offer; a patient has one at a time.
-        if live.iter().any(|o| o.entry_id == entry.id) || busy_patients.contains(&entry.patient) {
-            continue;
-        }
-        match offer_to(s, &snapshot, &entry, now).await {
-            Ok(true) => {
-                busy_patients.push(entry.patient.clone());
-                made += 1;
-                count(metrics, "made");
+    let mut turns = Turns::default();
+    'rounds: loop {
+        turns.oldest_miss = None;
+        for entry in &entries {
+            // "Offered" is an entry with a live offer; a patient has one at a time.
+            if live.iter().any(|o| o.entry_id == entry.id) || busy_patients.contains(&entry.patient)
+            {
+                continue;
             }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(code = ?e.code, error = %e.detail, "waitlist: an entry is matched on a later pass");
+            let began = s.slot_cache.epoch();
+            match offer_to(s, &snapshot, entry, now, &mut turns).await {
+                Ok(Matched::Offered) => {
+                    busy_patients.push(entry.patient.clone());
+                    made += 1;
+                    count(metrics, "made");
+                }
+                Ok(Matched::Nothing) => {
+                    turns.oldest_miss.get_or_insert(began);
+                }
+                Ok(Matched::OlderFirst) => {
+                    turns.rounds += 1;
+                    continue 'rounds;
+                }
+                Err(e) => {
+                    tracing::warn!(code = ?e.code, error = %e.detail, "waitlist: an entry is matched on a later pass");
+                }
             }
         }
+        break;
     }
     super::announce::announce_open(s, announce, resends, now).await?;
     let day_ago = now
@@ -135,13 +148,55 @@ pub async fn pass(
     Ok(made)
 }
 
+/// What one entry's search came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Matched {
+    Offered,
+    Nothing,
+    /// It found a slot, but availability changed since an older entry of this pass searched
+    /// and found nothing: the older ones search again first.
+    OlderFirst,
+}
+
+/// Rounds of a pass after which offers are made as found: a clinic whose availability changes
+/// all the time still gets its offers, and the next pass (the change woke it) looks again.
+const MAX_ROUNDS: u32 = 3;
+
+/// Fairness within one pass. Entries search oldest first, but a cancellation can reach the
+/// slot cache between two of them: the opening is then seen by a younger entry although an
+/// older one, which searched a moment earlier, would have taken it. An offer is made only if
+/// availability has not changed since the oldest entry that found nothing began its search;
+/// otherwise the pass starts its round again (entries offered meanwhile are skipped).
+#[derive(Debug, Default)]
+struct Turns {
+    /// The slot cache's epoch when the oldest entry that found nothing this round began to
+    /// search.
+    oldest_miss: Option<u64>,
+    rounds: u32,
+}
+
+impl Turns {
+    /// Whether a slot found now may be offered, the cache's epoch being `epoch`.
+    fn may_offer(&self, epoch: u64) -> bool {
+        self.rounds >= MAX_ROUNDS || self.oldest_miss.is_none_or(|e| e == epoch)
+    }
+
+    /// An offer just made moved the epoch from `before` to `after`: when that was its own hold
+    /// alone (one step), it took a slot and revealed none, so it sends nobody back.
+    fn offered(&mut self, before: u64, after: u64) {
+        if after == before + 1 && self.oldest_miss == Some(before) {
+            self.oldest_miss = Some(after);
+        }
+    }
+}
+
 pub(super) fn count(metrics: Option<&Metrics>, outcome: &str) {
     if let Some(m) = metrics {
         m.waitlist_offers.with_label_values(&[outcome]).inc();
     }
 }
 
-/// Offers the entry the first slot that satisfies it, if any; whether one was offered. Its
+/// Offers the entry the first slot that satisfies it, if any (and if `turns` lets it). Its
 /// dates are searched range by range up to its last (or the horizon), a page at a time, among
 /// the clinicians it names; an answer from a stale cache (Canvas failing) offers nothing.
 async fn offer_to(
@@ -149,9 +204,10 @@ async fn offer_to(
     snapshot: &Arc<Snapshot>,
     entry: &Entry,
     now: Timestamp,
-) -> Result<bool, ApiError> {
+    turns: &mut Turns,
+) -> Result<Matched, ApiError> {
     let Some(base) = query_of(snapshot, entry) else {
-        return Ok(false);
+        return Ok(Matched::Nothing);
     };
     let booking = &snapshot.policy.booking;
     let not_before = now
@@ -164,12 +220,12 @@ async fn offer_to(
         not_before,
         entry.before_start,
     ) else {
-        return Ok(false);
+        return Ok(Matched::Nothing);
     };
     let today = search::today_at(entry.location_id.as_deref(), snapshot, now);
     let Some((first, last)) = search::days(entry, today, search::horizon_date(window.latest))
     else {
-        return Ok(false);
+        return Ok(Matched::Nothing);
     };
     let scope = search::narrowed(snapshot, entry).map_or_else(|| snapshot.clone(), Arc::new);
     let (busy, _) = busy_slots(s).await.map_err(super::store_error)?;
@@ -196,7 +252,7 @@ async fn offer_to(
             .await?;
             if answer.stale {
                 tracing::info!("waitlist: Canvas is failing; an entry waits for fresh slots");
-                return Ok(false);
+                return Ok(Matched::Nothing);
             }
             let starts: Vec<Timestamp> = answer.offers.iter().map(|o| o.start).collect();
             let (considered, next) = search::page(&starts, query.limit);
@@ -220,14 +276,19 @@ async fn offer_to(
                         // Cancelled, moved or over since the entry was made: nothing is earlier
                         // than it any more, and accepting would fail.
                         end_entry(s, entry).await?;
-                        return Ok(false);
+                        return Ok(Matched::Nothing);
                     };
                     if o.start >= current {
-                        return Ok(false);
+                        return Ok(Matched::Nothing);
                     }
                 }
+                let before = s.slot_cache.epoch();
+                if !turns.may_offer(before) {
+                    return Ok(Matched::OlderFirst);
+                }
                 if make_offer(s, entry, o, now).await? {
-                    return Ok(true);
+                    turns.offered(before, s.slot_cache.epoch());
+                    return Ok(Matched::Offered);
                 }
             }
             match next {
@@ -240,7 +301,7 @@ async fn offer_to(
             }
         }
     }
-    Ok(false)
+    Ok(Matched::Nothing)
 }
 
 /// The start of the visit an entry would replace, if it is still to come and takes time.
@@ -407,6 +468,38 @@ mod tests {
             created_at: at("2026-12-01T00:00:00Z"),
             passed: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_younger_entry_waits_while_an_older_one_missed_an_opening_that_appeared_since() {
+        let mut turns = Turns::default();
+        assert!(turns.may_offer(7), "nobody older missed anything");
+        turns.oldest_miss = Some(7);
+        assert!(turns.may_offer(7), "nothing changed since the older search");
+        assert!(
+            !turns.may_offer(8),
+            "something changed since: the older one first"
+        );
+        turns.rounds = MAX_ROUNDS;
+        assert!(
+            turns.may_offer(8),
+            "after a few rounds offers are made as found"
+        );
+    }
+
+    #[test]
+    fn an_offer_made_in_the_pass_sends_nobody_back_unless_something_else_changed() {
+        let mut turns = Turns {
+            oldest_miss: Some(7),
+            rounds: 0,
+        };
+        turns.offered(7, 8);
+        assert!(
+            turns.may_offer(8),
+            "its own hold took a slot, revealed none"
+        );
+        turns.offered(8, 10);
+        assert!(!turns.may_offer(10), "another change landed with it");
     }
 
     #[test]
