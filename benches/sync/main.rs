@@ -12,7 +12,9 @@
 //!    sink that is down (on a Redis of its own: nothing else talks to it), and booking latency
 //!    through slotgate before and during such an outage of its webhook sink.
 //!
-//! Knobs: BENCH_CLINICIANS, BENCH_VISITS (12), BENCH_CHANGES (50), BENCH_BACKLOG (20000).
+//! Knobs: BENCH_CLINICIANS, BENCH_VISITS (12), BENCH_CHANGES (50), BENCH_SAMPLES (100: patients'
+//! questions and bookings while steady-state sweeps run, and as many between), BENCH_BACKLOG
+//! (20000), BENCH_WORKERS (2: the benchmark's tokio worker threads).
 
 mod receiver;
 
@@ -47,7 +49,7 @@ fn main() {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(env("BENCH_WORKERS", 2) as usize)
         .enable_all()
         .build()
         .unwrap();
@@ -214,6 +216,15 @@ impl Running {
             .sum()
     }
 
+    /// Seconds slotgate has spent waiting for Canvas on `operation`, in all.
+    async fn canvas_seconds(&self, operation: &str) -> f64 {
+        self.metric(
+            "slotgate_canvas_request_duration_seconds_sum",
+            &format!("operation=\"{operation}\""),
+        )
+        .await
+    }
+
     /// A free telehealth slot of clinician `i` a few days ahead.
     async fn slot(&self, i: usize) -> Value {
         let today = Timestamp::now()
@@ -294,7 +305,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn sweep() {
@@ -388,26 +399,34 @@ async fn sweep() {
     }
     let (mut asked_during, mut booked_during) = (Vec::new(), Vec::new());
     let (mut asked_after, mut booked_after) = (Vec::new(), Vec::new());
-    let until = Instant::now() + Duration::from_secs(180);
+    // Of each question, the time its Slot searches spent in Canvas (the sandbox, here on the
+    // same two cores): what slotgate's own part is, apart from Canvas's.
+    let (mut canvas_during, mut canvas_after) = (Vec::new(), Vec::new());
+    let samples = env("BENCH_SAMPLES", 100) as usize;
+    let until = Instant::now() + Duration::from_secs(300);
     let mut n = 0;
-    while Instant::now() < until && (asked_during.len() < changes || asked_after.len() < changes) {
+    while Instant::now() < until && (asked_during.len() < samples || asked_after.len() < samples) {
         n += 1;
         let clinician = (n * 7919 + 1) % clinicians;
         let sweeping = app.metric("slotgate_sync_sweep_progress_ratio", "").await < 1.0;
+        let in_canvas = app.canvas_seconds("Slot.search").await;
         let question = Instant::now();
         let slot = app.slot(clinician).await;
         let took = question.elapsed();
+        let in_canvas =
+            Duration::from_secs_f64((app.canvas_seconds("Slot.search").await - in_canvas).max(0.0));
         let booking = app
             .book(&slot, &app.patients[n % app.patients.len()])
             .await
             .1;
-        let (a, b) = if sweeping {
-            (&mut asked_during, &mut booked_during)
+        let (a, b, c) = if sweeping {
+            (&mut asked_during, &mut booked_during, &mut canvas_during)
         } else {
-            (&mut asked_after, &mut booked_after)
+            (&mut asked_after, &mut booked_after, &mut canvas_after)
         };
         a.push(took);
         b.push(booking);
+        c.push(in_canvas);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
@@ -422,6 +441,13 @@ async fn sweep() {
         ms(percentile(&sorted(&booked_during), 0.95)),
         ms(percentile(&sorted(&booked_after), 0.5)),
         ms(percentile(&sorted(&booked_after), 0.95)),
+    );
+    println!(
+        "    of those questions, time in Canvas's Slot searches: p50 {} p95 {} while a sweep ran, p50 {} p95 {} between",
+        ms(percentile(&sorted(&canvas_during), 0.5)),
+        ms(percentile(&sorted(&canvas_during), 0.95)),
+        ms(percentile(&sorted(&canvas_after), 0.5)),
+        ms(percentile(&sorted(&canvas_after), 0.95)),
     );
     asked.sort();
     booked.sort();

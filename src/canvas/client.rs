@@ -16,6 +16,7 @@ use url::Url;
 use super::Error;
 use super::breaker::{Breaker, Permit};
 use super::fhir::Bundle;
+use super::give_way::Foreground;
 use super::token::TokenSource;
 use crate::config::Secret;
 use crate::metrics::Metrics;
@@ -71,6 +72,8 @@ struct Inner {
     background_permits: Semaphore,
     background_budget: governor::DefaultDirectRateLimiter,
     breaker: Breaker,
+    /// Patient-facing calls in flight, which background calls give way to.
+    foreground: Foreground,
     metrics: Option<Metrics>,
 }
 
@@ -120,6 +123,7 @@ impl CanvasClient {
                         .unwrap_or(std::num::NonZeroU32::MIN),
                 )),
                 breaker: Breaker::new(options.circuit_threshold, options.circuit_cooldown),
+                foreground: Foreground::new(),
                 metrics,
             }),
             background: false,
@@ -127,7 +131,8 @@ impl CanvasClient {
     }
 
     /// The same client for background work: its calls stay within a quarter of the Canvas
-    /// budget and of the calls in flight, and wait for their share instead of failing.
+    /// budget and of the calls in flight, wait for their share instead of failing, and give
+    /// way to patient-facing calls (`give_way`).
     pub fn background(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -312,12 +317,13 @@ impl CanvasClient {
         let mut reauthenticated = false;
         loop {
             let token = inner.token.get(&inner.http).await?;
-            let background = if self.background {
+            let (background, patient) = if self.background {
                 let share = inner.background_permits.acquire().await;
                 inner.background_budget.until_ready().await;
-                Some(share)
+                inner.foreground.give_way().await;
+                (Some(share), None)
             } else {
-                None
+                (None, Some(inner.foreground.begin()))
             };
             self.spend_budget(operation).await?;
             let permit = inner.permits.acquire().await;
@@ -366,6 +372,7 @@ impl CanvasClient {
                 .bytes()
                 .await
                 .map_err(|e| transport_error(operation, &e, is_write))?;
+            drop(patient);
             if status.is_success() {
                 return Ok(Answer { headers, body });
             }

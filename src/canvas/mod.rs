@@ -5,6 +5,7 @@ mod breaker;
 mod client;
 mod error;
 pub mod fhir;
+mod give_way;
 pub mod licenses;
 mod token;
 

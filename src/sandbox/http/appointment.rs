@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::fmt::rfc2822;
 
 use super::outcome::{FhirError, JSON, json};
-use super::paging::searchset;
+use super::paging::render_page;
 use crate::sandbox::appointments::search::Filter;
 use crate::sandbox::appointments::{AppointmentWrite, UpdateContext, write};
 use crate::sandbox::params::Params;
@@ -107,8 +107,18 @@ pub async fn update(
 }
 
 pub async fn search(shared: Data<Shared>, req: HttpRequest) -> Result<HttpResponse, FhirError> {
-    let params = Params::parse(req.query_string());
-    let filter = Filter::from_params(&params)?;
-    // Only the requested page is rendered, under the lock.
-    shared.with_book(|book| searchset("/Appointment", &params, filter.apply(book), |r| r.to_fhir()))
+    let query = req.query_string().to_owned();
+    // A page of a hundred appointments takes a while to render and write out: off the worker
+    // thread, so that the requests its connections bring meanwhile (a Slot search, a booking)
+    // are not held up behind it. Only the page is rendered under the lock.
+    let body = actix_web::web::block(move || -> Result<Vec<u8>, FhirError> {
+        let params = Params::parse(&query);
+        let filter = Filter::from_params(&params)?;
+        let page =
+            shared.with_book(|book| render_page(&params, filter.apply(book), |r| r.to_fhir()))?;
+        serde_json::to_vec(&page.bundle("/Appointment", &params)).map_err(|_| FhirError::internal())
+    })
+    .await
+    .map_err(|_| FhirError::internal())??;
+    Ok(HttpResponse::Ok().content_type(JSON).body(body))
 }

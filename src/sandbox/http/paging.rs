@@ -42,9 +42,39 @@ pub fn searchset<M, T: Serialize>(
     matches: Vec<M>,
     render: impl Fn(M) -> T,
 ) -> Result<HttpResponse, FhirError> {
+    Ok(render_page(params, matches, render)?.respond(path, params))
+}
+
+/// A page picked and rendered, not yet written out: picked while the data is locked, written
+/// out after, so that a large page never keeps others waiting for the lock.
+pub struct RenderedPage<T> {
+    page: Page,
+    total: usize,
+    resources: Vec<T>,
+}
+
+pub fn render_page<M, T>(
+    params: &Params,
+    matches: Vec<M>,
+    render: impl Fn(M) -> T,
+) -> Result<RenderedPage<T>, FhirError> {
     let page = params.page().map_err(FhirError::bad_request)?;
     let total = matches.len();
-    let resources: Vec<T> = page.slice(matches).into_iter().map(render).collect();
-    let bundle = Bundle::searchset(total as u64, links(path, params, page, total), resources);
-    Ok(json(StatusCode::OK, &bundle))
+    let resources = page.slice(matches).into_iter().map(render).collect();
+    Ok(RenderedPage {
+        page,
+        total,
+        resources,
+    })
+}
+
+impl<T: Serialize> RenderedPage<T> {
+    pub fn bundle(self, path: &str, params: &Params) -> Bundle<T> {
+        let links = links(path, params, self.page, self.total);
+        Bundle::searchset(self.total as u64, links, self.resources)
+    }
+
+    pub fn respond(self, path: &str, params: &Params) -> HttpResponse {
+        json(StatusCode::OK, &self.bundle(path, params))
+    }
 }

@@ -11,8 +11,12 @@ use jiff::{Timestamp, ToSpan};
 use super::{SweepProgress, SyncEngine};
 use crate::store::sync::Lane;
 
-/// Clinicians whose appointments are searched side by side.
-const CLINICIANS_AT_ONCE: usize = 4;
+/// Clinicians whose appointments are searched side by side. The sweep is the backstop for
+/// changes nobody told slotgate of, not the way changes arrive: it goes gently.
+const CLINICIANS_AT_ONCE: usize = 2;
+/// Appointments compared between two chances for other work on the same thread to run (a
+/// page is a hundred of them; patients' requests are not held up behind a whole one).
+const APPOINTMENTS_PER_TURN: usize = 25;
 
 impl SyncEngine {
     pub(super) async fn reconcile_forever(
@@ -88,7 +92,10 @@ impl SyncEngine {
             match found {
                 Ok(appointments) => {
                     let mut plans = Vec::with_capacity(appointments.len());
-                    for a in appointments {
+                    for (n, a) in appointments.into_iter().enumerate() {
+                        if n > 0 && n % APPOINTMENTS_PER_TURN == 0 {
+                            tokio::task::yield_now().await;
+                        }
                         let Some(id) = a.id.clone() else { continue };
                         match self.prepare(&a).await {
                             Ok(plan) => plans.push(plan),
