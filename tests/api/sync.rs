@@ -1106,6 +1106,20 @@ async fn rescheduling_and_cancelling_through_slotgate_follow_everywhere_once() {
     .await;
     let old = book_okafor(&app, 0).await;
     let old_id = old["id"].as_str().unwrap().to_owned();
+    // Mirrored everywhere before it moves (a visit moved before its first delivery is only
+    // ever sent as what it became).
+    let mevt = |id: &str| format!("AAMk{}", id.replace('-', ""));
+    eventually("the booking mirrored everywhere", || async {
+        let inserted = |requests: &[Request]| {
+            requests.iter().any(|r| {
+                r.method.as_str() == "POST" && String::from_utf8_lossy(&r.body).contains(&old_id)
+            })
+        };
+        inserted(&g.received_requests().await.unwrap())
+            && inserted(&m.received_requests().await.unwrap())
+            && !messages(&hooks, &old_id).await.is_empty()
+    })
+    .await;
     let me = app.patient_token(SOFIA);
     let target = a_slot(&app, &me, OKAFOR, 4).await;
     let r = app
@@ -1177,7 +1191,6 @@ async fn rescheduling_and_cancelling_through_slotgate_follow_everywhere_once() {
         2
     );
     // Outlook the same: each event inserted once, then deleted once.
-    let mevt = |id: &str| format!("AAMk{}", id.replace('-', ""));
     eventually("Outlook followed", || async {
         let mr = m.received_requests().await.unwrap();
         count(&mr, "DELETE", &mevt(&old_id)) == 1 && count(&mr, "DELETE", &mevt(&new_id)) == 1
