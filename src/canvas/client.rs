@@ -63,6 +63,9 @@ pub struct CanvasClient {
 
 struct Inner {
     http: reqwest::Client,
+    /// Background work's own connections: a connection is driven by the task that opened it,
+    /// so patients' calls never ride one a sweep opened (and wait for the sweep's thread).
+    background_http: reqwest::Client,
     base: Url,
     token: TokenSource,
     permits: Semaphore,
@@ -85,15 +88,18 @@ pub(super) struct Answer {
 
 impl CanvasClient {
     pub fn new(options: ClientOptions, metrics: Option<Metrics>) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("slotgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Upstream {
-                operation: "client",
-                reason: e.to_string(),
-            })?;
+        let client = || {
+            reqwest::Client::builder()
+                .timeout(options.timeout)
+                .connect_timeout(options.connect_timeout)
+                .user_agent(concat!("slotgate/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::Upstream {
+                    operation: "client",
+                    reason: e.to_string(),
+                })
+        };
+        let (http, background_http) = (client()?, client()?);
         let mut base = options.fhir_url;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -102,6 +108,7 @@ impl CanvasClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                background_http,
                 base,
                 token: TokenSource::new(
                     options.token_url,
@@ -392,9 +399,12 @@ impl CanvasClient {
     ) -> Result<reqwest::Response, reqwest::Error> {
         let mut headers = trace_headers();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let mut request = self
-            .inner
-            .http
+        let http = if self.background {
+            &self.inner.background_http
+        } else {
+            &self.inner.http
+        };
+        let mut request = http
             .request(method.clone(), url.clone())
             .headers(headers)
             .bearer_auth(token.expose());
