@@ -25,6 +25,7 @@ where
     records::records_and_calendars_are_kept(fresh().await.as_ref()).await;
     records::records_of_past_appointments_are_forgotten(fresh().await.as_ref()).await;
     records::what_a_sink_holds_is_read_for_many_at_once(fresh().await.as_ref()).await;
+    records::every_record_is_known_however_many(fresh().await.as_ref()).await;
     queue::only_the_latest_state_waits_and_one_job_per_appointment_runs(fresh().await.as_ref())
         .await;
     queue::the_same_state_is_not_queued_twice_while_on_its_way(fresh().await.as_ref()).await;

@@ -48,6 +48,29 @@ pub(super) async fn records_of_past_appointments_are_forgotten(s: &dyn SyncStore
     assert_eq!(s.record("ops".into(), "a".into()).await.unwrap(), None);
 }
 
+/// More records than one step of Redis's cursor reads: every appointment is still known.
+pub(super) async fn every_record_is_known_however_many(s: &dyn SyncStore) {
+    let now = ts("2026-12-01T10:00:00Z");
+    let ids: Vec<String> = (0..2_500).map(|n| format!("a{n:05}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        s.enqueue(job(&n.to_string(), id, "v1")).await.unwrap();
+    }
+    loop {
+        let jobs = take(s, now, 500).await;
+        if jobs.is_empty() {
+            break;
+        }
+        for j in jobs {
+            let record = SinkRecord {
+                delivered: Some("v1".into()),
+                external_id: None,
+            };
+            s.delivered(j, record, now).await.unwrap();
+        }
+    }
+    assert_eq!(s.known_appointments().await.unwrap(), ids);
+}
+
 pub(super) async fn what_a_sink_holds_is_read_for_many_at_once(s: &dyn SyncStore) {
     let now = ts("2026-12-01T10:00:00Z");
     s.enqueue(job("1", "a", "v1")).await.unwrap();

@@ -10,6 +10,9 @@ use crate::store::StoreResult;
 use crate::store::redis::unavailable;
 use crate::store::sync::{Holding, SinkRecord};
 
+/// Fields a step when all records are read.
+const SCAN_COUNT: usize = 1000;
+
 impl RedisSyncStore {
     pub(super) fn record(
         &self,
@@ -66,16 +69,30 @@ impl RedisSyncStore {
 
     pub(super) fn known_appointments(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         Box::pin(async move {
-            let fields: Vec<String> = self
-                .conn()
-                .hkeys(self.key("records"))
-                .await
-                .map_err(unavailable)?;
-            let ids: std::collections::BTreeSet<String> = fields
-                .iter()
-                .filter_map(|f| f.split_once(SEP).map(|(_, a)| a.to_owned()))
-                .collect();
-            Ok(ids.into_iter().collect())
+            // A cursor, a thousand fields a step: one HKEYS of a clinic network's records
+            // (hundreds of thousands) would hold Redis, and every booking's lock, for its length.
+            let mut ids = std::collections::BTreeSet::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, page): (u64, Vec<String>) = ::redis::cmd("HSCAN")
+                    .arg(self.key("records"))
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                // Field, value, field, value…; a field may come twice (the set dedups).
+                ids.extend(
+                    page.iter()
+                        .step_by(2)
+                        .filter_map(|f| f.split_once(SEP).map(|(_, a)| a.to_owned())),
+                );
+                if next == 0 {
+                    return Ok(ids.into_iter().collect());
+                }
+                cursor = next;
+            }
         })
     }
 
