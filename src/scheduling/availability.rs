@@ -314,13 +314,17 @@ fn settle(query: &Query, batch: &mut Vec<Offer<'_>>) {
     batch.sort_by(|a, b| {
         order(a, b).then_with(|| match (a.modality, b.modality) {
             (Modality::Telehealth, Modality::Telehealth) => prefer(a).cmp(&prefer(b)),
+            (Modality::InPerson, Modality::InPerson) => a.place.info.id.cmp(&b.place.info.id),
             _ => Ordering::Equal,
         })
     });
+    // One video offer per clinician and instant (from the preferred place), and one in-person
+    // offer per clinician, place and instant: Canvas may list a slot twice (offset paging while
+    // its data changes), or two slots of different lengths at one start.
     batch.dedup_by(|later, kept| {
-        later.modality == Modality::Telehealth
-            && kept.modality == Modality::Telehealth
-            && later.clinician.id == kept.clinician.id
+        later.clinician.id == kept.clinician.id
+            && later.modality == kept.modality
+            && (later.modality == Modality::Telehealth || later.place.info.id == kept.place.info.id)
     });
     batch.sort_by(|a, b| order(a, b).then_with(|| a.place.name.cmp(&b.place.name)));
 }
