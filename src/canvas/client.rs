@@ -147,6 +147,15 @@ impl CanvasClient {
         }
     }
 
+    /// The connections this client's calls use: background work's own, or patients'.
+    fn http(&self) -> &reqwest::Client {
+        if self.background {
+            &self.inner.background_http
+        } else {
+            &self.inner.http
+        }
+    }
+
     /// Acquires (or reuses) a token: the readiness probe's question "does Canvas answer?".
     pub async fn ensure_token(&self) -> Result<(), Error> {
         let result = self.inner.token.get(&self.inner.http).await.map(drop);
@@ -323,7 +332,7 @@ impl CanvasClient {
         let mut retries = 0u32;
         let mut reauthenticated = false;
         loop {
-            let token = inner.token.get(&inner.http).await?;
+            let token = inner.token.get(self.http()).await?;
             let (background, patient) = if self.background {
                 let share = inner.background_permits.acquire().await;
                 inner.background_budget.until_ready().await;
@@ -399,12 +408,8 @@ impl CanvasClient {
     ) -> Result<reqwest::Response, reqwest::Error> {
         let mut headers = trace_headers();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let http = if self.background {
-            &self.inner.background_http
-        } else {
-            &self.inner.http
-        };
-        let mut request = http
+        let mut request = self
+            .http()
             .request(method.clone(), url.clone())
             .headers(headers)
             .bearer_auth(token.expose());
