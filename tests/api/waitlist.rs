@@ -46,6 +46,25 @@ pub async fn okafor_day(app: &TestApp, day: jiff::civil::Date) -> Vec<Value> {
     .await
 }
 
+/// The app's sandbox and its URL, a day Okafor works (and the day after), and that day filled
+/// with visits booked in Canvas itself (each visit's id and start).
+pub async fn okafor_full_day(
+    app: &TestApp,
+) -> (
+    SandboxControl,
+    String,
+    jiff::civil::Date,
+    Vec<(String, jiff::Timestamp)>,
+) {
+    let (canvas, canvas_url) = (
+        app.sandbox.clone().unwrap(),
+        app.sandbox_url.clone().unwrap(),
+    );
+    let day = working_days(app).await;
+    let filled = fill_okafor(app, &canvas, &canvas_url, day).await;
+    (canvas, canvas_url, day, filled)
+}
+
 /// A day, at least three days out, on which Okafor works, and the day after too.
 pub async fn working_days(app: &TestApp) -> jiff::civil::Date {
     for n in 3..12 {
@@ -210,13 +229,8 @@ fn metric(text: &str, name: &str, label: &str) -> f64 {
 async fn an_opening_in_canvas_goes_to_the_oldest_suitable_entry_and_on_when_declined() {
     let hooks = receiver().await;
     let app = spawn_app_with(&[OPEN_WINDOW, QUICK, &sinks(&hooks)]).await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
+    let (canvas, canvas_url, day, filled) = okafor_full_day(&app).await;
     let next = day.tomorrow().unwrap();
-    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
     fill_okafor(&app, &canvas, &canvas_url, next).await;
     // In line, oldest first: four who that opening does not suit, then Sofia, then Elijah.
     let mut texan = entry(LUCAS, "FLUP", 30, "telehealth", day, day);
@@ -483,12 +497,7 @@ async fn an_offer_nobody_answers_passes_to_the_next_in_line_when_it_lapses() {
         ),
     ])
     .await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
-    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    let (_, _, day, filled) = okafor_full_day(&app).await;
     join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
     join(&app, &entry(ELIJAH, "FLUP", 30, "telehealth", day, day)).await;
     let (cancelled, opened) = filled[1].clone();

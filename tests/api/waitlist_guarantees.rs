@@ -18,7 +18,7 @@ use crate::slow_canvas::SLOW;
 use crate::sync::{CANVAS_SECRET, HOOK_SECRET, canvas_put, eventually};
 use crate::waitlist::{
     QUICK, answer, at, entries, entry, fill_okafor, join, offer_of, offers_sent, okafor_day,
-    working_days,
+    okafor_full_day,
 };
 
 #[tokio::test]
@@ -30,12 +30,7 @@ async fn an_accept_canvas_confirms_late_keeps_its_offer_and_its_retry_ends_the_e
         &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
     ])
     .await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
-    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    let (canvas, _, day, filled) = okafor_full_day(&app).await;
     join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
     let (cancelled, opened) = filled[1].clone();
     canvas_put(&app, &cancelled, |b| b["status"] = json!("cancelled")).await;
@@ -113,13 +108,8 @@ async fn an_opening_beyond_the_first_range_of_days_reaches_an_entry_naming_two_c
         &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
     ])
     .await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
+    let (canvas, canvas_url, day, _) = okafor_full_day(&app).await;
     let next = day.tomorrow().unwrap();
-    fill_okafor(&app, &canvas, &canvas_url, day).await;
     let filled = fill_okafor(&app, &canvas, &canvas_url, next).await;
     // Either clinician will do (Osei sees no telehealth patients, so the time is Okafor's).
     let mut either = entry(SOFIA, "FLUP", 30, "telehealth", day, next);
@@ -149,13 +139,8 @@ async fn an_entry_whose_visit_was_cancelled_in_canvas_ends_and_its_opening_goes_
         &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
     ])
     .await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
+    let (canvas, canvas_url, day, filled) = okafor_full_day(&app).await;
     let next = day.tomorrow().unwrap();
-    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
     // Sofia has Okafor's last visit of the next day; the rest of it is taken.
     let last = okafor_day(&app, next).await.last().cloned().unwrap();
     let r = app
@@ -218,12 +203,7 @@ async fn an_offer_a_receiver_refuses_is_sent_again_after_growing_pauses_until_it
         ),
     ])
     .await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
-    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    let (_, _, day, filled) = okafor_full_day(&app).await;
     join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
     canvas_put(&app, &filled[2].0, |b| b["status"] = json!("cancelled")).await;
     eventually("the app is told of the offer", || async {
@@ -264,12 +244,7 @@ async fn an_opening_that_appears_during_a_pass_goes_to_the_oldest_entry_first() 
         &format!("[sync]\ncanvas_webhook_secret = \"{CANVAS_SECRET}\"\n"),
     ])
     .await;
-    let (canvas, canvas_url) = (
-        app.sandbox.clone().unwrap(),
-        app.sandbox_url.clone().unwrap(),
-    );
-    let day = working_days(&app).await;
-    let filled = fill_okafor(&app, &canvas, &canvas_url, day).await;
+    let (canvas, canvas_url, day, filled) = okafor_full_day(&app).await;
     join(&app, &entry(SOFIA, "FLUP", 30, "telehealth", day, day)).await;
     join(&app, &entry(ELIJAH, "FLUP", 30, "telehealth", day, day)).await;
     // Canvas's answers arrive 1.5 s after it made them. A pass begins with a cold cache:
