@@ -39,20 +39,26 @@ pub fn payload(a: &fhir::Appointment, created: bool) -> Value {
     }
 }
 
+/// The HTTP client notifications go out with: one per sandbox, built when the first one is
+/// sent (building a client reads the system's root certificates, too much to do per change).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
+}
+
 /// Posts the notification in the background; a receiver that is down just misses it (the
 /// reconciler is what heals that).
-pub fn send(target: &NotifyTarget, body: Value) {
+pub fn send(client: &reqwest::Client, target: &NotifyTarget, body: Value) {
     let key = crate::config::sync::webhook_key(&target.secret).unwrap_or_default();
     let url = target.url.clone();
+    let client = client.clone();
     tokio::spawn(async move {
         let bytes = body.to_string().into_bytes();
         let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
         let ts = jiff::Timestamp::now().as_second();
         let signature = crate::sync::signature::sign(&key, &id, ts, &bytes);
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
         let sent = client
             .post(url)
             .header("content-type", "application/json")

@@ -39,6 +39,7 @@ pub struct Shared {
     book: Mutex<Book>,
     journal: Mutex<VecDeque<JournalEntry>>,
     notify: Mutex<Option<crate::sandbox::notify::NotifyTarget>>,
+    notifier: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// By hand: the state holds the client secret, live bearer tokens and the seeded patients,
@@ -66,6 +67,7 @@ impl Shared {
             book: Mutex::new(book),
             journal: Mutex::new(VecDeque::new()),
             notify: Mutex::new(options.notify.clone()),
+            notifier: std::sync::OnceLock::new(),
         })
     }
 
@@ -118,7 +120,12 @@ impl Shared {
             return;
         };
         if let Some(a) = self.with_book(|book| book.get(id).map(|r| r.to_fhir())) {
-            crate::sandbox::notify::send(&target, crate::sandbox::notify::payload(&a, created));
+            let client = self.notifier.get_or_init(crate::sandbox::notify::client);
+            crate::sandbox::notify::send(
+                client,
+                &target,
+                crate::sandbox::notify::payload(&a, created),
+            );
         }
     }
 
