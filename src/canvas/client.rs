@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use opentelemetry::propagation::Injector;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -56,9 +58,18 @@ const BACKGROUND_SHARE: u32 = 4;
 #[derive(Clone)]
 pub struct CanvasClient {
     inner: Arc<Inner>,
-    /// Calls made for background work (sync sweeps, planning, inbound reads): they take
-    /// their own smaller share first and wait for it rather than fail.
-    background: bool,
+    /// Calls made for background work (sync sweeps, planning, inbound reads) take their own
+    /// smaller share first and wait for it rather than fail.
+    caller: Caller,
+}
+
+/// Whom a call is made for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Patient,
+    Background,
+    /// The sync sweep, which runs on a thread of its own (`sync::outbound::idle`).
+    Sweep,
 }
 
 struct Inner {
@@ -66,6 +77,9 @@ struct Inner {
     /// Background work's own connections: a connection is driven by the task that opened it,
     /// so patients' calls never ride one a sweep opened (and wait for the sweep's thread).
     background_http: reqwest::Client,
+    /// The sweep's: its thread runs only when a CPU has nothing else to do, and other
+    /// background work must not wait for it either.
+    sweep_http: reqwest::Client,
     base: Url,
     token: TokenSource,
     permits: Semaphore,
@@ -99,7 +113,7 @@ impl CanvasClient {
                     reason: e.to_string(),
                 })
         };
-        let (http, background_http) = (client()?, client()?);
+        let (http, background_http, sweep_http) = (client()?, client()?, client()?);
         let mut base = options.fhir_url;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -109,6 +123,7 @@ impl CanvasClient {
             inner: Arc::new(Inner {
                 http,
                 background_http,
+                sweep_http,
                 base,
                 token: TokenSource::new(
                     options.token_url,
@@ -133,7 +148,7 @@ impl CanvasClient {
                 foreground: Foreground::new(),
                 metrics,
             }),
-            background: false,
+            caller: Caller::Patient,
         })
     }
 
@@ -143,16 +158,24 @@ impl CanvasClient {
     pub fn background(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            background: true,
+            caller: Caller::Background,
         }
     }
 
-    /// The connections this client's calls use: background work's own, or patients'.
+    /// The background client for the sync sweep, over connections of its own.
+    pub fn sweep(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            caller: Caller::Sweep,
+        }
+    }
+
+    /// The connections this client's calls use: patients', background work's, or the sweep's.
     fn http(&self) -> &reqwest::Client {
-        if self.background {
-            &self.inner.background_http
-        } else {
-            &self.inner.http
+        match self.caller {
+            Caller::Patient => &self.inner.http,
+            Caller::Background => &self.inner.background_http,
+            Caller::Sweep => &self.inner.sweep_http,
         }
     }
 
@@ -199,7 +222,9 @@ impl CanvasClient {
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             let answer = self.execute(operation, Method::GET, url, None).await?;
-            let bundle: Bundle<serde_json::Value> = decode(operation, &answer.body)?;
+            // Each entry is kept as the text it came in and read into `T` directly: a page of a
+            // hundred appointments is not built as a tree of JSON values first.
+            let bundle: Bundle<&RawValue> = decode(operation, &answer.body)?;
             let next = bundle.next_link().map(str::to_owned);
             if next.is_none()
                 && page_size
@@ -215,8 +240,8 @@ impl CanvasClient {
             }
             for entry in bundle.entry {
                 // Canvas may mix OperationOutcome warnings into a bundle; keep our type only.
-                if entry.resource.get("resourceType").and_then(|t| t.as_str()) == Some(resource) {
-                    out.push(serde_json::from_value(entry.resource).map_err(|e| {
+                if resource_type(entry.resource) == Some(resource) {
+                    out.push(serde_json::from_str(entry.resource.get()).map_err(|e| {
                         Error::Upstream {
                             operation,
                             reason: format!(
@@ -333,7 +358,7 @@ impl CanvasClient {
         let mut reauthenticated = false;
         loop {
             let token = inner.token.get(self.http()).await?;
-            let (background, patient) = if self.background {
+            let (background, patient) = if self.caller != Caller::Patient {
                 let share = inner.background_permits.acquire().await;
                 inner.background_budget.until_ready().await;
                 inner.foreground.give_way().await;
@@ -512,9 +537,21 @@ pub(super) fn transport_error(
     }
 }
 
-pub(super) fn decode<T: DeserializeOwned>(
+/// An entry's `resourceType`, read without building the rest of it.
+fn resource_type(entry: &RawValue) -> Option<&str> {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "resourceType", borrow)]
+        resource_type: Option<&'a str>,
+    }
+    serde_json::from_str::<Kind>(entry.get())
+        .ok()
+        .and_then(|k| k.resource_type)
+}
+
+pub(super) fn decode<'a, T: Deserialize<'a>>(
     operation: &'static str,
-    body: &[u8],
+    body: &'a [u8],
 ) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Upstream {
         operation,

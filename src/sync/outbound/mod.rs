@@ -6,6 +6,7 @@
 //! first, under a renewed lease, retries and dead-letters (`worker`). All Canvas calls here
 //! use the background share of the budget: patients come first.
 
+mod idle;
 mod plan;
 mod reconcile;
 mod worker;
@@ -163,7 +164,7 @@ impl SyncEngine {
         let (recovered, ready) = tokio::sync::watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(self.clone().plan_forever()),
-            tokio::spawn(self.clone().reconcile_forever(recovered)),
+            idle::spawn("slotgate-sweep", self.clone().reconcile_forever(recovered)),
         ];
         for i in 0..self.sinks.len() {
             let (engine, mut ready) = (self.clone(), ready.clone());

@@ -15,8 +15,8 @@ use crate::store::sync::Lane;
 /// changes nobody told slotgate of, not the way changes arrive: it goes gently, one page in
 /// Canvas at a time (measured: two at once doubled the tail of patients' Slot searches).
 const CLINICIANS_AT_ONCE: usize = 1;
-/// Appointments compared between two chances for other work on the same thread to run (a
-/// page is a hundred of them; patients' requests are not held up behind a whole one).
+/// Appointments compared between two chances for other work on the sweep's thread to run (a
+/// page is a hundred of them: its connections to Canvas and Redis are not held up behind it).
 const APPOINTMENTS_PER_TURN: usize = 25;
 
 impl SyncEngine {
@@ -74,12 +74,13 @@ impl SyncEngine {
         });
         let mut seen = BTreeSet::new();
         let mut failure = None;
+        let canvas = &self.canvas.sweep();
         let mut pages = futures::stream::iter(clinicians)
             .map(|p| {
                 let (ge, le) = (ge.clone(), le.clone());
                 async move {
                     let who = format!("Practitioner/{p}");
-                    self.canvas
+                    canvas
                         .search_appointments(&[
                             ("practitioner", &who),
                             ("date", &ge),
@@ -98,7 +99,7 @@ impl SyncEngine {
                             tokio::task::yield_now().await;
                         }
                         let Some(id) = a.id.clone() else { continue };
-                        match self.prepare(&a).await {
+                        match self.prepare(&a, canvas).await {
                             Ok(plan) => plans.push(plan),
                             Err(e) => {
                                 failure = Some(e);
