@@ -9,6 +9,7 @@ use serde_json::Value;
 pub struct Oha {
     pub rate: f64,
     pub p50_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     /// Answers that were not 200, and transport errors.
     pub failures: u64,
@@ -17,8 +18,8 @@ pub struct Oha {
 impl Oha {
     pub fn line(&self, name: &str) -> String {
         format!(
-            "{name:<44} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {}",
-            self.rate, self.p50_ms, self.p99_ms, self.failures
+            "{name:<44} {:>9.0} req/s   p50 {:>7.2} ms   p95 {:>7.2} ms   p99 {:>7.2} ms   failures {}",
+            self.rate, self.p50_ms, self.p95_ms, self.p99_ms, self.failures
         )
     }
 }
@@ -30,7 +31,21 @@ pub fn available() -> bool {
 /// `connections` clients for `seconds`; with `rate`, that many requests a second in all,
 /// latency counted from when each was due (`--latency-correction`).
 pub fn run(url: &str, token: &str, connections: usize, seconds: u64, rate: Option<u64>) -> Oha {
+    run_with(url, token, connections, seconds, rate, &[])
+}
+
+/// `run`, with more of oha's options (`--rand-regex-url`: `url` is a pattern each request's
+/// URL is drawn from).
+pub fn run_with(
+    url: &str,
+    token: &str,
+    connections: usize,
+    seconds: u64,
+    rate: Option<u64>,
+    options: &[&str],
+) -> Oha {
     let mut command = Command::new("oha");
+    command.args(options);
     command
         .args(["--no-tui", "--output-format", "json"])
         .args(["-z", &format!("{seconds}s"), "-c", &connections.to_string()])
@@ -70,6 +85,7 @@ pub fn run(url: &str, token: &str, connections: usize, seconds: u64, rate: Optio
             .as_f64()
             .unwrap_or(f64::NAN),
         p50_ms: ms(&report["latencyPercentiles"]["p50"]),
+        p95_ms: ms(&report["latencyPercentiles"]["p95"]),
         p99_ms: ms(&report["latencyPercentiles"]["p99"]),
         failures: not_ok + errors,
     }

@@ -7,7 +7,12 @@
 //!    It measures (a) the start-up sweep's duration and its Canvas calls, and (b) while that
 //!    sweep and the delivery of everything it found run, 50 changes (25 bookings through
 //!    slotgate, 25 made in Canvas itself, whose notification the sandbox sends), each timed
-//!    from its request to its arrival at the webhook receiver.
+//!    from its request to its arrival at the webhook receiver. Then (1) patients first: once
+//!    everything is delivered, sweeps run every 20 s, and cold availability questions and
+//!    bookings are timed while one runs and between two, from a thread and connections of
+//!    their own (patients' apps are not tasks in slotgate's runtime), and with `oha` when it
+//!    is on the PATH (random cold questions, 10 a second, for 10 s during a sweep and 10 s
+//!    between two).
 //! 2. `backlog`: (c) the Redis traffic of one queue operation with 20,000 jobs queued for a
 //!    sink that is down (on a Redis of its own: nothing else talks to it), and booking latency
 //!    through slotgate before and during such an outage of its webhook sink.
@@ -17,6 +22,10 @@
 //! (20000), BENCH_WORKERS (2: the benchmark's tokio worker threads).
 
 mod receiver;
+// Shared with the availability benchmark; this one runs it with random URLs.
+#[allow(dead_code)]
+#[path = "../availability/oha.rs"]
+mod oha;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +108,7 @@ impl Drop for Redis {
     }
 }
 
+#[derive(Clone)]
 struct Running {
     base: String,
     client: reqwest::Client,
@@ -198,6 +208,15 @@ async fn start(
 }
 
 impl Running {
+    /// The same handles over new connections, for use on another runtime (a connection is
+    /// driven by the runtime that opened it).
+    fn with_own_connections(&self) -> Running {
+        Running {
+            client: reqwest::Client::new(),
+            ..self.clone()
+        }
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.base))
@@ -214,6 +233,11 @@ impl Running {
             .filter(|l| l[name.len()..].starts_with(['{', ' ']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Whether a sweep is running.
+    async fn sweeping(&self) -> bool {
+        self.metric("slotgate_sync_sweep_progress_ratio", "").await < 1.0
     }
 
     /// Seconds slotgate has spent waiting for Canvas on `operation`, in all.
@@ -397,6 +421,31 @@ async fn sweep() {
         assert!(Instant::now() < deadline, "the deliveries never finished");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Patients' apps are other processes: asked from a thread and connections of their own.
+    let patients = app.with_own_connections();
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the patients' runtime")
+            .block_on(patients_first(&patients, clinicians))
+    })
+    .await
+    .expect("patients' questions");
+    patients_first_oha(&app, clinicians).await;
+    asked.sort();
+    booked.sort();
+    println!(
+        "(1) patients first, the first full sync: a cold availability question p50 {} p95 {}, a booking p50 {} p95 {}, while it ran",
+        ms(percentile(&asked, 0.5)),
+        ms(percentile(&asked, 0.95)),
+        ms(percentile(&booked, 0.5)),
+        ms(percentile(&booked, 0.95)),
+    );
+}
+
+/// (1) Cold questions and bookings while a steady-state sweep runs and between two.
+async fn patients_first(app: &Running, clinicians: usize) {
     let (mut asked_during, mut booked_during) = (Vec::new(), Vec::new());
     let (mut asked_after, mut booked_after) = (Vec::new(), Vec::new());
     // Of each question, the time its Slot searches spent in Canvas (the sandbox, here on the
@@ -408,7 +457,7 @@ async fn sweep() {
     while Instant::now() < until && (asked_during.len() < samples || asked_after.len() < samples) {
         n += 1;
         let clinician = (n * 7919 + 1) % clinicians;
-        let sweeping = app.metric("slotgate_sync_sweep_progress_ratio", "").await < 1.0;
+        let sweeping = app.sweeping().await;
         let in_canvas = app.canvas_seconds("Slot.search").await;
         let question = Instant::now();
         let slot = app.slot(clinician).await;
@@ -449,15 +498,68 @@ async fn sweep() {
         ms(percentile(&sorted(&canvas_after), 0.5)),
         ms(percentile(&sorted(&canvas_after), 0.95)),
     );
-    asked.sort();
-    booked.sort();
-    println!(
-        "(1) patients first, the first full sync: a cold availability question p50 {} p95 {}, a booking p50 {} p95 {}, while it ran",
-        ms(percentile(&asked, 0.5)),
-        ms(percentile(&asked, 0.95)),
-        ms(percentile(&booked, 0.5)),
-        ms(percentile(&booked, 0.95)),
-    );
+}
+
+/// (1) again, measured by `oha`: random cold questions (one of 256 clinicians, a week's range
+/// of its own for each run) at 10 a second for 10 s, once while a steady-state sweep runs and
+/// once between two sweeps.
+async fn patients_first_oha(app: &Running, clinicians: usize) {
+    if !oha::available() {
+        println!(
+            "    oha is not installed (cargo install oha --locked): only our own loop measured"
+        );
+        return;
+    }
+    if clinicians < 256 {
+        println!("    oha skipped: its questions pick among 256 clinicians");
+        return;
+    }
+    let today = Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let mut lines = Vec::new();
+    for (sweeping, ahead) in [(true, 10), (false, 17)] {
+        let (start, end) = (
+            today.saturating_add(jiff::ToSpan::days(ahead)),
+            today.saturating_add(jiff::ToSpan::days(ahead + 6)),
+        );
+        // oha's patterns take a dot or a question mark literally in a class only.
+        let pattern = format!(
+            "{}/v1/availability[?]reason=FLUP&duration=30&state=CA&modality=telehealth&start={start}&end={end}&practitioner=9e0{{28}}[0-9a-f]{{2}}&limit=20",
+            app.base.replace('.', "[.]")
+        );
+        let mut tries = 0;
+        let report = loop {
+            tries += 1;
+            assert!(tries <= 5, "no 10 s without a change of sweep state");
+            // From the moment the state begins: a sweep lasts longer than 10 s, and so does the
+            // pause between two.
+            while app.sweeping().await == sweeping {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            while app.sweeping().await != sweeping {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let (pattern, token) = (pattern.clone(), app.staff.clone());
+            let report = tokio::task::spawn_blocking(move || {
+                oha::run_with(&pattern, &token, 2, 10, Some(10), &["--rand-regex-url"])
+            })
+            .await
+            .expect("oha ran");
+            if app.sweeping().await == sweeping {
+                break report;
+            }
+        };
+        assert_eq!(report.failures, 0, "oha: {} failures", report.failures);
+        lines.push(report.line(if sweeping {
+            "oha: cold questions while a sweep ran"
+        } else {
+            "oha: cold questions between sweeps"
+        }));
+    }
+    for line in lines {
+        println!("    {line}");
+    }
 }
 
 fn sorted(v: &[Duration]) -> Vec<Duration> {
