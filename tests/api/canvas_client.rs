@@ -185,6 +185,52 @@ async fn searches_follow_relative_next_links() {
 }
 
 #[tokio::test]
+async fn a_search_keeps_its_own_resources_and_refuses_an_unreadable_one() {
+    let server = MockServer::start().await;
+    mount_token(&server, "t", 36_000, 1).await;
+    // Canvas may put an OperationOutcome warning among the results, first or between them.
+    let mut mixed = locations(&["a", "b"], None);
+    let warning = json!({"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "informational"}]}});
+    if let Some(entries) = mixed["entry"].as_array_mut() {
+        entries.insert(0, warning.clone());
+        entries.insert(2, warning);
+    }
+    Mock::given(method("GET"))
+        .and(path("/Location"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(mixed))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let c = client(&server, Duration::from_secs(5));
+    let ids: Vec<String> = c
+        .locations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+
+    // A Location without its id is an error naming what was unreadable, not a silent gap.
+    let mut broken = locations(&["a"], None);
+    broken["entry"][0]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("id");
+    Mock::given(method("GET"))
+        .and(path("/Location"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(broken))
+        .mount(&server)
+        .await;
+    match c.locations().await {
+        Err(Error::Upstream { reason, .. }) => {
+            assert!(reason.contains("unreadable Location"), "{reason}")
+        }
+        other => panic!("expected an unreadable Location, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_next_link_to_another_host_is_refused() {
     let server = MockServer::start().await;
     mount_token(&server, "t", 36_000, 1).await;
