@@ -4,6 +4,7 @@ pub mod canvas;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod idle;
 pub mod metrics;
 pub mod rules;
 pub mod sandbox;

@@ -1,6 +1,7 @@
 //! The HTTP side of the Canvas client: auth, timeouts, bounded concurrency, retries of reads,
 //! spans with the outbound `traceparent`, and paging through search bundles.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,7 @@ pub struct CanvasClient {
 enum Caller {
     Patient,
     Background,
-    /// The sync sweep, which runs on a thread of its own (`sync::outbound::idle`).
+    /// The sync sweep: background work polled on the idle-priority thread (`crate::idle`).
     Sweep,
 }
 
@@ -77,9 +78,6 @@ struct Inner {
     /// Background work's own connections: a connection is driven by the task that opened it,
     /// so patients' calls never ride one a sweep opened (and wait for the sweep's thread).
     background_http: reqwest::Client,
-    /// The sweep's: its thread runs only when a CPU has nothing else to do, and other
-    /// background work must not wait for it either.
-    sweep_http: reqwest::Client,
     base: Url,
     token: TokenSource,
     permits: Semaphore,
@@ -113,7 +111,7 @@ impl CanvasClient {
                     reason: e.to_string(),
                 })
         };
-        let (http, background_http, sweep_http) = (client()?, client()?, client()?);
+        let (http, background_http) = (client()?, client()?);
         let mut base = options.fhir_url;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -123,7 +121,6 @@ impl CanvasClient {
             inner: Arc::new(Inner {
                 http,
                 background_http,
-                sweep_http,
                 base,
                 token: TokenSource::new(
                     options.token_url,
@@ -162,7 +159,8 @@ impl CanvasClient {
         }
     }
 
-    /// The background client for the sync sweep, over connections of its own.
+    /// The background client for the sync sweep, whose calls are polled on the idle-priority
+    /// thread (`crate::idle`).
     pub fn sweep(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -170,12 +168,11 @@ impl CanvasClient {
         }
     }
 
-    /// The connections this client's calls use: patients', background work's, or the sweep's.
+    /// The connections this client's calls use: patients', or background work's.
     fn http(&self) -> &reqwest::Client {
         match self.caller {
             Caller::Patient => &self.inner.http,
-            Caller::Background => &self.inner.background_http,
-            Caller::Sweep => &self.inner.sweep_http,
+            Caller::Background | Caller::Sweep => &self.inner.background_http,
         }
     }
 
@@ -197,10 +194,10 @@ impl CanvasClient {
     }
 
     /// GETs a search and follows `next` links, returning every resource of type `resource`.
-    pub(super) async fn search<T: DeserializeOwned>(
+    pub(super) async fn search<T: DeserializeOwned + Send + 'static>(
         &self,
         operation: &'static str,
-        resource: &str,
+        resource: &'static str,
         params: &[(&str, &str)],
     ) -> Result<Vec<T>, Error> {
         self.search_pages(operation, resource, params, PAGE_SIZE)
@@ -208,10 +205,10 @@ impl CanvasClient {
     }
 
     /// Like `search`, asking for `page_size` per page.
-    pub(super) async fn search_pages<T: DeserializeOwned>(
+    pub(super) async fn search_pages<T: DeserializeOwned + Send + 'static>(
         &self,
         operation: &'static str,
-        resource: &str,
+        resource: &'static str,
         params: &[(&str, &str)],
         page_size: &str,
     ) -> Result<Vec<T>, Error> {
@@ -219,40 +216,21 @@ impl CanvasClient {
         url.query_pairs_mut()
             .extend_pairs(params)
             .append_pair("_count", page_size);
+        let full = page_size.parse::<usize>().ok();
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             let answer = self.execute(operation, Method::GET, url, None).await?;
-            // Each entry is kept as the text it came in and read into `T` directly: a page of a
-            // hundred appointments is not built as a tree of JSON values first.
-            let bundle: Bundle<&RawValue> = decode(operation, &answer.body)?;
-            let next = bundle.next_link().map(str::to_owned);
-            if next.is_none()
-                && page_size
-                    .parse()
-                    .is_ok_and(|n: usize| bundle.entry.len() >= n)
-            {
+            let page = read_page::<T>(operation, resource, &answer.body)?;
+            if page.next.is_none() && full.is_some_and(|n| page.entries >= n) {
                 // A full page without a next link may be Canvas silently capping the answer.
                 tracing::warn!(
                     operation,
-                    entries = bundle.entry.len(),
+                    entries = page.entries,
                     "a full page without a next link"
                 );
             }
-            for entry in bundle.entry {
-                // Canvas may mix OperationOutcome warnings into a bundle; keep our type only.
-                if resource_type(entry.resource) == Some(resource) {
-                    out.push(serde_json::from_str(entry.resource.get()).map_err(|e| {
-                        Error::Upstream {
-                            operation,
-                            reason: format!(
-                                "unreadable {resource}: {}",
-                                crate::error::redact_serde(&e.to_string())
-                            ),
-                        }
-                    })?);
-                }
-            }
-            match next {
+            out.extend(page.resources);
+            match page.next {
                 Some(link) => url = self.resolve_link(operation, &link)?,
                 None => return Ok(out),
             }
@@ -286,6 +264,35 @@ impl CanvasClient {
 
     /// One logical call: token, permit, span, retries (GET only) and one re-authentication.
     pub(super) async fn execute(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, Error> {
+        if self.caller != Caller::Sweep {
+            return self.exchange(operation, method, url, body).await;
+        }
+        // The sweep is polled on an idle core (`crate::idle`): its exchanges with Canvas run on
+        // the server's threads, so that nothing they start (a connection, a name lookup, a token
+        // refresh every caller waits for) waits for that core or inherits its priority.
+        let background = Self {
+            inner: self.inner.clone(),
+            caller: Caller::Background,
+        };
+        tokio::spawn(
+            async move { background.exchange(operation, method, url, body).await }
+                .in_current_span(),
+        )
+        .await
+        .map_err(|_| Error::Unavailable {
+            operation,
+            reason: "the request was cancelled".into(),
+            maybe_sent: false,
+        })?
+    }
+
+    async fn exchange(
         &self,
         operation: &'static str,
         method: Method,
@@ -537,16 +544,55 @@ pub(super) fn transport_error(
     }
 }
 
+/// One page of a search: its resources of the type asked for, how many entries it had, and
+/// the link to the next.
+struct Page<T> {
+    resources: Vec<T>,
+    entries: usize,
+    next: Option<String>,
+}
+
+/// Reads a search page. Each entry is kept as the text it came in and read into `T` directly,
+/// not built as a tree of JSON values first; Canvas may mix OperationOutcome warnings into a
+/// bundle, so entries of other types are left out.
+fn read_page<T: DeserializeOwned>(
+    operation: &'static str,
+    resource: &'static str,
+    body: &[u8],
+) -> Result<Page<T>, Error> {
+    let bundle: Bundle<&RawValue> = decode(operation, body)?;
+    let unreadable = |e: serde_json::Error| Error::Upstream {
+        operation,
+        reason: format!(
+            "unreadable {resource}: {}",
+            crate::error::redact_serde(&e.to_string())
+        ),
+    };
+    let mut resources = Vec::with_capacity(bundle.entry.len());
+    for entry in &bundle.entry {
+        if resource_type(entry.resource)
+            .map_err(unreadable)?
+            .as_deref()
+            == Some(resource)
+        {
+            resources.push(serde_json::from_str(entry.resource.get()).map_err(unreadable)?);
+        }
+    }
+    Ok(Page {
+        resources,
+        entries: bundle.entry.len(),
+        next: bundle.next_link().map(str::to_owned),
+    })
+}
+
 /// An entry's `resourceType`, read without building the rest of it.
-fn resource_type(entry: &RawValue) -> Option<&str> {
+fn resource_type(entry: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Kind<'a> {
         #[serde(rename = "resourceType", borrow)]
-        resource_type: Option<&'a str>,
+        resource_type: Option<Cow<'a, str>>,
     }
-    serde_json::from_str::<Kind>(entry.get())
-        .ok()
-        .and_then(|k| k.resource_type)
+    serde_json::from_str::<Kind>(entry.get()).map(|k| k.resource_type)
 }
 
 pub(super) fn decode<'a, T: Deserialize<'a>>(
@@ -596,5 +642,47 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Thing {
+        id: String,
+    }
+
+    fn page(body: &str) -> Result<Page<Thing>, Error> {
+        read_page("Thing.search", "Thing", body.as_bytes())
+    }
+
+    #[test]
+    fn a_page_keeps_its_own_type_however_the_type_is_written() {
+        let read = page(
+            r#"{"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "OperationOutcome", "issue": []}},
+                {"resource": {"id": "a", "resourceType": "Thing"}},
+                {"resource": {"resourceType": "Th\u0069ng", "id": "b"}},
+                {"resource": {"id": "c"}}
+            ], "link": [{"relation": "next", "url": "/Thing?_offset=4"}]}"#,
+        )
+        .unwrap();
+        let ids: Vec<&str> = read.resources.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a", "b"],
+            "escaped type kept; warnings and untyped entries left out"
+        );
+        assert_eq!(read.entries, 4);
+        assert_eq!(read.next.as_deref(), Some("/Thing?_offset=4"));
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_read_fails_the_page() {
+        for body in [
+            r#"{"entry": [{"resource": {"resourceType": "Thing"}}]}"#,
+            r#"{"entry": [{"resource": {"resourceType": 7, "id": "a"}}]}"#,
+            r#"{"entry": [{"resource": "Thing"}]}"#,
+            r#"{"entry": [{"fullUrl": "Thing/a"}]}"#,
+        ] {
+            assert!(matches!(page(body), Err(Error::Upstream { .. })), "{body}");
+        }
     }
 }

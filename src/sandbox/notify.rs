@@ -44,6 +44,8 @@ pub fn payload(a: &fhir::Appointment, created: bool) -> Value {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
+        // Shorter than slotgate's keep-alive (30 s): a kept connection is never one it closed.
+        .pool_idle_timeout(std::time::Duration::from_secs(20))
         .build()
         .unwrap_or_default()
 }

@@ -6,7 +6,6 @@
 //! first, under a renewed lease, retries and dead-letters (`worker`). All Canvas calls here
 //! use the background share of the budget: patients come first.
 
-mod idle;
 mod plan;
 mod reconcile;
 mod worker;
@@ -162,9 +161,20 @@ impl SyncEngine {
     /// back to the queue, and send them twice at once.
     pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let (recovered, ready) = tokio::sync::watch::channel(false);
+        let engine = self.clone();
         let mut tasks = vec![
             tokio::spawn(self.clone().plan_forever()),
-            idle::spawn("slotgate-sweep", self.clone().reconcile_forever(recovered)),
+            tokio::spawn(async move {
+                if let Err(e) = engine.store.recover().await {
+                    tracing::warn!(error = %e, "could not recover interrupted deliveries");
+                }
+                let _ = recovered.send(true);
+            }),
+            // Polled on an idle core only (`crate::idle`): patients first, on the CPU too.
+            crate::idle::spawn(
+                "slotgate-sweep",
+                self.clone().reconcile_forever(ready.clone()),
+            ),
         ];
         for i in 0..self.sinks.len() {
             let (engine, mut ready) = (self.clone(), ready.clone());

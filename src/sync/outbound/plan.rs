@@ -9,7 +9,7 @@ use futures::StreamExt;
 use jiff::{Timestamp, ToSpan};
 
 use super::SyncEngine;
-use crate::canvas::{CanvasClient, fhir};
+use crate::canvas::fhir;
 use crate::config::sync::PhiLevel;
 use crate::store::sync::{Holding, Job, Lane};
 use crate::sync::mapping::{self, CalendarEvent};
@@ -127,7 +127,7 @@ impl SyncEngine {
         a: &fhir::Appointment,
         lane: Lane,
     ) -> Result<(), crate::canvas::Error> {
-        let plan = self.prepare(a, &self.canvas).await?;
+        let plan = self.prepare(a).await?;
         self.queue(&plan.id, Some(&plan.practitioner), &plan.events, lane, None)
             .await;
         Ok(())
@@ -165,12 +165,10 @@ impl SyncEngine {
     }
 
     /// What each sink should hold of this appointment as Canvas sent it (and, on the way,
-    /// cached availability and the overlay told of a change). `canvas`: the client a patient's
-    /// name is read with, for sinks that show it.
+    /// cached availability and the overlay told of a change).
     pub(super) async fn prepare(
         &self,
         a: &fhir::Appointment,
-        canvas: &CanvasClient,
     ) -> Result<Plan, crate::canvas::Error> {
         let s = &self.services;
         let id = a.id.clone().unwrap_or_default();
@@ -194,7 +192,8 @@ impl SyncEngine {
             needs_name,
             a.participant_id("Patient").and_then(|p| p.parse().ok()),
         ) {
-            (true, Some(p)) => canvas
+            (true, Some(p)) => self
+                .canvas
                 .patient(&p)
                 .await?
                 .and_then(|p| p.name.first().and_then(fhir::HumanName::display)),

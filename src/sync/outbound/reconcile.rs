@@ -15,19 +15,19 @@ use crate::store::sync::Lane;
 /// changes nobody told slotgate of, not the way changes arrive: it goes gently, one page in
 /// Canvas at a time (measured: two at once doubled the tail of patients' Slot searches).
 const CLINICIANS_AT_ONCE: usize = 1;
-/// Appointments compared between two chances for other work on the sweep's thread to run (a
-/// page is a hundred of them: its connections to Canvas and Redis are not held up behind it).
+/// Appointments compared between two chances for other work on the same thread to run (a
+/// page is a hundred of them; patients' requests are not held up behind a whole one).
 const APPOINTMENTS_PER_TURN: usize = 25;
 
 impl SyncEngine {
+    /// Sweeps at start-up and every `reconcile_interval`, once what a previous leader left
+    /// running is back in the queue (`recovered`).
     pub(super) async fn reconcile_forever(
         self: Arc<Self>,
-        recovered: tokio::sync::watch::Sender<bool>,
+        mut recovered: tokio::sync::watch::Receiver<bool>,
     ) {
-        if let Err(e) = self.store.recover().await {
-            tracing::warn!(error = %e, "could not recover interrupted deliveries");
-        }
-        let _ = recovered.send(true);
+        // A dropped sender (recovery task gone) lets the sweep start as well.
+        let _ = recovered.wait_for(|done| *done).await;
         loop {
             match self.reconcile().await {
                 Ok(n) => tracing::info!(appointments = n, "reconciled"),
@@ -99,7 +99,7 @@ impl SyncEngine {
                             tokio::task::yield_now().await;
                         }
                         let Some(id) = a.id.clone() else { continue };
-                        match self.prepare(&a, canvas).await {
+                        match self.prepare(&a).await {
                             Ok(plan) => plans.push(plan),
                             Err(e) => {
                                 failure = Some(e);

@@ -128,13 +128,19 @@ impl MemorySyncStore {
         if *written >= version {
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+        // Asked for from the runtime's own threads: a blocking thread started from the sync
+        // sweep's idle-priority thread (`crate::idle`) would keep that priority for later work.
+        tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, text)
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+            })
+            .await
         })
         .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         *written = version;
         Ok(())

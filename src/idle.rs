@@ -1,47 +1,47 @@
-//! Patients first, on the CPU too: the sweep reads and compares every appointment of the
-//! window, over and over, and that work must never make a patient's request wait for a
-//! core. It runs on a thread of its own that the operating system schedules only when a core
-//! has nothing else to do (`SCHED_IDLE` on Linux): a patient's request that wakes up takes the
-//! core at once, where an ordinary thread would first finish its time slice (a few ms).
+//! Patients first, on the CPU too: the sync sweep reads and compares every appointment of the
+//! window, again and again, and that CPU work must never make a patient's request wait for a
+//! core. Its future is polled on a thread of its own that the operating system schedules only
+//! when a core has nothing else to do (`SCHED_IDLE` on Linux): a patient's request that wakes
+//! takes the core at once, where an ordinary thread would first finish its time slice (a few
+//! ms).
 //!
-//! On a machine kept busy by patients all the time the sweep slows down or pauses; it is the
-//! backstop for changes nobody told slotgate of, and its progress metric shows how far it is.
+//! Only the polling moves there. The thread enters the server's runtime, so the sockets and
+//! timers the work uses are driven by the server's own threads, and any task it spawns
+//! (a connection's driver, a Redis reconnection) runs there too, at normal priority. On a
+//! machine kept busy by patients all the time such work slows down or pauses.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-/// Runs `work` on a thread of its own at idle CPU priority, with a runtime of its own. The
-/// handle is the work's on the caller's runtime: aborting it, or that runtime ending, stops
-/// the work at its next await and ends the thread.
-pub(super) fn spawn<F>(name: &str, work: F) -> tokio::task::JoinHandle<()>
+/// Polls `work` on a thread of its own at idle CPU priority, within the current runtime. The
+/// handle is the work's on that runtime: aborting it, or the runtime ending, stops the work at
+/// its next await and ends the thread.
+pub fn spawn<F>(name: &str, work: F) -> tokio::task::JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let runtime = tokio::runtime::Handle::current();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    // Handed to the thread once it starts; taken back if it cannot.
+    // Handed to the thread once it starts; still here if it cannot.
     let work = Arc::new(Mutex::new(Some(work)));
-    let started = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|runtime| {
-            let work = work.clone();
-            std::thread::Builder::new()
-                .name(name.to_owned())
-                .spawn(move || {
-                    let Some(work) = take(&work) else { return };
-                    lower_priority();
-                    runtime.block_on(async {
-                        tokio::select! {
-                            () = work => {}
-                            _ = stopped => {}
-                        }
-                    });
-                    let _ = done.send(());
-                })
-                .map_err(|e| e.to_string())
-        });
+    let started = {
+        let work = work.clone();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let Some(work) = take(&work) else { return };
+                lower_priority();
+                runtime.block_on(async {
+                    tokio::select! {
+                        biased;
+                        _ = stopped => {}
+                        () = work => {}
+                    }
+                });
+                let _ = done.send(());
+            })
+    };
     match started {
         Ok(_) => tokio::spawn(async move {
             // Dropped with this task: the thread's work stops.
@@ -50,7 +50,6 @@ where
         }),
         Err(e) => {
             tracing::warn!(error = %e, "no thread of its own for background work; it shares the server's");
-            // The thread never started, so the work is still here.
             let work = take(&work);
             tokio::spawn(async move {
                 if let Some(work) = work {
@@ -75,7 +74,7 @@ fn lower_priority() {
     if set != 0 {
         tracing::warn!(
             error = %std::io::Error::last_os_error(),
-            "background work runs at normal CPU priority"
+            "background computations run at normal CPU priority"
         );
     }
 }
@@ -85,31 +84,41 @@ fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use super::*;
 
-    #[tokio::test]
-    async fn the_work_runs_at_idle_priority_on_its_own_thread() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_work_is_polled_at_idle_priority_and_its_tasks_run_on_the_runtime() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let caller = std::thread::current().id();
         spawn("idle-test", async move {
             let here = std::thread::current();
-            let _ = tx.send((here.id(), here.name().map(str::to_owned), policy()));
+            // Timers and spawned tasks are the runtime's.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let spawned = tokio::spawn(async { std::thread::current().name().map(str::to_owned) })
+                .await
+                .ok()
+                .flatten();
+            let _ = tx.send((here.id(), here.name().map(str::to_owned), policy(), spawned));
         })
         .await
         .expect("the work ends");
-        let (thread, name, policy) = rx.await.expect("the work ran");
+        let (thread, name, policy, spawned) = rx.await.expect("the work ran");
         assert_ne!(thread, caller);
         assert_eq!(name.as_deref(), Some("idle-test"));
+        assert_ne!(
+            spawned.as_deref(),
+            Some("idle-test"),
+            "a spawned task runs on the runtime"
+        );
         #[cfg(target_os = "linux")]
         assert_eq!(policy, libc::SCHED_IDLE);
         let _ = policy;
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn aborting_the_handle_stops_the_work() {
         struct Flag(Arc<AtomicBool>);
         impl Drop for Flag {
@@ -121,7 +130,9 @@ mod tests {
         let flag = Flag(dropped.clone());
         let handle = spawn("idle-test", async move {
             let _flag = flag;
-            std::future::pending::<()>().await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!dropped.load(Ordering::SeqCst), "still running");
