@@ -75,8 +75,8 @@ enum Caller {
 
 struct Inner {
     http: reqwest::Client,
-    /// Background work's own connections: a connection is driven by the task that opened it,
-    /// so patients' calls never ride one a sweep opened (and wait for the sweep's thread).
+    /// Background work's own connections: patients' calls never queue on one a sweep's page
+    /// is coming down.
     background_http: reqwest::Client,
     base: Url,
     token: TokenSource,
@@ -194,10 +194,10 @@ impl CanvasClient {
     }
 
     /// GETs a search and follows `next` links, returning every resource of type `resource`.
-    pub(super) async fn search<T: DeserializeOwned + Send + 'static>(
+    pub(super) async fn search<T: DeserializeOwned>(
         &self,
         operation: &'static str,
-        resource: &'static str,
+        resource: &str,
         params: &[(&str, &str)],
     ) -> Result<Vec<T>, Error> {
         self.search_pages(operation, resource, params, PAGE_SIZE)
@@ -205,10 +205,10 @@ impl CanvasClient {
     }
 
     /// Like `search`, asking for `page_size` per page.
-    pub(super) async fn search_pages<T: DeserializeOwned + Send + 'static>(
+    pub(super) async fn search_pages<T: DeserializeOwned>(
         &self,
         operation: &'static str,
-        resource: &'static str,
+        resource: &str,
         params: &[(&str, &str)],
         page_size: &str,
     ) -> Result<Vec<T>, Error> {
@@ -557,7 +557,7 @@ struct Page<T> {
 /// bundle, so entries of other types are left out.
 fn read_page<T: DeserializeOwned>(
     operation: &'static str,
-    resource: &'static str,
+    resource: &str,
     body: &[u8],
 ) -> Result<Page<T>, Error> {
     let bundle: Bundle<&RawValue> = decode(operation, body)?;

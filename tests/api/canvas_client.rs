@@ -46,6 +46,16 @@ fn locations(ids: &[&str], next: Option<&str>) -> serde_json::Value {
            "entry": ids.iter().map(|id| json!({"resource": {"resourceType": "Location", "id": id, "name": id}})).collect::<Vec<_>>()})
 }
 
+/// The ids of the Locations a search returned, in order.
+async fn location_ids(c: &CanvasClient) -> Vec<String> {
+    c.locations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect()
+}
+
 async fn mount_token(server: &MockServer, value: &str, expires_in: u64, times: u64) {
     Mock::given(method("POST"))
         .and(path("/auth/token/"))
@@ -174,13 +184,7 @@ async fn searches_follow_relative_next_links() {
         .mount(&server)
         .await;
     let c = client(&server, Duration::from_secs(5));
-    let ids: Vec<String> = c
-        .locations()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let ids = location_ids(&c).await;
     assert_eq!(ids, ["a", "b", "c"]);
 }
 
@@ -202,13 +206,7 @@ async fn a_search_keeps_its_own_resources_and_refuses_an_unreadable_one() {
         .mount(&server)
         .await;
     let c = client(&server, Duration::from_secs(5));
-    let ids: Vec<String> = c
-        .locations()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let ids = location_ids(&c).await;
     assert_eq!(ids, ["a", "b"]);
 
     // A Location without its id is an error naming what was unreadable, not a silent gap.

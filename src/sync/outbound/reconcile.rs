@@ -1,6 +1,6 @@
 //! The sweep: every covered clinician's appointments from yesterday to the booking horizon,
-//! compared from the bodies the searches return (no read per appointment), a few clinicians
-//! at a time, queued in the slow lane behind every change somebody is waiting for.
+//! compared from the bodies the searches return (no read per appointment), one clinician at a
+//! time, queued in the slow lane behind every change somebody is waiting for.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use crate::store::sync::Lane;
 /// Canvas at a time (measured: two at once doubled the tail of patients' Slot searches).
 const CLINICIANS_AT_ONCE: usize = 1;
 /// Appointments compared between two chances for other work on the same thread to run (a
-/// page is a hundred of them; patients' requests are not held up behind a whole one).
+/// page is a hundred of them): the sweep's own thread is at idle priority (`crate::idle`), but
+/// when it could not be started the sweep shares the server's.
 const APPOINTMENTS_PER_TURN: usize = 25;
 
 impl SyncEngine {

@@ -128,6 +128,7 @@ impl MemorySyncStore {
         if *written >= version {
             return Ok(());
         }
+        let unavailable = |e: tokio::task::JoinError| StoreError::Unavailable(e.to_string());
         // Asked for from the runtime's own threads: a blocking thread started from the sync
         // sweep's idle-priority thread (`crate::idle`) would keep that priority for later work.
         tokio::spawn(async move {
@@ -140,8 +141,8 @@ impl MemorySyncStore {
             .await
         })
         .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        .map_err(unavailable)?
+        .map_err(unavailable)??;
         *written = version;
         Ok(())
     }
